@@ -1,0 +1,595 @@
+// Package ledger owns the tamper-evident log: it sequences events, salts and hashes them into the
+// leaves of an RFC 6962 Merkle tree (golang.org/x/mod/sumdb/tlog does the tree math), commits
+// each group of events with its tree hashes in one durable store transaction, signs C2SP
+// tlog-checkpoint notes (golang.org/x/mod/sumdb/note, Ed25519), and builds and checks proofs.
+//
+// leaf(seq) = RFC 6962 leaf hash of (salt ‖ canonical event bytes), with a random 16-byte salt per
+// event so a purged payload cannot be confirmed by guessing it.
+//
+// Appends from many goroutines are group-committed: the caller's goroutine validates, sanitizes,
+// canonicalizes and hashes its events; one writer goroutine takes whatever is waiting, assigns
+// seqs, computes the tree hashes, commits one transaction with fsync, and only then answers each
+// caller. Storage is the caller's through the Store interface; the ledger keeps only the tree's
+// right frontier in memory.
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/store"
+)
+
+// Store is what the ledger needs from a storage driver. Append must commit the whole batch
+// durably or nothing, and report an already stored id as store.ErrDuplicateID.
+type Store interface {
+	Append(ctx context.Context, b store.Batch) error
+	Size(ctx context.Context) (int64, error)
+	HashCount(ctx context.Context) (int64, error)
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	Entry(ctx context.Context, seq int64) (store.Entry, error)
+	EntryByID(ctx context.Context, id string) (store.Entry, error)
+	AddCheckpoint(ctx context.Context, c store.Checkpoint) error
+	LatestCheckpoint(ctx context.Context) (store.Checkpoint, error)
+}
+
+// Sanitizer removes secrets and PII from an event before it is hashed or written.
+type Sanitizer interface {
+	Sanitize(ev *event.Event) error
+}
+
+// Defaults for Options.
+const (
+	DefaultMaxEventBytes      = 1 << 20
+	DefaultMaxBatch           = 4096
+	DefaultQueueSize          = 4096
+	DefaultCheckpointInterval = time.Second
+	SaltSize                  = 16
+)
+
+// Options configure Open. Zero values take the defaults above.
+type Options struct {
+	// MaxEventBytes limits one event's canonical size.
+	MaxEventBytes int
+	// MaxBatch limits the events committed in one transaction.
+	MaxBatch int
+	// QueueSize limits the append requests waiting for the writer; Append blocks (TryAppend
+	// refuses with ErrBackpressure) when it is full.
+	QueueSize int
+	// CheckpointInterval is how often a new checkpoint is signed while the tree grows.
+	CheckpointInterval time.Duration
+	// Sanitizer, when set, runs on every event before validation and hashing.
+	Sanitizer Sanitizer
+	// Now is the clock for recorded_at and defaulted times (tests set it).
+	Now func() time.Time
+	// Logger receives checkpoint failures; nil discards them.
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxEventBytes <= 0 {
+		o.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Errors callers act on.
+var (
+	// ErrClosed: the ledger was closed.
+	ErrClosed = errors.New("ledger closed")
+	// ErrConflict: the event's id is already stored with different content.
+	ErrConflict = errors.New("event id already stored with different content")
+	// ErrTooLarge: the event's canonical form exceeds MaxEventBytes. It wraps event.ErrInvalid.
+	ErrTooLarge = fmt.Errorf("%w: event too large", event.ErrInvalid)
+	// ErrBackpressure: the append queue is full; retry later.
+	ErrBackpressure = errors.New("append queue full")
+	// ErrTampered: the store does not match its own signed checkpoints; the ledger refuses to
+	// sign anything more. Run Verify for the details.
+	ErrTampered = errors.New("store does not match its signed checkpoints")
+)
+
+// Receipt acknowledges a durably committed event.
+type Receipt struct {
+	Seq       int64
+	ID        string
+	Leaf      tlog.Hash
+	Duplicate bool // the id was already stored with identical content; Seq is the stored one
+}
+
+// Result is the outcome of one event of a batch: a receipt or an error.
+type Result struct {
+	Receipt
+	Err error
+}
+
+// Ledger is an open log. It is safe for concurrent use.
+type Ledger struct {
+	st     Store
+	signer note.Signer
+	origin string
+	opts   Options
+
+	queue   chan *request
+	stop    chan struct{} // closed by Close: the writer drains and exits
+	done    chan struct{} // closed when the writer and checkpointer have exited
+	closeMu sync.RWMutex  // held for reading while enqueueing, so Close sees every queued request
+	closed  bool
+
+	// The writer owns the frontier; head is what it publishes after each commit.
+	front *frontier
+	mu       sync.Mutex
+	head     tlog.Tree
+	signed   int64 // size of the latest stored checkpoint
+	cpMu     sync.Mutex
+}
+
+type item struct {
+	ev            *event.Event
+	body          []byte
+	salt          []byte
+	leaf          tlog.Hash
+	timeDefaulted bool
+	res           *Result
+}
+
+type request struct {
+	items []*item
+	done  chan error
+}
+
+// Open opens the ledger on st. The signer's name is the checkpoint origin; verifier must be the
+// signer's public key: the ledger checks the store against its latest checkpoint before it will
+// sign another, and refuses (ErrTampered) if they disagree.
+func Open(ctx context.Context, st Store, signer note.Signer, verifier note.Verifier, opts Options) (*Ledger, error) {
+	opts.setDefaults()
+	if signer == nil || verifier == nil {
+		return nil, errors.New("ledger: a signer and its verifier are required")
+	}
+	if signer.Name() != verifier.Name() || signer.KeyHash() != verifier.KeyHash() {
+		return nil, errors.New("ledger: the verifier key is not the signer's")
+	}
+	l := &Ledger{
+		st: st, signer: signer, origin: signer.Name(), opts: opts,
+		queue: make(chan *request, opts.QueueSize),
+		stop:  make(chan struct{}), done: make(chan struct{}),
+	}
+	if err := l.load(ctx, verifier); err != nil {
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); l.writer() }()
+	go func() { defer wg.Done(); l.checkpointer() }()
+	go func() { wg.Wait(); close(l.done) }()
+	return l, nil
+}
+
+// load reads the tree's frontier and checks the store against its latest signed checkpoint.
+func (l *Ledger) load(ctx context.Context, verifier note.Verifier) error {
+	size, err := l.st.Size(ctx)
+	if err != nil {
+		return err
+	}
+	hc, err := l.st.HashCount(ctx)
+	if err != nil {
+		return err
+	}
+	if want := tlog.StoredHashCount(size); hc != want {
+		return fmt.Errorf("ledger: %d events need %d tree hashes, the store has %d: %w", size, want, hc, ErrTampered)
+	}
+	idx := frontierIndexes(size)
+	hs, err := l.st.ReadHashes(ctx, idx)
+	if err != nil {
+		return err
+	}
+	l.front = newFrontier(size, nil)
+	for i, x := range idx {
+		l.front.m[x] = hs[i]
+	}
+	root, err := l.front.root()
+	if err != nil {
+		return err
+	}
+	l.head = tlog.Tree{N: size, Hash: root}
+
+	cp, err := l.st.LatestCheckpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c, err := OpenCheckpoint(cp.Note, verifier)
+	if err != nil {
+		return fmt.Errorf("ledger: latest stored checkpoint: %w", errors.Join(ErrTampered, err))
+	}
+	if c.Origin != l.origin {
+		return fmt.Errorf("ledger: stored checkpoint origin %q, signer %q: %w", c.Origin, l.origin, ErrTampered)
+	}
+	if c.N > size {
+		return fmt.Errorf("ledger: checkpoint signed for %d events, the store has %d: %w", c.N, size, ErrTampered)
+	}
+	old, err := tlog.TreeHash(c.N, l.storeReader(ctx))
+	if err != nil {
+		return err
+	}
+	if old != c.Hash {
+		return fmt.Errorf("ledger: tree at size %d does not match its signed checkpoint: %w", c.N, ErrTampered)
+	}
+	l.signed = c.N
+	return nil
+}
+
+func (l *Ledger) storeReader(ctx context.Context) tlog.HashReader {
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return l.st.ReadHashes(ctx, idx) })
+}
+
+// Head returns the committed tree size and root.
+func (l *Ledger) Head() tlog.Tree {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head
+}
+
+// Origin returns the checkpoint origin (the signer's name).
+func (l *Ledger) Origin() string { return l.origin }
+
+// Append records one event and returns after it is durably committed.
+func (l *Ledger) Append(ctx context.Context, ev *event.Event) (Receipt, error) {
+	rs, err := l.AppendBatch(ctx, []*event.Event{ev})
+	if err != nil {
+		return Receipt{}, err
+	}
+	return rs[0].Receipt, rs[0].Err
+}
+
+// AppendBatch records events and returns after they are durably committed. Each event succeeds
+// or fails on its own (Result.Err names the field for invalid ones); the returned error is set
+// only when nothing could be committed (store failure, ctx done, ledger closed).
+// The events are normalized and sanitized in place.
+func (l *Ledger) AppendBatch(ctx context.Context, evs []*event.Event) ([]Result, error) {
+	return l.appendBatch(ctx, evs, true)
+}
+
+// TryAppendBatch is AppendBatch that refuses with ErrBackpressure instead of waiting for room in
+// the queue, for servers that answer 429/503.
+func (l *Ledger) TryAppendBatch(ctx context.Context, evs []*event.Event) ([]Result, error) {
+	return l.appendBatch(ctx, evs, false)
+}
+
+func (l *Ledger) appendBatch(ctx context.Context, evs []*event.Event, wait bool) ([]Result, error) {
+	results := make([]Result, len(evs))
+	req := &request{done: make(chan error, 1)}
+	now := l.opts.Now().UTC()
+	for i, ev := range evs {
+		it, err := l.prepare(ev, now)
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		it.res = &results[i]
+		req.items = append(req.items, it)
+	}
+	if len(req.items) == 0 {
+		return results, nil
+	}
+	if err := l.enqueue(ctx, req, wait); err != nil {
+		return nil, err
+	}
+	// Once queued, the request is committed or failed by the writer; waiting for it does not
+	// depend on ctx, so an acknowledged-but-abandoned event is never reported as lost.
+	if err := <-req.done; err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func (l *Ledger) enqueue(ctx context.Context, req *request, wait bool) error {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if !wait {
+		select {
+		case l.queue <- req:
+			return nil
+		default:
+			return ErrBackpressure
+		}
+	}
+	select {
+	case l.queue <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// prepare does the per-event work in the caller's goroutine: normalize, sanitize, validate,
+// canonicalize, salt and hash.
+func (l *Ledger) prepare(ev *event.Event, now time.Time) (*item, error) {
+	if ev == nil {
+		return nil, fmt.Errorf("%w: nil event", event.ErrInvalid)
+	}
+	it := &item{ev: ev, timeDefaulted: ev.Time.IsZero()}
+	if err := ev.Normalize(now); err != nil {
+		return nil, err
+	}
+	if l.opts.Sanitizer != nil {
+		if err := l.opts.Sanitizer.Sanitize(ev); err != nil {
+			return nil, fmt.Errorf("sanitize: %w", err)
+		}
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	ev.RecordedAt = now
+	body, err := ev.Canonical()
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > l.opts.MaxEventBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), l.opts.MaxEventBytes)
+	}
+	it.body = body
+	it.salt = make([]byte, SaltSize)
+	rand.Read(it.salt)
+	it.leaf = LeafHash(it.salt, body)
+	return it, nil
+}
+
+// LeafHash is the RFC 6962 leaf hash of salt ‖ body.
+func LeafHash(salt, body []byte) tlog.Hash {
+	buf := make([]byte, 0, len(salt)+len(body))
+	return tlog.RecordHash(append(append(buf, salt...), body...))
+}
+
+// writer is the one goroutine that commits.
+func (l *Ledger) writer() {
+	for {
+		var first *request
+		select {
+		case first = <-l.queue:
+		case <-l.stop:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case r := <-l.queue:
+					l.commitRequests([]*request{r})
+				default:
+					return
+				}
+			}
+		}
+		reqs := []*request{first}
+		n := len(first.items)
+	gather:
+		for n < l.opts.MaxBatch {
+			select {
+			case r := <-l.queue:
+				reqs = append(reqs, r)
+				n += len(r.items)
+			default:
+				break gather
+			}
+		}
+		l.commitRequests(reqs)
+	}
+}
+
+func (l *Ledger) commitRequests(reqs []*request) {
+	var items []*item
+	for _, r := range reqs {
+		items = append(items, r.items...)
+	}
+	err := l.commit(context.Background(), items)
+	for _, r := range reqs {
+		r.done <- err
+	}
+}
+
+// commit appends items in one transaction. Items whose id is already stored (or repeated in the
+// batch) become duplicates or conflicts and the rest is committed.
+func (l *Ledger) commit(ctx context.Context, items []*item) error {
+	items, dups := dedupeBatch(items)
+	defer func() {
+		for _, d := range dups { // repeats share the receipt of their first occurrence
+			if d[1].res.Err != nil {
+				d[0].res.Err = d[1].res.Err
+			} else {
+				*d[0].res = Result{Receipt: d[1].res.Receipt}
+				d[0].res.Duplicate = true
+			}
+		}
+	}()
+	for attempt := 0; ; attempt++ {
+		if len(items) == 0 {
+			return nil
+		}
+		err := l.tryCommit(ctx, items)
+		if !errors.Is(err, store.ErrDuplicateID) || attempt > 0 {
+			return err
+		}
+		// Some ids are stored already: resolve them one by one, then commit the rest.
+		if items, err = l.resolveStored(ctx, items); err != nil {
+			return err
+		}
+	}
+}
+
+// dedupeBatch takes ids repeated within one batch out of it: a repeat with the same content is
+// returned in dups with its first occurrence, to share its receipt; one with other content fails.
+func dedupeBatch(items []*item) (out []*item, dups [][2]*item) {
+	seen := make(map[string]*item, len(items))
+	for _, it := range items {
+		if first, ok := seen[it.ev.ID]; ok {
+			if sameContent(first.ev, it) {
+				dups = append(dups, [2]*item{it, first})
+			} else {
+				it.res.Err = fmt.Errorf("event %s: %w", it.ev.ID, ErrConflict)
+			}
+			continue
+		}
+		seen[it.ev.ID] = it
+		out = append(out, it)
+	}
+	return out, dups
+}
+
+func (l *Ledger) resolveStored(ctx context.Context, items []*item) ([]*item, error) {
+	var rest []*item
+	for _, it := range items {
+		e, err := l.st.EntryByID(ctx, it.ev.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			rest = append(rest, it)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		stored, err := event.Parse(e.Body)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: stored event %d: %w", e.Seq, err)
+		}
+		if sameContent(stored, it) {
+			*it.res = Result{Receipt: Receipt{Seq: e.Seq, ID: e.ID, Leaf: LeafHash(e.Salt, e.Body), Duplicate: true}}
+		} else {
+			it.res.Err = fmt.Errorf("event %s (stored at seq %d): %w", it.ev.ID, e.Seq, ErrConflict)
+		}
+	}
+	return rest, nil
+}
+
+// sameContent reports whether it carries the same event as stored, ignoring recorded_at (the
+// ledger's clock) and, when the retry left it out, the defaulted time.
+func sameContent(stored *event.Event, it *item) bool {
+	a, b := *stored, *it.ev
+	a.RecordedAt, b.RecordedAt = time.Time{}, time.Time{}
+	if it.timeDefaulted {
+		b.Time = a.Time
+	}
+	ca, err1 := a.Canonical()
+	cb, err2 := b.Canonical()
+	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
+}
+
+func (l *Ledger) tryCommit(ctx context.Context, items []*item) error {
+	// Grow a copy of the frontier: it replaces the writer's only once the batch is committed.
+	f := l.front.clone()
+	size := f.n
+	b := store.Batch{Entries: make([]store.Entry, len(items)), FirstHash: tlog.StoredHashIndex(0, size)}
+	for i, it := range items {
+		hs, err := f.add(it.leaf)
+		if err != nil {
+			return err
+		}
+		b.Hashes = append(b.Hashes, hs...)
+		b.Entries[i] = store.Entry{Seq: size + int64(i), ID: it.ev.ID, Salt: it.salt, Body: it.body}
+	}
+	root, err := f.root()
+	if err != nil {
+		return err
+	}
+	if err := l.st.Append(ctx, b); err != nil {
+		return err
+	}
+	f.prune()
+	l.front = f
+	l.mu.Lock()
+	l.head = tlog.Tree{N: f.n, Hash: root}
+	l.mu.Unlock()
+	for i, it := range items {
+		*it.res = Result{Receipt: Receipt{Seq: size + int64(i), ID: it.ev.ID, Leaf: it.leaf}}
+	}
+	return nil
+}
+
+// checkpointer signs a checkpoint every interval while the tree grows.
+func (l *Ledger) checkpointer() {
+	t := time.NewTicker(l.opts.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if _, err := l.SignCheckpoint(context.Background()); err != nil {
+				l.opts.Logger.Error("checkpoint failed", "err", err)
+			}
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+// SignCheckpoint signs and stores a checkpoint of the committed tree if it grew since the last
+// one, and returns the latest signed checkpoint note.
+func (l *Ledger) SignCheckpoint(ctx context.Context) ([]byte, error) {
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	head := l.Head()
+	if head.N > l.signed || head.N == 0 && l.signed == 0 {
+		if head.N == 0 {
+			if _, err := l.st.LatestCheckpoint(ctx); err == nil {
+				return l.latestNote(ctx)
+			}
+		}
+		msg, err := note.Sign(&note.Note{Text: FormatCheckpoint(l.origin, head)}, l.signer)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: sign checkpoint: %w", err)
+		}
+		if err := l.st.AddCheckpoint(ctx, store.Checkpoint{Size: head.N, Note: msg}); err != nil {
+			return nil, err
+		}
+		l.signed = head.N
+		return msg, nil
+	}
+	return l.latestNote(ctx)
+}
+
+func (l *Ledger) latestNote(ctx context.Context) ([]byte, error) {
+	cp, err := l.st.LatestCheckpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cp.Note, nil
+}
+
+// Close stops accepting appends, commits what is queued, signs a final checkpoint and stops.
+// It does not close the store.
+func (l *Ledger) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.stop)
+	l.closeMu.Unlock()
+	<-l.done
+	_, err := l.SignCheckpoint(context.Background())
+	return err
+}

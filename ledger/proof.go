@@ -1,0 +1,198 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/store"
+)
+
+// BundleFormat is the first member of every bundle, so a later format is never mistaken for it.
+const BundleFormat = "agentaudit-bundle/v1"
+
+// Bundle is a self-contained proof that one event is in the log: it verifies offline with only
+// the log's verifier key (VerifyBundle).
+type Bundle struct {
+	Format     string          `json:"format"`
+	Seq        int64           `json:"seq"`
+	Event      json.RawMessage `json:"event"` // canonical JSON, exactly as hashed
+	Salt       string          `json:"salt"`  // base64
+	Proof      []string        `json:"proof"` // base64 hashes, tlog.RecordProof order
+	Checkpoint string          `json:"checkpoint"`
+}
+
+// ProofStore is what proofs read from a store.
+type ProofStore interface {
+	EntryByID(ctx context.Context, id string) (store.Entry, error)
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	LatestCheckpoint(ctx context.Context) (store.Checkpoint, error)
+}
+
+// ErrNotYetSigned: the event is newer than the latest signed checkpoint.
+var ErrNotYetSigned = errors.New("event is not yet covered by a signed checkpoint")
+
+// Prove builds the inclusion bundle of event id against the latest stored checkpoint.
+func Prove(ctx context.Context, st ProofStore, id string) (*Bundle, error) {
+	e, err := st.EntryByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := st.LatestCheckpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("event %s at seq %d, no checkpoint yet: %w", id, e.Seq, ErrNotYetSigned)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cp.Size <= e.Seq {
+		return nil, fmt.Errorf("event %s at seq %d, latest checkpoint size %d: %w", id, e.Seq, cp.Size, ErrNotYetSigned)
+	}
+	n, err := note.Open(cp.Note, note.VerifierList()) // parse only: the verifier checks the signature
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		n = unverified.Note
+	} else if err != nil {
+		return nil, fmt.Errorf("latest checkpoint: %w", err)
+	}
+	c, err := ParseCheckpoint(n.Text)
+	if err != nil {
+		return nil, err
+	}
+	proof, err := tlog.ProveRecord(c.N, e.Seq, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		return st.ReadHashes(ctx, idx)
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("inclusion proof for seq %d: %w", e.Seq, err)
+	}
+	b := &Bundle{Format: BundleFormat, Seq: e.Seq, Event: json.RawMessage(e.Body),
+		Salt: base64.StdEncoding.EncodeToString(e.Salt), Checkpoint: string(cp.Note)}
+	for _, h := range proof {
+		b.Proof = append(b.Proof, base64.StdEncoding.EncodeToString(h[:]))
+	}
+	return b, nil
+}
+
+// Prove is the package Prove, after signing a checkpoint that covers the event if needed.
+func (l *Ledger) Prove(ctx context.Context, id string) (*Bundle, error) {
+	b, err := Prove(ctx, l.st, id)
+	if errors.Is(err, ErrNotYetSigned) {
+		if _, err := l.SignCheckpoint(ctx); err != nil {
+			return nil, err
+		}
+		return Prove(ctx, l.st, id)
+	}
+	return b, err
+}
+
+// ErrBadBundle wraps every reason a bundle does not verify.
+var ErrBadBundle = errors.New("bundle does not verify")
+
+// VerifiedBundle is what a verified bundle proves: this event is at Seq in the tree of the
+// signed Checkpoint.
+type VerifiedBundle struct {
+	Checkpoint Checkpoint
+	Seq        int64
+	Event      *event.Event
+}
+
+// VerifyBundle checks a bundle with only the log's verifier key: the checkpoint's signature, the
+// event's leaf hash (recomputed from salt and the event's canonical bytes), and the inclusion
+// proof against the signed root. The event may have been reformatted; it is canonicalized again.
+func VerifyBundle(data []byte, v note.Verifier) (*VerifiedBundle, error) {
+	var b Bundle
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("%w: not a bundle: %w", ErrBadBundle, err)
+	}
+	if b.Format != BundleFormat {
+		return nil, fmt.Errorf("%w: format %q, want %q", ErrBadBundle, b.Format, BundleFormat)
+	}
+	c, err := OpenCheckpoint([]byte(b.Checkpoint), v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadBundle, err)
+	}
+	if b.Seq < 0 || b.Seq >= c.N {
+		return nil, fmt.Errorf("%w: seq %d is outside the checkpoint's tree of size %d", ErrBadBundle, b.Seq, c.N)
+	}
+	salt, err := base64.StdEncoding.DecodeString(b.Salt)
+	if err != nil || len(salt) < SaltSize {
+		return nil, fmt.Errorf("%w: salt is not base64 of at least %d bytes", ErrBadBundle, SaltSize)
+	}
+	body, err := event.Canonicalize(b.Event)
+	if err != nil {
+		return nil, fmt.Errorf("%w: event: %w", ErrBadBundle, err)
+	}
+	ev, err := event.Parse(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: event: %w", ErrBadBundle, err)
+	}
+	if len(b.Proof) > 64 {
+		return nil, fmt.Errorf("%w: proof has %d hashes", ErrBadBundle, len(b.Proof))
+	}
+	proof := make(tlog.RecordProof, len(b.Proof))
+	for i, s := range b.Proof {
+		h, err := base64.StdEncoding.DecodeString(s)
+		if err != nil || len(h) != tlog.HashSize {
+			return nil, fmt.Errorf("%w: proof[%d] is not a base64 SHA-256 hash", ErrBadBundle, i)
+		}
+		copy(proof[i][:], h)
+	}
+	if err := tlog.CheckRecord(proof, c.N, c.Hash, b.Seq, LeafHash(salt, body)); err != nil {
+		return nil, fmt.Errorf("%w: the event, its salt or the proof does not match the signed root at seq %d: %w", ErrBadBundle, b.Seq, err)
+	}
+	return &VerifiedBundle{Checkpoint: c, Seq: b.Seq, Event: ev}, nil
+}
+
+// InconsistentError reports that a checkpoint saved earlier is not a prefix of today's tree:
+// history was rewritten or truncated after it was signed.
+type InconsistentError struct {
+	Saved, Latest Checkpoint
+	Reason        string
+}
+
+func (e *InconsistentError) Error() string {
+	return fmt.Sprintf("saved checkpoint (size %d) is not consistent with the log (size %d): %s", e.Saved.N, e.Latest.N, e.Reason)
+}
+
+// CheckConsistency proves that saved, a checkpoint signed earlier, is a prefix of the tree of the
+// latest stored checkpoint, with an RFC 6962 consistency proof built from the store's hashes.
+// Both are verified with v. A truncated or rewritten log gives an *InconsistentError.
+func CheckConsistency(ctx context.Context, st ProofStore, saved []byte, v note.Verifier) (Checkpoint, error) {
+	old, err := OpenCheckpoint(saved, v)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("saved checkpoint: %w", err)
+	}
+	cp, err := st.LatestCheckpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return old, &InconsistentError{Saved: old, Reason: "the log has no checkpoint at all"}
+	}
+	if err != nil {
+		return old, err
+	}
+	latest, err := OpenCheckpoint(cp.Note, v)
+	if err != nil {
+		return old, &InconsistentError{Saved: old, Reason: fmt.Sprintf("the latest stored checkpoint (size %d) does not verify: %v", cp.Size, err)}
+	}
+	if latest.N < old.N {
+		return old, &InconsistentError{Saved: old, Latest: latest, Reason: fmt.Sprintf("the log was truncated: %d events are gone", old.N-latest.N)}
+	}
+	proof, err := tlog.ProveTree(latest.N, old.N, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		return st.ReadHashes(ctx, idx)
+	}))
+	if err != nil {
+		return old, &InconsistentError{Saved: old, Latest: latest, Reason: fmt.Sprintf("no consistency proof can be built: %v", err)}
+	}
+	if err := tlog.CheckTree(proof, latest.N, latest.Hash, old.N, old.Hash); err != nil {
+		return old, &InconsistentError{Saved: old, Latest: latest, Reason: "the first " + fmt.Sprint(old.N) + " events differ from what was signed (history rewritten)"}
+	}
+	return old, nil
+}

@@ -1,0 +1,451 @@
+// Package sqlite is the embedded default store: one SQLite file in WAL mode through the pure-Go
+// driver modernc.org/sqlite, so builds stay CGO_ENABLED=0.
+//
+// Events, their tree hashes and checkpoints live in three tables that triggers make append-only:
+// an UPDATE or DELETE on any of them aborts. Every commit is fsynced (synchronous=FULL) before
+// Append returns. The schema carries a version in the meta table and migrates forward on open.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/mod/sumdb/tlog"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/agentaudit/agentaudit/store"
+)
+
+// Config configures Open.
+type Config struct {
+	// Path of the database file; its directory must exist.
+	Path string
+	// ReadOnly opens the file for reading only (verification of a copy, for example).
+	ReadOnly bool
+	// MaxPages caps the database size in pages (PRAGMA max_page_count); 0 leaves SQLite's default.
+	// Tests use it to reach a full disk without filling one.
+	MaxPages int64
+}
+
+// Store is a SQLite ledger store. It is safe for concurrent use; writes are serialized.
+type Store struct {
+	w, r *sql.DB // the writer (one connection) and a pool of readers (WAL lets them run beside it)
+
+	wmu   sync.Mutex // serializes writes on wc, so nothing slips into another's transaction
+	wc    *sql.Conn  // the writer's connection: statements prepared on it stay valid in its transactions
+	mu    sync.Mutex // guards stmts
+	stmts map[string]*sql.Stmt
+}
+
+func dsn(path string, readOnly bool) string {
+	q := "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	if readOnly {
+		q += "&mode=ro&_pragma=query_only(1)"
+	} else {
+		q += "&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	}
+	return "file:" + path + q
+}
+
+// Open opens (creating if needed, unless read-only) the store at cfg.Path and migrates its schema.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("sqlite: Config.Path is empty")
+	}
+	if cfg.ReadOnly {
+		if _, err := os.Stat(cfg.Path); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	} else if err := checkWritableDir(filepath.Dir(cfg.Path)); err != nil {
+		return nil, err
+	}
+	s := &Store{stmts: map[string]*sql.Stmt{}}
+	var err error
+	if s.r, err = sql.Open("sqlite", dsn(cfg.Path, true)); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	s.r.SetMaxOpenConns(4)
+	if !cfg.ReadOnly {
+		if s.w, err = sql.Open("sqlite", dsn(cfg.Path, false)); err != nil {
+			s.r.Close()
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		s.w.SetMaxOpenConns(1)
+		s.w.SetMaxIdleConns(1)
+		if cfg.MaxPages > 0 {
+			if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count=%d", cfg.MaxPages)); err != nil {
+				s.Close()
+				return nil, mapErr("sqlite: set max_page_count", err)
+			}
+		}
+		if err := migrate(ctx, s.w); err != nil {
+			s.Close()
+			return nil, err
+		}
+		if s.wc, err = s.w.Conn(ctx); err != nil {
+			s.Close()
+			return nil, mapErr("sqlite: open", err)
+		}
+	} else if err := checkVersion(ctx, s.r); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkWritableDir fails early, with the path in the message, when the data directory cannot be
+// written; SQLite would otherwise report "unable to open database file".
+func checkWritableDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".writetest-*")
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sqlite: data directory %s does not exist", dir)
+		}
+		return fmt.Errorf("sqlite: data directory %s is not writable: %w", dir, errors.Join(store.ErrReadOnly, err))
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// Close closes the store.
+func (s *Store) Close() error {
+	var errs []error
+	if s.wc != nil {
+		s.wc.Close()
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	errs = append(errs, s.r.Close())
+	return errors.Join(errs...)
+}
+
+// mapErr turns SQLite result codes that callers act on into the store's sentinel errors.
+func mapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_FULL:
+			return fmt.Errorf("%s: %w", op, errors.Join(store.ErrNoSpace, err))
+		case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM:
+			return fmt.Errorf("%s: %w", op, errors.Join(store.ErrReadOnly, err))
+		case sqlite3.SQLITE_CONSTRAINT:
+			if se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE && strings.Contains(err.Error(), "events.id") {
+				return fmt.Errorf("%s: %w", op, store.ErrDuplicateID)
+			}
+		case sqlite3.SQLITE_IOERR:
+			if errors.Is(err, os.ErrPermission) {
+				return fmt.Errorf("%s: %w", op, errors.Join(store.ErrReadOnly, err))
+			}
+		}
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// stmt returns a statement prepared on the writer's connection or the reader pool, cached.
+func (s *Store) stmt(ctx context.Context, on preparer, query string) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := query
+	if on == preparer(s.r) {
+		key = "r:" + query
+	}
+	if st, ok := s.stmts[key]; ok {
+		return st, nil
+	}
+	st, err := on.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.stmts[key] = st
+	return st, nil
+}
+
+// rowsSQL returns "INSERT ... VALUES (?,?),(?,?)..." for n rows.
+func rowsSQL(prefix string, cols, n int) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
+const (
+	insertEvents = "INSERT INTO events(seq, id, salt, body) VALUES "
+	insertHashes = "INSERT INTO tree_hashes(idx, hash) VALUES "
+	chunk        = 128 // rows per INSERT statement
+)
+
+// Append commits the batch in one fsynced transaction: all of it or, on any error, none of it.
+func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
+	if s.wc == nil {
+		return fmt.Errorf("sqlite: append: %w", store.ErrReadOnly)
+	}
+	if len(b.Entries) == 0 {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.wc.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr("sqlite: begin", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	// The batch must continue the log exactly: checked inside the transaction, so two writers on
+	// one file (which the ledger never does) could not interleave.
+	var next, nextHash int64
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq)+1, 0) FROM events").Scan(&next); err != nil {
+		return mapErr("sqlite: append", err)
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(idx)+1, 0) FROM tree_hashes").Scan(&nextHash); err != nil {
+		return mapErr("sqlite: append", err)
+	}
+	if b.Entries[0].Seq != next || b.FirstHash != nextHash {
+		return fmt.Errorf("sqlite: append at seq %d, hash %d; log ends at %d, %d: %w",
+			b.Entries[0].Seq, b.FirstHash, next, nextHash, store.ErrOutOfOrder)
+	}
+	args := make([]any, 0, 4*chunk)
+	for i := 0; i < len(b.Entries); i += chunk {
+		part := b.Entries[i:min(i+chunk, len(b.Entries))]
+		args = args[:0]
+		for j, e := range part {
+			if e.Seq != b.Entries[0].Seq+int64(i+j) {
+				return fmt.Errorf("sqlite: entry seq %d is not consecutive: %w", e.Seq, store.ErrOutOfOrder)
+			}
+			args = append(args, e.Seq, e.ID, e.Salt, string(e.Body))
+		}
+		st, err := s.stmt(ctx, s.wc, rowsSQL(insertEvents, 4, len(part)))
+		if err != nil {
+			return mapErr("sqlite: prepare", err)
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+			return mapErr("sqlite: insert events", err)
+		}
+	}
+	for i := 0; i < len(b.Hashes); i += chunk {
+		part := b.Hashes[i:min(i+chunk, len(b.Hashes))]
+		args = args[:0]
+		for j := range part {
+			args = append(args, b.FirstHash+int64(i+j), part[j][:])
+		}
+		st, err := s.stmt(ctx, s.wc, rowsSQL(insertHashes, 2, len(part)))
+		if err != nil {
+			return mapErr("sqlite: prepare", err)
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+			return mapErr("sqlite: insert tree hashes", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return mapErr("sqlite: commit", err)
+	}
+	return nil
+}
+
+// Size returns the number of entries, that is the next seq.
+func (s *Store) Size(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, "SELECT coalesce(max(seq)+1, 0) FROM events").Scan(&n)
+	return n, mapErr("sqlite: size", err)
+}
+
+// HashCount returns the number of stored tree hashes.
+func (s *Store) HashCount(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM tree_hashes").Scan(&n)
+	return n, mapErr("sqlite: hash count", err)
+}
+
+// ReadHashes returns the stored tree hashes at the given tlog stored-hash indexes.
+func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	st, err := s.stmt(ctx, s.r, "SELECT hash FROM tree_hashes WHERE idx = ?")
+	if err != nil {
+		return nil, mapErr("sqlite: prepare", err)
+	}
+	for i, idx := range indexes {
+		var h []byte
+		if err := st.QueryRowContext(ctx, idx).Scan(&h); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("sqlite: tree hash %d: %w", idx, store.ErrNotFound)
+			}
+			return nil, mapErr("sqlite: read hash", err)
+		}
+		if len(h) != tlog.HashSize {
+			return nil, fmt.Errorf("sqlite: tree hash %d has %d bytes, want %d", idx, len(h), tlog.HashSize)
+		}
+		copy(out[i][:], h)
+	}
+	return out, nil
+}
+
+// Entry returns the entry at seq.
+func (s *Store) Entry(ctx context.Context, seq int64) (store.Entry, error) {
+	return s.one(ctx, "SELECT seq, id, salt, body FROM events WHERE seq = ?", seq)
+}
+
+// EntryByID returns the entry with the given event id.
+func (s *Store) EntryByID(ctx context.Context, id string) (store.Entry, error) {
+	return s.one(ctx, "SELECT seq, id, salt, body FROM events WHERE id = ?", id)
+}
+
+func (s *Store) one(ctx context.Context, query string, arg any) (store.Entry, error) {
+	var e store.Entry
+	var body string
+	err := s.r.QueryRowContext(ctx, query, arg).Scan(&e.Seq, &e.ID, &e.Salt, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("event %v: %w", arg, store.ErrNotFound)
+	}
+	e.Body = []byte(body)
+	return e, mapErr("sqlite: read event", err)
+}
+
+// EntriesByID returns the stored entries among ids (absent ids are left out).
+func (s *Store) EntriesByID(ctx context.Context, ids []string) ([]store.Entry, error) {
+	var out []store.Entry
+	for _, id := range ids {
+		e, err := s.EntryByID(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Tail returns the last n entries in seq order.
+func (s *Store) Tail(ctx context.Context, n int) ([]store.Entry, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, id, salt, body FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq", n)
+	if err != nil {
+		return nil, mapErr("sqlite: tail", err)
+	}
+	defer rows.Close()
+	var out []store.Entry
+	for rows.Next() {
+		var e store.Entry
+		var body string
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Salt, &body); err != nil {
+			return nil, mapErr("sqlite: tail", err)
+		}
+		e.Body = []byte(body)
+		out = append(out, e)
+	}
+	return out, mapErr("sqlite: tail", rows.Err())
+}
+
+// ScanEntries calls fn for every entry with seq >= from, in seq order. The Entry's slices are
+// valid only during the call.
+func (s *Store) ScanEntries(ctx context.Context, from int64, fn func(store.Entry) error) error {
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, id, salt, body FROM events WHERE seq >= ? ORDER BY seq", from)
+	if err != nil {
+		return mapErr("sqlite: scan events", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e store.Entry
+		var salt, body sql.RawBytes
+		if err := rows.Scan(&e.Seq, &e.ID, &salt, &body); err != nil {
+			return mapErr("sqlite: scan events", err)
+		}
+		e.Salt, e.Body = salt, body
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return mapErr("sqlite: scan events", rows.Err())
+}
+
+// ScanHashes calls fn for every stored tree hash with index >= from, in index order.
+func (s *Store) ScanHashes(ctx context.Context, from int64, fn func(idx int64, h tlog.Hash) error) error {
+	rows, err := s.r.QueryContext(ctx, "SELECT idx, hash FROM tree_hashes WHERE idx >= ? ORDER BY idx", from)
+	if err != nil {
+		return mapErr("sqlite: scan tree hashes", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var idx int64
+		var raw sql.RawBytes
+		if err := rows.Scan(&idx, &raw); err != nil {
+			return mapErr("sqlite: scan tree hashes", err)
+		}
+		var h tlog.Hash
+		if len(raw) != tlog.HashSize {
+			return fmt.Errorf("sqlite: tree hash %d has %d bytes, want %d", idx, len(raw), tlog.HashSize)
+		}
+		copy(h[:], raw)
+		if err := fn(idx, h); err != nil {
+			return err
+		}
+	}
+	return mapErr("sqlite: scan tree hashes", rows.Err())
+}
+
+// AddCheckpoint stores a signed checkpoint. Storing the same size twice is an error.
+func (s *Store) AddCheckpoint(ctx context.Context, c store.Checkpoint) error {
+	if s.wc == nil {
+		return fmt.Errorf("sqlite: add checkpoint: %w", store.ErrReadOnly)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_, err := s.wc.ExecContext(ctx, "INSERT INTO checkpoints(size, note) VALUES (?, ?)", c.Size, string(c.Note))
+	return mapErr("sqlite: add checkpoint", err)
+}
+
+// LatestCheckpoint returns the checkpoint of the largest size.
+func (s *Store) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) {
+	var c store.Checkpoint
+	var note string
+	err := s.r.QueryRowContext(ctx, "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1").Scan(&c.Size, &note)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("checkpoint: %w", store.ErrNotFound)
+	}
+	c.Note = []byte(note)
+	return c, mapErr("sqlite: latest checkpoint", err)
+}
+
+// Checkpoints returns every stored checkpoint, smallest first.
+func (s *Store) Checkpoints(ctx context.Context) ([]store.Checkpoint, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT size, note FROM checkpoints ORDER BY size")
+	if err != nil {
+		return nil, mapErr("sqlite: checkpoints", err)
+	}
+	defer rows.Close()
+	var out []store.Checkpoint
+	for rows.Next() {
+		var c store.Checkpoint
+		var note string
+		if err := rows.Scan(&c.Size, &note); err != nil {
+			return nil, mapErr("sqlite: checkpoints", err)
+		}
+		c.Note = []byte(note)
+		out = append(out, c)
+	}
+	return out, mapErr("sqlite: checkpoints", rows.Err())
+}

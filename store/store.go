@@ -1,0 +1,51 @@
+// Package store defines what the ledger keeps on disk, independent of the database that keeps it:
+// the Entry and Checkpoint records and the errors every driver returns. Drivers live below it
+// (store/sqlite is the embedded default) and all pass the conformance suite in store/storetest.
+//
+// The interfaces a driver satisfies are defined by their consumers (ledger.Store), as
+// golang.org/x/mod/sumdb/tlog asks only for a HashReader.
+package store
+
+import (
+	"errors"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Entry is one committed event: its position, id, salt and canonical bytes.
+// Leaf is the RFC 6962 leaf hash of Salt ‖ Body; drivers store it only as tree hash level 0.
+type Entry struct {
+	Seq  int64
+	ID   string
+	Salt []byte
+	Body []byte // RFC 8785 canonical JSON of the event
+}
+
+// Checkpoint is a signed tree head: the C2SP tlog-checkpoint note text with its signatures.
+type Checkpoint struct {
+	Size int64
+	Note []byte
+}
+
+// Batch is what one ledger transaction commits: entries numbered from Entries[0].Seq, and the
+// tree hashes they complete, numbered from FirstHash (tlog stored-hash indexes, consecutive).
+type Batch struct {
+	Entries   []Entry
+	FirstHash int64
+	Hashes    []tlog.Hash
+}
+
+// Errors every driver returns, wrapped with detail.
+var (
+	// ErrNotFound: no entry or checkpoint matches.
+	ErrNotFound = errors.New("not found")
+	// ErrDuplicateID: an entry of the batch has an id that is already stored; nothing was written.
+	ErrDuplicateID = errors.New("duplicate event id")
+	// ErrOutOfOrder: a batch does not continue the log exactly where it ends; nothing was written.
+	ErrOutOfOrder = errors.New("batch does not continue the log")
+	// ErrReadOnly: the store was opened read-only or its files cannot be written.
+	ErrReadOnly = errors.New("store is read-only")
+	// ErrNoSpace: the disk is full; nothing of the batch was written.
+	ErrNoSpace = errors.New("no space left on the data volume")
+)
+
