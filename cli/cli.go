@@ -1,0 +1,187 @@
+// Package cli is the agentaudit command line: global flags, the table of subcommands, and the
+// mapping from errors to exit codes. Each subcommand parses its flags and calls the packages that
+// own the work (datadir, ledger, event); none holds logic of its own.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/agentaudit/agentaudit/datadir"
+)
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitFail  = 1 // the command ran and found a problem (verification failed, lines rejected)
+	ExitUsage = 2
+)
+
+// env is what a command runs with.
+type env struct {
+	ctx    context.Context
+	dir    datadir.Dir
+	args   []string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+type command struct {
+	usage string // after "agentaudit NAME "
+	short string
+	run   func(e *env) error
+}
+
+// commands is the table of subcommands, filled in init (their flag help refers back to it).
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"init":          {"[--origin NAME]", "create the data directory and a signing key; print the verifier key", runInit},
+		"key":           {"", "print the verifier key", runKey},
+		"append":        {"[FILE|-]", "append events from JSON Lines (a file, or standard input)", runAppend},
+		"get":           {"ID", "show one event", runGet},
+		"tail":          {"[-n N]", "show the last events", runTail},
+		"checkpoint":    {"", "print the latest signed checkpoint", runCheckpoint},
+		"verify":        {"[--key KEY|FILE] [--checkpoint FILE] [--json]", "check every event, tree hash and checkpoint", runVerify},
+		"prove":         {"ID", "write a self-contained inclusion proof bundle for an event", runProve},
+		"verify-bundle": {"--key KEY|FILE BUNDLE", "check a bundle offline, with only the verifier key", runVerifyBundle},
+		"demo":          {"", "initialize if needed, record a sample agent session, show it and verify it", runDemo},
+	}
+}
+
+// usageError is a command line mistake: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// exitError carries an exit code for a command that already printed its findings.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// Main runs the command line and exits.
+func Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Run runs one command line and returns its exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agentaudit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", defaultData(), "data directory (env AGENTAUDIT_DATA)")
+	fs.Usage = func() { printUsage(stderr) }
+	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	if fs.NArg() == 0 {
+		printUsage(stderr)
+		return ExitUsage
+	}
+	name := fs.Arg(0)
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "agentaudit: unknown command %q\n", name)
+		printUsage(stderr)
+		return ExitUsage
+	}
+	e := &env{ctx: ctx, dir: datadir.Dir{Path: *data}, args: fs.Args()[1:], stdin: stdin, stdout: stdout, stderr: stderr}
+	err := cmd.run(e)
+	var ue *usageError
+	var ee *exitError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "agentaudit %s: %v\nusage: agentaudit [--data DIR] %s %s\n", name, ue.msg, name, cmd.usage)
+		return ExitUsage
+	case errors.Is(err, flag.ErrHelp):
+		return ExitUsage
+	default:
+		fmt.Fprintf(stderr, "agentaudit %s: %v\n", name, err)
+		return ExitFail
+	}
+}
+
+func defaultData() string {
+	if d := os.Getenv("AGENTAUDIT_DATA"); d != "" {
+		return d
+	}
+	return "./agentaudit-data"
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: agentaudit [--data DIR] COMMAND [ARGS]")
+	fmt.Fprintln(w, "\nA tamper-evident flight recorder for AI agents.\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		c := commands[n]
+		fmt.Fprintf(w, "  %-14s %s\n", n, c.short)
+		if c.usage != "" {
+			fmt.Fprintf(w, "  %-14s   agentaudit %s %s\n", "", n, c.usage)
+		}
+	}
+	fmt.Fprintln(w, "\nglobal flags:\n  --data DIR     data directory (default ./agentaudit-data, env AGENTAUDIT_DATA)")
+}
+
+// flags returns a flag set for a command, also accepting --data after the command name.
+func (e *env) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("agentaudit "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Func("data", "data directory", func(s string) error { e.dir.Path = s; return nil })
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: agentaudit [--data DIR] %s %s\n", name, commands[name].usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args, allowing flags after positional arguments too.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+		if len(args) > 0 && args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+	}
+}
+
+func oneArg(fs *flag.FlagSet, args []string, what string) (string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 || strings.TrimSpace(pos[0]) == "" {
+		return "", usagef("want exactly one %s", what)
+	}
+	return pos[0], nil
+}

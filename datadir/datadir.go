@@ -1,0 +1,128 @@
+// Package datadir owns the on-disk layout of an agentaudit data directory: where the store, the
+// signing key and the verifier key live, how a directory is initialized, and the lock that keeps
+// a second writer out.
+//
+//	DIR/ledger.db       the SQLite store (with -wal and -shm beside it while open)
+//	DIR/signing.key     the Ed25519 note signing key, mode 0600
+//	DIR/verifier.key    its public verifier key, to copy to auditors
+//	DIR/writer.lock     held (flock) by the one process that appends
+package datadir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/store/sqlite"
+)
+
+// DefaultOrigin names the log in its checkpoints unless init is given another.
+const DefaultOrigin = "agentaudit.local/log"
+
+// Dir is a data directory.
+type Dir struct{ Path string }
+
+// Files in a data directory.
+func (d Dir) DB() string          { return filepath.Join(d.Path, "ledger.db") }
+func (d Dir) SigningKey() string  { return filepath.Join(d.Path, "signing.key") }
+func (d Dir) VerifierKey() string { return filepath.Join(d.Path, "verifier.key") }
+func (d Dir) lockFile() string    { return filepath.Join(d.Path, "writer.lock") }
+
+// ErrNotInitialized: the directory has no signing key; run init.
+var ErrNotInitialized = errors.New("data directory is not initialized (run: agentaudit init)")
+
+// ErrInitialized: init found an existing key and changed nothing.
+var ErrInitialized = errors.New("data directory is already initialized")
+
+// ErrLocked: another process is appending to this directory.
+var ErrLocked = errors.New("another agentaudit process is writing to this data directory")
+
+// Init creates the directory (mode 0700), a new key pair and an empty store, and returns the
+// verifier key. It never overwrites a key.
+func (d Dir) Init(ctx context.Context, origin string) (string, error) {
+	if origin == "" {
+		origin = DefaultOrigin
+	}
+	if err := os.MkdirAll(d.Path, 0o700); err != nil {
+		return "", fmt.Errorf("create data directory: %w", err)
+	}
+	if _, err := os.Stat(d.SigningKey()); err == nil {
+		return "", fmt.Errorf("%s: %w", d.SigningKey(), ErrInitialized)
+	}
+	vkey, err := ledger.WriteKeyFiles(origin, d.SigningKey(), d.VerifierKey())
+	if err != nil {
+		return "", err
+	}
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: d.DB()})
+	if err != nil {
+		return "", err
+	}
+	return vkey, st.Close()
+}
+
+// Verifier returns the verifier key kept in the directory.
+func (d Dir) Verifier() (note.Verifier, error) {
+	if _, err := os.Stat(d.VerifierKey()); errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotInitialized
+	}
+	return ledger.ParseVerifier(d.VerifierKey())
+}
+
+// OpenStore opens the store for reading and verification, without the signing key.
+func (d Dir) OpenStore(ctx context.Context) (*sqlite.Store, error) {
+	if _, err := os.Stat(d.DB()); errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotInitialized
+	}
+	return sqlite.Open(ctx, sqlite.Config{Path: d.DB(), ReadOnly: true})
+}
+
+// Writer is an open ledger with its store and the directory lock.
+type Writer struct {
+	*ledger.Ledger
+	Store *sqlite.Store
+	lock  *os.File
+}
+
+// OpenWriter takes the directory's writer lock and opens the ledger for appending.
+func (d Dir) OpenWriter(ctx context.Context, opts ledger.Options) (*Writer, error) {
+	if _, err := os.Stat(d.SigningKey()); errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotInitialized
+	}
+	signer, verifier, err := ledger.LoadSigner(d.SigningKey())
+	if err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(d.lockFile(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("%s: %w", d.lockFile(), ErrLocked)
+	}
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: d.DB()})
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	l, err := ledger.Open(ctx, st, signer, verifier, opts)
+	if err != nil {
+		st.Close()
+		lock.Close()
+		return nil, err
+	}
+	return &Writer{Ledger: l, Store: st, lock: lock}, nil
+}
+
+// Close closes the ledger (signing a final checkpoint), the store and the lock.
+func (w *Writer) Close() error {
+	err := errors.Join(w.Ledger.Close(), w.Store.Close())
+	w.lock.Close()
+	return err
+}
