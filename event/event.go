@@ -131,10 +131,10 @@ type Event struct {
 	Rationale string `json:"rationale,omitempty"`
 
 	// Subject and purpose of a data access.
-	SubjectType     string `json:"subject_type,omitempty"`
-	SubjectID       string `json:"subject_id,omitempty"`
-	Purpose         string `json:"purpose,omitempty"`
-	BreakGlass      bool   `json:"break_glass,omitempty"`
+	SubjectType      string `json:"subject_type,omitempty"`
+	SubjectID        string `json:"subject_id,omitempty"`
+	Purpose          string `json:"purpose,omitempty"`
+	BreakGlass       bool   `json:"break_glass,omitempty"`
 	BreakGlassReason string `json:"break_glass_reason,omitempty"`
 
 	Outcome Outcome `json:"outcome,omitempty"`

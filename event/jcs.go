@@ -20,7 +20,9 @@ type SyntaxError struct {
 	Msg    string
 }
 
-func (e *SyntaxError) Error() string { return fmt.Sprintf("invalid JSON at byte %d: %s", e.Offset, e.Msg) }
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("invalid JSON at byte %d: %s", e.Offset, e.Msg)
+}
 
 // Canonicalize returns the RFC 8785 (JCS) canonical form of one JSON value: members sorted by
 // their UTF-16 code units, no insignificant white space, numbers in ECMAScript form, strings with

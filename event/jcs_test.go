@@ -66,7 +66,7 @@ func TestAppendNumberRFC8785(t *testing.T) {
 func TestCanonicalizeRejects(t *testing.T) {
 	tests := []struct {
 		name, in, msg string
-		offset       int
+		offset        int
 	}{
 		{"duplicate", `{"a":1,"a":2}`, `duplicate member name "a"`, 7},
 		{"duplicate unsorted", `{"b":1,"a":1,"b":2}`, `duplicate member name "b"`, -1},

@@ -140,11 +140,11 @@ type Ledger struct {
 	closed  bool
 
 	// The writer owns the frontier; head is what it publishes after each commit.
-	front *frontier
-	mu       sync.Mutex
-	head     tlog.Tree
-	signed   int64 // size of the latest stored checkpoint
-	cpMu     sync.Mutex
+	front  *frontier
+	mu     sync.Mutex
+	head   tlog.Tree
+	signed int64 // size of the latest stored checkpoint
+	cpMu   sync.Mutex
 }
 
 type item struct {

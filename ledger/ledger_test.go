@@ -157,7 +157,9 @@ func TestBundleTamperDetected(t *testing.T) {
 	otherSigner, _ := note.NewSigner(other)
 	resigned, _ := note.Sign(&note.Note{Text: ledger.FormatCheckpoint(origin, f.l.Head())}, otherSigner)
 	mutate := map[string]func(b *ledger.Bundle){
-		"event field":   func(b *ledger.Bundle) { b.Event = json.RawMessage(strings.Replace(string(b.Event), "ORD-7", "ORD-8", 1)) },
+		"event field": func(b *ledger.Bundle) {
+			b.Event = json.RawMessage(strings.Replace(string(b.Event), "ORD-7", "ORD-8", 1))
+		},
 		"salt":          func(b *ledger.Bundle) { b.Salt = "AAAAAAAAAAAAAAAAAAAAAA==" },
 		"seq":           func(b *ledger.Bundle) { b.Seq = 8 },
 		"proof hash":    func(b *ledger.Bundle) { b.Proof[0] = b.Proof[1] },

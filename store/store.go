@@ -48,4 +48,3 @@ var (
 	// ErrNoSpace: the disk is full; nothing of the batch was written.
 	ErrNoSpace = errors.New("no space left on the data volume")
 )
-
