@@ -128,7 +128,9 @@ func (e *Event) Normalize(now time.Time) error {
 }
 
 // Validate checks every rule of the event model and returns the first broken one as a
-// *FieldError (which wraps ErrInvalid). It does not check the total size; the ledger does.
+// *FieldError (which wraps ErrInvalid). Malformed JSON in the JSON-valued fields (arguments,
+// result, messages, metadata) is reported by Canonical, also as a *FieldError. The total size is
+// the ledger's to check.
 func (e *Event) Validate() error {
 	if !slices.Contains(Kinds, e.Kind) {
 		if e.Kind == "" {
@@ -206,21 +208,9 @@ func (e *Event) Validate() error {
 			return &FieldError{f.name, "must be a finite number of milliseconds, not negative"}
 		}
 	}
-	for _, f := range []struct {
-		name string
-		v    json.RawMessage
-	}{
-		{"metadata", e.Metadata}, {"input_messages", e.InputMessages}, {"tool_calls_requested", e.ToolCallsRequested},
-		{"arguments", e.Arguments}, {"result", e.Result}, {"result_summary", e.ResultSummary},
-	} {
-		if len(f.v) == 0 {
-			continue
-		}
-		if _, err := Canonicalize(f.v); err != nil {
-			return &FieldError{f.name, err.Error()}
-		}
-	}
-	if len(e.Metadata) > 0 && bytes.TrimSpace(e.Metadata)[0] != '{' {
+	// The JSON-valued fields are checked by Canonical (and, for parsed input, by Parse), which
+	// must run anyway; parsing them here too would double the ingest cost.
+	if m := bytes.TrimSpace(e.Metadata); len(m) > 0 && m[0] != '{' {
 		return &FieldError{"metadata", "must be a JSON object"}
 	}
 	for i, r := range e.Redactions {

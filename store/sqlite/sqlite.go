@@ -38,8 +38,7 @@ type Config struct {
 type Store struct {
 	w, r *sql.DB // the writer (one connection) and a pool of readers (WAL lets them run beside it)
 
-	wmu   sync.Mutex // serializes writes on wc, so nothing slips into another's transaction
-	wc    *sql.Conn  // the writer's connection: statements prepared on it stay valid in its transactions
+	wmu   sync.Mutex // serializes writes: the writer pool has one connection
 	mu    sync.Mutex // guards stmts
 	stmts map[string]*sql.Stmt
 }
@@ -89,10 +88,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
-		if s.wc, err = s.w.Conn(ctx); err != nil {
-			s.Close()
-			return nil, mapErr("sqlite: open", err)
-		}
 	} else if err := checkVersion(ctx, s.r); err != nil {
 		s.Close()
 		return nil, err
@@ -118,9 +113,6 @@ func checkWritableDir(dir string) error {
 // Close closes the store.
 func (s *Store) Close() error {
 	var errs []error
-	if s.wc != nil {
-		s.wc.Close()
-	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 	}
@@ -157,7 +149,9 @@ type preparer interface {
 	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
-// stmt returns a statement prepared on the writer's connection or the reader pool, cached.
+// stmt returns a statement prepared on the writer or the reader pool, cached. A writer statement
+// must be prepared outside a transaction (the pool's one connection is busy inside one); it is
+// then reused by the transaction with no new prepare.
 func (s *Store) stmt(ctx context.Context, on preparer, query string) (*sql.Stmt, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -198,7 +192,7 @@ const (
 
 // Append commits the batch in one fsynced transaction: all of it or, on any error, none of it.
 func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
-	if s.wc == nil {
+	if s.w == nil {
 		return fmt.Errorf("sqlite: append: %w", store.ErrReadOnly)
 	}
 	if len(b.Entries) == 0 {
@@ -206,7 +200,23 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	tx, err := s.wc.BeginTx(ctx, nil)
+	// Prepare the multi-row INSERTs this batch needs before the transaction takes the connection.
+	stmts := map[int]*sql.Stmt{} // by rows: events as +n, tree hashes as -n
+	for _, n := range []int{min(chunk, len(b.Entries)), len(b.Entries) % chunk, -min(chunk, len(b.Hashes)), -(len(b.Hashes) % chunk)} {
+		if n == 0 {
+			continue
+		}
+		q := rowsSQL(insertEvents, 4, n)
+		if n < 0 {
+			q = rowsSQL(insertHashes, 2, -n)
+		}
+		st, err := s.stmt(ctx, s.w, q)
+		if err != nil {
+			return mapErr("sqlite: prepare", err)
+		}
+		stmts[n] = st
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr("sqlite: begin", err)
 	}
@@ -238,11 +248,7 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 			}
 			args = append(args, e.Seq, e.ID, e.Salt, string(e.Body))
 		}
-		st, err := s.stmt(ctx, s.wc, rowsSQL(insertEvents, 4, len(part)))
-		if err != nil {
-			return mapErr("sqlite: prepare", err)
-		}
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+		if _, err := tx.StmtContext(ctx, stmts[len(part)]).ExecContext(ctx, args...); err != nil {
 			return mapErr("sqlite: insert events", err)
 		}
 	}
@@ -252,11 +258,7 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 		for j := range part {
 			args = append(args, b.FirstHash+int64(i+j), part[j][:])
 		}
-		st, err := s.stmt(ctx, s.wc, rowsSQL(insertHashes, 2, len(part)))
-		if err != nil {
-			return mapErr("sqlite: prepare", err)
-		}
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+		if _, err := tx.StmtContext(ctx, stmts[-len(part)]).ExecContext(ctx, args...); err != nil {
 			return mapErr("sqlite: insert tree hashes", err)
 		}
 	}
@@ -409,12 +411,12 @@ func (s *Store) ScanHashes(ctx context.Context, from int64, fn func(idx int64, h
 
 // AddCheckpoint stores a signed checkpoint. Storing the same size twice is an error.
 func (s *Store) AddCheckpoint(ctx context.Context, c store.Checkpoint) error {
-	if s.wc == nil {
+	if s.w == nil {
 		return fmt.Errorf("sqlite: add checkpoint: %w", store.ErrReadOnly)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	_, err := s.wc.ExecContext(ctx, "INSERT INTO checkpoints(size, note) VALUES (?, ?)", c.Size, string(c.Note))
+	_, err := s.w.ExecContext(ctx, "INSERT INTO checkpoints(size, note) VALUES (?, ?)", c.Size, string(c.Note))
 	return mapErr("sqlite: add checkpoint", err)
 }
 

@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+)
+
+// run runs one command line against dir and returns its exit code, stdout and stderr.
+func run(t *testing.T, dir string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), append([]string{"--data", dir}, args...), strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestInitKeyFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	code, out, _ := run(t, dir, "", "init", "--origin", "example.com/audit")
+	if code != 0 || !strings.HasPrefix(out, "example.com/audit+") {
+		t.Fatalf("init: %d %q", code, out)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "signing.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("signing key mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	if _, _, e := run(t, dir, "", "key"); e != "" {
+		t.Errorf("key wrote to stderr: %q", e)
+	}
+	if code, k, _ := run(t, dir, "", "key"); code != 0 || k != out {
+		t.Errorf("key printed %q, init printed %q", k, out)
+	}
+	if code, _, e := run(t, dir, "", "init"); code != 1 || !strings.Contains(e, "already initialized") {
+		t.Errorf("second init: %d %q", code, e)
+	}
+	// A signing key others can read is refused, without printing the key.
+	os.Chmod(filepath.Join(dir, "signing.key"), 0o644)
+	code, _, e := run(t, dir, "", "append", "-")
+	if code != 1 || !strings.Contains(e, "chmod 600") || strings.Contains(e, "PRIVATE+KEY") {
+		t.Errorf("open key readable by others: %d %q", code, e)
+	}
+}
+
+func TestAppendReportsBadLines(t *testing.T) {
+	dir := t.TempDir()
+	run(t, dir, "", "init")
+	code, out, errs := run(t, dir, "", "append", "testdata/bad-lines.jsonl")
+	if code != 1 {
+		t.Errorf("exit %d, want 1 when lines are rejected", code)
+	}
+	if !strings.Contains(out, "appended 2 events (0 already stored), 7 lines rejected") {
+		t.Errorf("summary: %q", out)
+	}
+	for _, want := range []string{
+		`bad-lines.jsonl:2: field "turn": must be an integer`,
+		`bad-lines.jsonl:3: invalid event: invalid JSON at byte`,
+		`bad-lines.jsonl:4: field "usr_id": unknown field`,
+		`bad-lines.jsonl:6: invalid event: invalid JSON at byte 76: duplicate member name "user_id"`,
+		`bad-lines.jsonl:8: field "kind": unknown kind "telepathy"`,
+		`bad-lines.jsonl:9: invalid event: an event must be a JSON object`,
+		`bad-lines.jsonl:10: invalid event: invalid JSON at byte 74: invalid UTF-8 in string`,
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	// Nothing of a rejected line is stored.
+	for _, id := range []string{"bad-type", "unknown", "dup-key", "bad-kind", "bad-utf8"} {
+		if code, _, _ := run(t, dir, "", "get", id); code != 1 {
+			t.Errorf("rejected event %s was stored", id)
+		}
+	}
+	code, out, _ = run(t, dir, "", "get", "ok-2")
+	if code != 0 || !strings.Contains(out, `"seq": 1`) || !strings.Contains(out, `"decision": "retry"`) {
+		t.Errorf("get ok-2: %d %s", code, out)
+	}
+	// Appending the same file again stores nothing new.
+	_, out, _ = run(t, dir, "", "append", "testdata/bad-lines.jsonl")
+	if !strings.Contains(out, "appended 0 events (2 already stored)") {
+		t.Errorf("retry: %q", out)
+	}
+}
+
+func TestOversizedLine(t *testing.T) {
+	dir := t.TempDir()
+	run(t, dir, "", "init")
+	big := `{"kind":"custom","time":"2026-01-01T00:00:00Z","output_text":"` + strings.Repeat("x", 5000) + `"}` + "\n"
+	code, out, errs := run(t, dir, big+`{"kind":"custom","time":"2026-01-01T00:00:00Z"}`+"\n", "append", "--max-event-bytes", "4096", "-")
+	if code != 1 || !strings.Contains(errs, "-:1: invalid event: event too large") || !strings.Contains(out, "appended 1 events") {
+		t.Errorf("oversized: %d %q %q", code, out, errs)
+	}
+	huge := strings.Repeat("y", maxLine+10)
+	code, _, errs = run(t, dir, huge+"\n", "append", "-")
+	if code != 1 || !strings.Contains(errs, "-:1: line longer than") {
+		t.Errorf("huge line: %d %q", code, errs)
+	}
+}
+
+func TestDemoVerifyProveTamper(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := run(t, dir, "", "demo")
+	if code != 0 || !strings.Contains(out, "recorded the sample session: 12 new events") || !strings.Contains(out, "OK: nothing was changed") {
+		t.Fatalf("demo: %d\n%s\n%s", code, out, errs)
+	}
+	_, vkey, _ := run(t, dir, "", "key")
+	keyFile := filepath.Join(t.TempDir(), "auditor.key")
+	os.WriteFile(keyFile, []byte(vkey), 0o644)
+	_, saved, _ := run(t, dir, "", "checkpoint")
+	savedFile := filepath.Join(t.TempDir(), "saved.txt")
+	os.WriteFile(savedFile, []byte(saved), 0o644)
+
+	code, bundle, errs := run(t, dir, "", "prove", "0192f5a0-0000-7000-8000-000000000005")
+	if code != 0 {
+		t.Fatalf("prove: %s", errs)
+	}
+	bf := filepath.Join(t.TempDir(), "bundle.json")
+	os.WriteFile(bf, []byte(bundle), 0o644)
+	if code, out, errs := run(t, dir, "", "verify-bundle", "--key", keyFile, bf); code != 0 || !strings.Contains(out, "OK: event 0192f5a0-0000-7000-8000-000000000005 is at seq 4") {
+		t.Fatalf("verify-bundle: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := run(t, dir, "", "verify-bundle", bf); code != 2 || !strings.Contains(errs, "--key is required") {
+		t.Errorf("verify-bundle without a key: %d %s", code, errs)
+	}
+	var b map[string]any
+	json.Unmarshal([]byte(bundle), &b)
+	b["event"].(map[string]any)["error"] = "all fine"
+	forged, _ := json.Marshal(b)
+	os.WriteFile(bf, forged, 0o644)
+	if code, _, errs := run(t, dir, "", "verify-bundle", "--key", vkey, bf); code != 1 || !strings.Contains(errs, "bundle does not verify") {
+		t.Errorf("forged bundle: %d %s", code, errs)
+	}
+
+	// Edit the database file behind the triggers' back.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DROP TRIGGER events_no_update", `UPDATE events SET body = replace(body, '"duration_ms":38', '"duration_ms":3') WHERE seq = 4`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	code, out, _ = run(t, dir, "", "verify", "--key", keyFile)
+	if code != 1 || !strings.Contains(out, "FAILED: 1 problem(s)") || !strings.Contains(out, "modified seq 4 (id 0192f5a0-0000-7000-8000-000000000005)") {
+		t.Errorf("verify after tampering: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, dir, "", "verify", "--key", keyFile, "--json")
+	var rep struct {
+		Problems []struct {
+			Kind string
+			Seq  int64
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || len(rep.Problems) != 1 || rep.Problems[0].Seq != 4 {
+		t.Errorf("verify --json: %d %v %s", code, err, out)
+	}
+	if code, out, _ := run(t, dir, "", "verify", "--key", keyFile, "--checkpoint", savedFile); code != 1 || !strings.Contains(out, "modified seq 4") {
+		t.Errorf("verify --checkpoint: %d %s", code, out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{{}, {"frobnicate"}, {"get"}, {"get", "a", "b"}, {"tail", "-n", "0"}, {"verify", "extra"}} {
+		if code, _, _ := run(t, dir, "", args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if code, _, errs := run(t, filepath.Join(dir, "nothing"), "", "verify"); code != 1 || !strings.Contains(errs, "not initialized") {
+		t.Errorf("verify on an empty directory: %d %s", code, errs)
+	}
+}

@@ -1,0 +1,178 @@
+package ledger_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/store/sqlite"
+)
+
+// kibEvent is a tool call whose canonical form is about 1 KiB.
+func kibEvent(i int64) *event.Event {
+	ev := &event.Event{
+		ID: fmt.Sprintf("bench-%012d", i), SessionID: fmt.Sprintf("sess-%d", i/50), AgentID: "support-v1",
+		UserID: "usr_98765", UserRole: "support_agent", Kind: event.KindToolCall, Turn: 3, Step: 2,
+		Time: time.Date(2026, 1, 1, 0, 0, 0, int(i), time.UTC), Trigger: event.TriggerUserRequest,
+		Model: "claude-opus-4-6", ToolName: "update_order_status", ToolCallID: fmt.Sprintf("toolu_%d", i),
+		Arguments:  json.RawMessage(`{"order_id":"ORD-456","status":"cancelled","note":"` + strings.Repeat("n", 200) + `"}`),
+		Result:     json.RawMessage(`{"success":false,"error":"Cannot cancel shipped order","detail":"` + strings.Repeat("d", 235) + `"}`),
+		DurationMS: 38, Success: event.Bool(false), Outcome: event.OutcomeError, Error: "Cannot cancel shipped order",
+	}
+	return ev
+}
+
+func TestKibEventSize(t *testing.T) {
+	ev := kibEvent(1)
+	ev.RecordedAt = time.Now()
+	c, _ := ev.Canonical()
+	if len(c) < 1000 || len(c) > 1100 {
+		t.Fatalf("benchmark event is %d bytes, want about 1 KiB", len(c))
+	}
+}
+
+// BenchmarkAppend: 64 goroutines each appending one 1 KiB event at a time, durably.
+func BenchmarkAppend(b *testing.B) {
+	f := newFixture(b, ledger.Options{})
+	var n atomic.Int64
+	b.SetParallelism(64 / max(1, runtimeProcs()))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := f.l.Append(context.Background(), kibEvent(n.Add(1))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppendBatch: 64 goroutines each appending batches of 100 1 KiB events, durably.
+func BenchmarkAppendBatch(b *testing.B) {
+	f := newFixture(b, ledger.Options{})
+	var n atomic.Int64
+	b.SetParallelism(64 / max(1, runtimeProcs()))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		evs := make([]*event.Event, 100)
+		for pb.Next() {
+			for i := range evs {
+				evs[i] = kibEvent(n.Add(1))
+			}
+			if _, err := f.l.AppendBatch(context.Background(), evs); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
+}
+
+// bigLog builds (once per process) a closed log of n 1 KiB events and returns its directory.
+var bigLogs sync.Map
+
+func bigLog(b *testing.B, n int64) (dir string, v note.Verifier) {
+	type built struct {
+		dir string
+		v   note.Verifier
+	}
+	if x, ok := bigLogs.Load(n); ok {
+		return x.(built).dir, x.(built).v
+	}
+	dir, err := os.MkdirTemp("", "agentaudit-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	skey, vkey, _ := ledger.GenerateKey(origin)
+	s, _ := note.NewSigner(skey)
+	v, _ = note.NewVerifier(vkey)
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(dir, "ledger.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := ledger.Open(context.Background(), st, s, v, ledger.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch = 4096
+	evs := make([]*event.Event, 0, batch)
+	for i := int64(0); i < n; i++ {
+		evs = append(evs, kibEvent(i))
+		if len(evs) == batch || i == n-1 {
+			if _, err := l.AppendBatch(context.Background(), evs); err != nil {
+				b.Fatal(err)
+			}
+			evs = evs[:0]
+		}
+	}
+	l.Close()
+	st.Close()
+	bigLogs.Store(n, built{dir, v})
+	return dir, v
+}
+
+// BenchmarkVerify: full verification of a log of 1,000,000 events (set AGENTAUDIT_BENCH_EVENTS
+// for another size).
+func BenchmarkVerify(b *testing.B) {
+	n := benchEvents()
+	dir, v := bigLog(b, n)
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(dir, "ledger.db"), ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		rep, err := ledger.Verify(context.Background(), st, v, ledger.VerifyOptions{})
+		if err != nil || rep.Events != n {
+			b.Fatalf("%v %+v", err, rep)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkProveInclusion: build and verify one inclusion bundle in a log of 1,000,000 events.
+func BenchmarkProveInclusion(b *testing.B) {
+	n := benchEvents()
+	dir, v := bigLog(b, n)
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(dir, "ledger.db"), ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	i := int64(0)
+	for b.Loop() {
+		i = (i + 7919) % n
+		bundle, err := ledger.Prove(context.Background(), st, fmt.Sprintf("bench-%012d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, _ := json.Marshal(bundle)
+		if _, err := ledger.VerifyBundle(data, v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchEvents() int64 {
+	var n int64 = 1_000_000
+	if s := os.Getenv("AGENTAUDIT_BENCH_EVENTS"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	return n
+}
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
