@@ -97,8 +97,11 @@ func checkVersion(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	if v != SchemaVersion {
-		return fmt.Errorf("sqlite: schema version %d, this program needs %d (open it read-write once to migrate): %w", v, SchemaVersion, ErrNewerSchema)
+	switch {
+	case v > SchemaVersion:
+		return fmt.Errorf("sqlite: schema version %d, this program knows up to %d: %w", v, SchemaVersion, ErrNewerSchema)
+	case v < SchemaVersion:
+		return fmt.Errorf("sqlite: schema version %d, this program needs %d: open it for writing once to migrate it", v, SchemaVersion)
 	}
 	return nil
 }

@@ -1,0 +1,52 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/agentaudit/agentaudit/store/sqlite"
+	"github.com/agentaudit/agentaudit/store/storetest"
+)
+
+var _ storetest.Driver = (*sqlite.Store)(nil)
+
+func open(t *testing.T) storetest.Driver {
+	s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "ledger.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) { storetest.Run(t, open) }
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := sqlite.Open(context.Background(), sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, _ := sql.Open("sqlite", "file:"+path)
+	if _, err := db.Exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, ro := range []bool{false, true} {
+		if _, err := sqlite.Open(context.Background(), sqlite.Config{Path: path, ReadOnly: ro}); !errors.Is(err, sqlite.ErrNewerSchema) {
+			t.Errorf("read-only %v: %v, want ErrNewerSchema", ro, err)
+		}
+	}
+}
+
+func TestMissingDirectory(t *testing.T) {
+	_, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "no", "such", "ledger.db")})
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Open in a missing directory: %v", err)
+	}
+}
