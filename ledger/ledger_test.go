@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/ledger"
@@ -366,5 +367,12 @@ func TestOpenRefusesWrongKey(t *testing.T) {
 	}
 	if _, err := ledger.Open(context.Background(), st, f.signer, v, ledger.Options{}); err == nil {
 		t.Fatal("opened with a verifier that is not the signer's")
+	}
+}
+
+func TestLeafHashIsRFC6962(t *testing.T) {
+	salt, body := []byte("0123456789abcdef"), []byte(`{"kind":"custom"}`)
+	if got, want := ledger.LeafHash(salt, body), tlog.RecordHash(append(append([]byte{}, salt...), body...)); got != want {
+		t.Fatalf("LeafHash = %x, tlog.RecordHash = %x", got, want)
 	}
 }

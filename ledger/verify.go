@@ -244,8 +244,9 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 		}
 		// The stored hashes of record n: its leaf, then one parent per trailing 1-bit of n.
 		want := 1 + bits.TrailingZeros64(uint64(n+1))
-		stored := make([]tlog.Hash, want)
-		present := make([]bool, want)
+		var storedBuf [64]tlog.Hash
+		var presentBuf [64]bool
+		stored, present := storedBuf[:want], presentBuf[:want]
 		for j := 0; j < want; j++ {
 			for {
 				x, ok := th.peek()
@@ -265,7 +266,9 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 			if rebuilt, err = evTree.add(e.leaf); err != nil {
 				return nil, err
 			}
-			evTree.prune()
+			if n%1024 == 0 {
+				evTree.prune()
+			}
 		} else if !hasEvent {
 			evBroken = true
 		}
