@@ -116,12 +116,13 @@ func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 	}
 	p.pos++ // '{'
 	base := len(dst)
+	dst = append(dst, '{')
 	var members []member
 	sorted := true
 	p.skipSpace()
 	if p.pos < len(p.in) && p.in[p.pos] == '}' {
 		p.pos++
-		return append(dst, '{', '}'), nil
+		return append(dst, '}'), nil
 	}
 	for {
 		p.skipSpace()
@@ -141,6 +142,9 @@ func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 		}
 		p.pos++
 		p.skipSpace()
+		if len(members) > 0 {
+			dst = append(dst, ',')
+		}
 		start := len(dst)
 		dst = appendJCSString(dst, key)
 		dst = append(dst, ':')
@@ -170,15 +174,15 @@ func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 		p.pos++
 		break
 	}
-	if !sorted {
-		sort.SliceStable(members, func(i, j int) bool { return compareUTF16(members[i].key, members[j].key) < 0 })
-		for i := 1; i < len(members); i++ {
-			if members[i-1].key == members[i].key {
-				return dst, p.errorf("duplicate member name %q", members[i].key)
-			}
+	if sorted { // the common case: members were written in order already
+		return append(dst, '}'), nil
+	}
+	sort.SliceStable(members, func(i, j int) bool { return compareUTF16(members[i].key, members[j].key) < 0 })
+	for i := 1; i < len(members); i++ {
+		if members[i-1].key == members[i].key {
+			return dst, p.errorf("duplicate member name %q", members[i].key)
 		}
 	}
-	// Rewrite the scratch area as {m1,m2,...} in sorted order.
 	scratch := append([]byte(nil), dst[base:]...)
 	dst = append(dst[:base], '{')
 	for i, m := range members {
