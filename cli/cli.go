@@ -56,6 +56,10 @@ func init() {
 		"prove":         {"ID", "write a self-contained inclusion proof bundle for an event", runProve},
 		"verify-bundle": {"--key KEY|FILE BUNDLE", "check a bundle offline, with only the verifier key", runVerifyBundle},
 		"demo":          {"", "initialize if needed, record a sample agent session, show it and verify it", runDemo},
+		"timeline":      {"SESSION [--format text|json]", "a session's trail: LLM calls, tool calls, decisions, approvals, with attribution", runTimeline},
+		"stats":         {"tools [--since TIME] [--until TIME] [--json]", "per-tool calls, success rate, latency percentiles, unique users", runStats},
+		"report":        {"access --subject TYPE:ID --from TIME --to TIME [--format json|csv|html] [--key KEY]", "every access to a subject's records, integrity-checked", runReport},
+		"query":         {"[--session ID] [--user ID] [--tool NAME] [--subject TYPE:ID] [--kind K] [--model M] [--agent A] [--outcome O] [--failures] [--since T] [--until T] [--limit N] [--cursor C] [--json]", "find events; combinable filters, paginated", runQuery},
 	}
 }
 

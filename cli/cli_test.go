@@ -178,3 +178,53 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("verify on an empty directory: %d %s", code, errs)
 	}
 }
+
+func TestQueryCommands(t *testing.T) {
+	dir := t.TempDir()
+	run(t, dir, "", "demo")
+	code, out, errs := run(t, dir, "", "timeline", "sess-demo-001")
+	if code != 0 || !strings.Contains(out, "[Turn 1] ❌ update_order_status(") || !strings.Contains(out, "usr_98765 (support_agent) → support-v1/claude-opus-4-6 → update_order_status [user_request]") {
+		t.Errorf("timeline: %d %s %s", code, out, errs)
+	}
+	if code, out, _ := run(t, dir, "", "timeline", "--format", "json", "sess-demo-001"); code != 0 || !strings.Contains(out, `"children"`) {
+		t.Errorf("timeline json: %d %s", code, out)
+	}
+	if code, _, errs := run(t, dir, "", "timeline", "nope"); code != 1 || !strings.Contains(errs, "no events") {
+		t.Errorf("unknown session: %d %s", code, errs)
+	}
+	if code, out, _ := run(t, dir, "", "stats", "tools"); code != 0 || !strings.Contains(out, "update_order_status") {
+		t.Errorf("stats: %d %s", code, out)
+	}
+	code, out, _ = run(t, dir, "", "report", "access", "--subject", "patient:P-123", "--from", "2026-01-01", "--to", "2026-03-31")
+	var rep struct {
+		Total             int  `json:"total"`
+		BreakGlass        int  `json:"break_glass"`
+		IntegrityVerified bool `json:"integrity_verified"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || rep.Total != 2 || rep.BreakGlass != 1 || !rep.IntegrityVerified {
+		t.Errorf("report: %d %v %+v", code, err, rep)
+	}
+	for _, f := range []string{"csv", "html"} {
+		if code, out, _ := run(t, dir, "", "report", "access", "--subject", "patient:P-123", "--from", "2026-01-01", "--to", "2026-03-31", "--format", f); code != 0 || !strings.Contains(out, "dr_jones") {
+			t.Errorf("report %s: %d %s", f, code, out)
+		}
+	}
+	if code, _, _ := run(t, dir, "", "report", "access", "--subject", "patient:P-123", "--from", "yesterday", "--to", "2026-03-31"); code != 2 {
+		t.Errorf("bad time: exit %d, want 2", code)
+	}
+	code, out, errs = run(t, dir, "", "query", "--tool", "get_patient_record", "--limit", "1")
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(errs, "more: --cursor ") {
+		t.Fatalf("query page 1: %d %s %s", code, out, errs)
+	}
+	cursor := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(errs[strings.Index(errs, "more:"):]), "more: --cursor"))
+	code, out, errs = run(t, dir, "", "query", "--tool", "get_patient_record", "--limit", "1", "--cursor", cursor)
+	if code != 0 || !strings.Contains(out, "dr_jones") || strings.Contains(errs, "more:") {
+		t.Errorf("query page 2: %d %s %s", code, out, errs)
+	}
+	if code, out, _ := run(t, dir, "", "query", "--failures", "--json"); code != 0 || !strings.Contains(out, "Cannot cancel shipped order") {
+		t.Errorf("failures: %d %s", code, out)
+	}
+	if code, _, _ := run(t, dir, "", "query", "--cursor", "garbage"); code != 2 {
+		t.Errorf("bad cursor: exit %d, want 2", code)
+	}
+}

@@ -150,3 +150,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestAttribution(t *testing.T) {
+	tests := []struct {
+		ev   Event
+		want string
+	}{
+		{Event{UserID: "usr_98765", UserRole: "support_agent", AgentID: "support-v1", Model: "claude-opus-4-6", ToolName: "update_order_status", Trigger: TriggerUserRequest},
+			"usr_98765 (support_agent) → support-v1/claude-opus-4-6 → update_order_status [user_request]"},
+		{Event{AgentID: "bot", AgentVersion: "2.1", Trigger: TriggerProactive}, "? → bot@2.1 [proactive]"},
+		{Event{UserID: "u", Model: "gpt-5"}, "u → gpt-5"},
+	}
+	for _, tt := range tests {
+		if got := tt.ev.Attribution(); got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
+		}
+	}
+}

@@ -7,6 +7,8 @@
 package store
 
 import (
+	"time"
+
 	"errors"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -48,3 +50,24 @@ var (
 	// ErrNoSpace: the disk is full; nothing of the batch was written.
 	ErrNoSpace = errors.New("no space left on the data volume")
 )
+
+// Filter selects events; empty fields do not filter. Results come in seq order.
+type Filter struct {
+	SessionID, UserID, AgentID, Model, ToolName, SubjectType, SubjectID, Kind, Outcome string
+	// Since and Until bound the event time: Since <= time < Until. Zero means unbounded.
+	Since, Until time.Time
+	// Failures keeps only failed actions: outcome error or denied, success false, or kind error.
+	Failures bool
+	// FromSeq keeps only seq >= FromSeq (the pagination cursor).
+	FromSeq int64
+	// Limit caps the number of results; 0 means no limit.
+	Limit int
+}
+
+// ToolCall is the slice of a tool_call event that tool statistics need.
+type ToolCall struct {
+	Tool       string
+	DurationMS *float64
+	Success    *bool
+	UserID     string
+}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 	"modernc.org/sqlite"
@@ -451,4 +452,106 @@ func (s *Store) Checkpoints(ctx context.Context) ([]store.Checkpoint, error) {
 		out = append(out, c)
 	}
 	return out, mapErr("sqlite: checkpoints", rows.Err())
+}
+
+// Find calls fn for each entry matching f, in seq order.
+func (s *Store) Find(ctx context.Context, f store.Filter, fn func(store.Entry) error) error {
+	var where []string
+	var args []any
+	eq := func(col, v string) {
+		if v != "" {
+			where = append(where, col+" = ?")
+			args = append(args, v)
+		}
+	}
+	eq("session_id", f.SessionID)
+	eq("user_id", f.UserID)
+	eq("agent_id", f.AgentID)
+	eq("model", f.Model)
+	eq("tool_name", f.ToolName)
+	eq("subject_type", f.SubjectType)
+	eq("subject_id", f.SubjectID)
+	eq("kind", f.Kind)
+	eq("outcome", f.Outcome)
+	if !f.Since.IsZero() {
+		where = append(where, "time_ms >= ?")
+		args = append(args, f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time_ms < ?")
+		args = append(args, f.Until.UnixMilli())
+	}
+	if f.Failures {
+		where = append(where, "(outcome IN ('error', 'denied') OR success = 0 OR kind = 'error')")
+	}
+	if f.FromSeq > 0 {
+		where = append(where, "seq >= ?")
+		args = append(args, f.FromSeq)
+	}
+	q := "SELECT seq, id, salt, body FROM events"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY seq"
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return mapErr("sqlite: find", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e store.Entry
+		var body string
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Salt, &body); err != nil {
+			return mapErr("sqlite: find", err)
+		}
+		e.Body = []byte(body)
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return mapErr("sqlite: find", rows.Err())
+}
+
+// ToolCalls calls fn for each tool_call event in [since, until) (zero: unbounded), reading only
+// the covering index.
+func (s *Store) ToolCalls(ctx context.Context, since, until time.Time, fn func(store.ToolCall) error) error {
+	q := "SELECT tool_name, duration_ms, success, user_id FROM events INDEXED BY events_tool WHERE tool_name IS NOT NULL AND kind = 'tool_call'"
+	var args []any
+	if !since.IsZero() {
+		q += " AND time_ms >= ?"
+		args = append(args, since.UnixMilli())
+	}
+	if !until.IsZero() {
+		q += " AND time_ms < ?"
+		args = append(args, until.UnixMilli())
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return mapErr("sqlite: tool calls", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c store.ToolCall
+		var d sql.NullFloat64
+		var ok sql.NullBool
+		var user sql.NullString
+		if err := rows.Scan(&c.Tool, &d, &ok, &user); err != nil {
+			return mapErr("sqlite: tool calls", err)
+		}
+		if d.Valid {
+			c.DurationMS = &d.Float64
+		}
+		if ok.Valid {
+			c.Success = &ok.Bool
+		}
+		c.UserID = user.String
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	return mapErr("sqlite: tool calls", rows.Err())
 }

@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/agentaudit/agentaudit/query"
+	"github.com/agentaudit/agentaudit/store"
+)
+
+// parseTime accepts RFC 3339, a date (YYYY-MM-DD, midnight UTC; with endOfDay the midnight after
+// it, so "--to 2026-03-31" includes that day), or a duration back from now ("24h").
+func parseTime(s string, now time.Time, endOfDay bool) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		if endOfDay {
+			t = t.AddDate(0, 0, 1)
+		}
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, usagef("time %q: want RFC 3339 (2026-01-02T15:04:05Z), a date (2026-01-02) or a duration (24h)", s)
+}
+
+func runTimeline(e *env) error {
+	fs := e.flags("timeline")
+	format := fs.String("format", "text", "text, or json for a tree (an LLM call with the tool calls it requested)")
+	id, err := oneArg(fs, e.args, "session id")
+	if err != nil {
+		return err
+	}
+	if *format != "text" && *format != "json" {
+		return usagef("--format must be text or json")
+	}
+	st, err := e.dir.OpenStore(e.ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	recs, err := query.Session(e.ctx, st, id)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		out, _ := json.MarshalIndent(query.Tree(recs), "", "  ")
+		_, err = fmt.Fprintf(e.stdout, "%s\n", out)
+		return err
+	}
+	return query.WriteTimeline(e.stdout, recs)
+}
+
+func runStats(e *env) error {
+	fs := e.flags("stats")
+	since := fs.String("since", "", "only calls at or after this time")
+	until := fs.String("until", "", "only calls before this time")
+	asJSON := fs.Bool("json", false, "print JSON")
+	what, err := oneArg(fs, e.args, "statistic (tools)")
+	if err != nil {
+		return err
+	}
+	if what != "tools" {
+		return usagef("unknown statistic %q (want tools)", what)
+	}
+	now := time.Now()
+	from, err := parseTime(*since, now, false)
+	if err != nil {
+		return err
+	}
+	to, err := parseTime(*until, now, true)
+	if err != nil {
+		return err
+	}
+	st, err := e.dir.OpenStore(e.ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	stats, err := query.ToolStats(e.ctx, st, from, to)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out, _ := json.MarshalIndent(stats, "", "  ")
+		_, err = fmt.Fprintf(e.stdout, "%s\n", out)
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%-28s %7s %8s %9s %9s %9s %9s %9s %6s\n", "TOOL", "CALLS", "SUCCESS", "AVG", "P50", "P95", "P99", "MAX", "USERS")
+	for _, s := range stats {
+		fmt.Fprintf(e.stdout, "%-28s %7d %7.1f%% %7.1fms %7.1fms %7.1fms %7.1fms %7.1fms %6d\n",
+			s.Tool, s.Calls, 100*s.SuccessRate, s.AvgMS, s.P50MS, s.P95MS, s.P99MS, s.MaxMS, s.UniqueUsers)
+	}
+	return nil
+}
+
+func runReport(e *env) error {
+	fs := e.flags("report")
+	subject := fs.String("subject", "", "TYPE:ID, e.g. patient:P-123 (required)")
+	fromS := fs.String("from", "", "start of the period (required)")
+	toS := fs.String("to", "", "end of the period, inclusive for a date (required)")
+	format := fs.String("format", "json", "json, csv or html")
+	key := fs.String("key", "", "verifier key, or a file holding it (default: the data directory's)")
+	what, err := oneArg(fs, e.args, "report (access)")
+	if err != nil {
+		return err
+	}
+	if what != "access" {
+		return usagef("unknown report %q (want access)", what)
+	}
+	if *subject == "" || *fromS == "" || *toS == "" {
+		return usagef("--subject, --from and --to are required")
+	}
+	typ, id, err := query.ParseSubject(*subject)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	now := time.Now()
+	from, err := parseTime(*fromS, now, false)
+	if err != nil {
+		return err
+	}
+	to, err := parseTime(*toS, now, true)
+	if err != nil {
+		return err
+	}
+	if !to.After(from) {
+		return usagef("--to must be after --from")
+	}
+	v, err := e.verifierFor(*key)
+	if err != nil {
+		return err
+	}
+	st, err := e.dir.OpenStore(e.ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rep, err := query.AccessReportFor(e.ctx, st, st, v, typ, id, from, to, now)
+	if err != nil {
+		return err
+	}
+	switch *format {
+	case "json":
+		out, _ := json.MarshalIndent(rep, "", "  ")
+		_, err = fmt.Fprintf(e.stdout, "%s\n", out)
+	case "csv":
+		err = query.WriteAccessCSV(e.stdout, rep)
+	case "html":
+		err = query.WriteAccessHTML(e.stdout, rep)
+	default:
+		return usagef("--format must be json, csv or html")
+	}
+	return err
+}
+
+func runQuery(e *env) error {
+	fs := e.flags("query")
+	var f store.Filter
+	fs.StringVar(&f.SessionID, "session", "", "session id")
+	fs.StringVar(&f.UserID, "user", "", "user id")
+	fs.StringVar(&f.AgentID, "agent", "", "agent id")
+	fs.StringVar(&f.Model, "model", "", "model")
+	fs.StringVar(&f.ToolName, "tool", "", "tool name")
+	fs.StringVar(&f.Kind, "kind", "", "event kind")
+	fs.StringVar(&f.Outcome, "outcome", "", "success, error or denied")
+	fs.BoolVar(&f.Failures, "failures", false, "only failed actions")
+	fs.IntVar(&f.Limit, "limit", query.DefaultPageSize, "page size")
+	subject := fs.String("subject", "", "TYPE:ID or ID")
+	since := fs.String("since", "", "events at or after this time")
+	until := fs.String("until", "", "events before this time")
+	cursor := fs.String("cursor", "", "the cursor printed after the previous page")
+	asJSON := fs.Bool("json", false, "print the page as one JSON object with its next cursor")
+	if pos, err := parse(fs, e.args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	var err error
+	now := time.Now()
+	if f.Since, err = parseTime(*since, now, false); err != nil {
+		return err
+	}
+	if f.Until, err = parseTime(*until, now, true); err != nil {
+		return err
+	}
+	if *subject != "" {
+		if f.SubjectType, f.SubjectID, err = query.ParseSubject(*subject); err != nil {
+			return usagef("%v", err)
+		}
+	}
+	st, err := e.dir.OpenStore(e.ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	page, err := query.Find(e.ctx, st, f, *cursor)
+	switch {
+	case errors.Is(err, query.ErrBadCursor):
+		return usagef("--cursor: %v", err)
+	case errors.Is(err, query.ErrPageSize):
+		return usagef("--limit %v", err)
+	case err != nil:
+		return err
+	}
+	if *asJSON {
+		out, _ := json.MarshalIndent(page, "", "  ")
+		_, err = fmt.Fprintf(e.stdout, "%s\n", out)
+		return err
+	}
+	enc := json.NewEncoder(e.stdout)
+	for _, r := range page.Records {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	if page.Next != "" {
+		fmt.Fprintf(e.stderr, "more: --cursor %s\n", page.Next)
+	}
+	return nil
+}
