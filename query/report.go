@@ -49,15 +49,14 @@ func ToolStats(ctx context.Context, st Store, since, until time.Time) ([]ToolSta
 			by[c.Tool] = a
 		}
 		a.Calls++
-		if c.Success != nil {
-			if *c.Success {
-				a.Successes++
-			} else {
-				a.Failures++
-			}
+		switch c.Success {
+		case 1:
+			a.Successes++
+		case 0:
+			a.Failures++
 		}
-		if c.DurationMS != nil {
-			a.durs = append(a.durs, *c.DurationMS)
+		if c.HasDuration {
+			a.durs = append(a.durs, c.DurationMS)
 		}
 		if c.UserID != "" {
 			a.users[c.UserID] = struct{}{}

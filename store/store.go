@@ -64,10 +64,13 @@ type Filter struct {
 	Limit int
 }
 
-// ToolCall is the slice of a tool_call event that tool statistics need.
+// ToolCall is the slice of a tool_call event that tool statistics need. It is passed by value
+// and its strings are interned by the driver: statistics scan every call, so no field may cost an
+// allocation per row.
 type ToolCall struct {
-	Tool       string
-	DurationMS *float64
-	Success    *bool
-	UserID     string
+	Tool        string
+	UserID      string
+	DurationMS  float64
+	HasDuration bool
+	Success     int8 // 1 true, 0 false, -1 absent
 }

@@ -534,21 +534,31 @@ func (s *Store) ToolCalls(ctx context.Context, since, until time.Time, fn func(s
 		return mapErr("sqlite: tool calls", err)
 	}
 	defer rows.Close()
+	intern := map[string]string{}
+	str := func(b sql.RawBytes) string {
+		if v, ok := intern[string(b)]; ok { // no allocation for the lookup
+			return v
+		}
+		v := string(b)
+		intern[v] = v
+		return v
+	}
 	for rows.Next() {
-		var c store.ToolCall
-		var d sql.NullFloat64
-		var ok sql.NullBool
-		var user sql.NullString
-		if err := rows.Scan(&c.Tool, &d, &ok, &user); err != nil {
+		var tool, user sql.RawBytes
+		var d, ok any
+		if err := rows.Scan(&tool, &d, &ok, &user); err != nil {
 			return mapErr("sqlite: tool calls", err)
 		}
-		if d.Valid {
-			c.DurationMS = &d.Float64
+		c := store.ToolCall{Tool: str(tool), UserID: str(user), Success: -1}
+		switch v := d.(type) {
+		case float64:
+			c.DurationMS, c.HasDuration = v, true
+		case int64:
+			c.DurationMS, c.HasDuration = float64(v), true
 		}
-		if ok.Valid {
-			c.Success = &ok.Bool
+		if v, isInt := ok.(int64); isInt {
+			c.Success = int8(min(v, 1))
 		}
-		c.UserID = user.String
 		if err := fn(c); err != nil {
 			return err
 		}
