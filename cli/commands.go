@@ -207,9 +207,7 @@ func runGet(e *env) error {
 	if err != nil {
 		return err
 	}
-	out, _ := json.MarshalIndent(shownEvent{ent.Seq, ent.Body}, "", "  ")
-	_, err = fmt.Fprintf(e.stdout, "%s\n", out)
-	return err
+	return e.writeJSON(shownEvent{ent.Seq, ent.Body})
 }
 
 func runTail(e *env) error {
@@ -306,8 +304,9 @@ func runVerify(e *env) error {
 		return err
 	}
 	if *asJSON {
-		out, _ := json.MarshalIndent(rep, "", "  ")
-		fmt.Fprintf(e.stdout, "%s\n", out)
+		if err := e.writeJSON(rep); err != nil {
+			return err
+		}
 	} else {
 		fmt.Fprintf(e.stdout, "checked %d events, %d tree hashes, %d checkpoints (largest signed size %d) with key %s\n",
 			rep.Events, rep.TreeHashes, rep.Checkpoints, rep.SignedSize, v.Name()+"+"+strconv.FormatUint(uint64(v.KeyHash()), 16))
@@ -362,9 +361,7 @@ func runProve(e *env) error {
 	if err != nil {
 		return err
 	}
-	out, _ := json.MarshalIndent(b, "", "  ")
-	_, err = fmt.Fprintf(e.stdout, "%s\n", out)
-	return err
+	return e.writeJSON(b)
 }
 
 func runVerifyBundle(e *env) error {

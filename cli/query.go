@@ -31,6 +31,26 @@ func parseTime(s string, now time.Time, endOfDay bool) (time.Time, error) {
 	return time.Time{}, usagef("time %q: want RFC 3339 (2026-01-02T15:04:05Z), a date (2026-01-02) or a duration (24h)", s)
 }
 
+// timeRange parses a from/to pair with parseTime; a date as "to" includes that day.
+func timeRange(from, to string, now time.Time) (time.Time, time.Time, error) {
+	f, err := parseTime(from, now, false)
+	if err != nil {
+		return f, f, err
+	}
+	t, err := parseTime(to, now, true)
+	return f, t, err
+}
+
+// writeJSON prints v as indented JSON.
+func (e *env) writeJSON(v any) error {
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "%s\n", out)
+	return err
+}
+
 func runTimeline(e *env) error {
 	fs := e.flags("timeline")
 	format := fs.String("format", "text", "text, or json for a tree (an LLM call with the tool calls it requested)")
@@ -51,9 +71,7 @@ func runTimeline(e *env) error {
 		return err
 	}
 	if *format == "json" {
-		out, _ := json.MarshalIndent(query.Tree(recs), "", "  ")
-		_, err = fmt.Fprintf(e.stdout, "%s\n", out)
-		return err
+		return e.writeJSON(query.Tree(recs))
 	}
 	return query.WriteTimeline(e.stdout, recs)
 }
@@ -70,12 +88,7 @@ func runStats(e *env) error {
 	if what != "tools" {
 		return usagef("unknown statistic %q (want tools)", what)
 	}
-	now := time.Now()
-	from, err := parseTime(*since, now, false)
-	if err != nil {
-		return err
-	}
-	to, err := parseTime(*until, now, true)
+	from, to, err := timeRange(*since, *until, time.Now())
 	if err != nil {
 		return err
 	}
@@ -89,9 +102,7 @@ func runStats(e *env) error {
 		return err
 	}
 	if *asJSON {
-		out, _ := json.MarshalIndent(stats, "", "  ")
-		_, err = fmt.Fprintf(e.stdout, "%s\n", out)
-		return err
+		return e.writeJSON(stats)
 	}
 	fmt.Fprintf(e.stdout, "%-28s %7s %8s %9s %9s %9s %9s %9s %6s\n", "TOOL", "CALLS", "SUCCESS", "AVG", "P50", "P95", "P99", "MAX", "USERS")
 	for _, s := range stats {
@@ -123,11 +134,7 @@ func runReport(e *env) error {
 		return usagef("%v", err)
 	}
 	now := time.Now()
-	from, err := parseTime(*fromS, now, false)
-	if err != nil {
-		return err
-	}
-	to, err := parseTime(*toS, now, true)
+	from, to, err := timeRange(*fromS, *toS, now)
 	if err != nil {
 		return err
 	}
@@ -149,8 +156,7 @@ func runReport(e *env) error {
 	}
 	switch *format {
 	case "json":
-		out, _ := json.MarshalIndent(rep, "", "  ")
-		_, err = fmt.Fprintf(e.stdout, "%s\n", out)
+		err = e.writeJSON(rep)
 	case "csv":
 		err = query.WriteAccessCSV(e.stdout, rep)
 	case "html":
@@ -184,11 +190,7 @@ func runQuery(e *env) error {
 		return usagef("unexpected argument %q", pos[0])
 	}
 	var err error
-	now := time.Now()
-	if f.Since, err = parseTime(*since, now, false); err != nil {
-		return err
-	}
-	if f.Until, err = parseTime(*until, now, true); err != nil {
+	if f.Since, f.Until, err = timeRange(*since, *until, time.Now()); err != nil {
 		return err
 	}
 	if *subject != "" {
@@ -211,9 +213,7 @@ func runQuery(e *env) error {
 		return err
 	}
 	if *asJSON {
-		out, _ := json.MarshalIndent(page, "", "  ")
-		_, err = fmt.Fprintf(e.stdout, "%s\n", out)
-		return err
+		return e.writeJSON(page)
 	}
 	enc := json.NewEncoder(e.stdout)
 	for _, r := range page.Records {
