@@ -1,0 +1,346 @@
+// Package agentaudit is the Go SDK that agents import to record what they do: sessions with who
+// and why, LLM calls, tool calls (wrapped once, timed and linked to the LLM call that asked for
+// them), reasoning, approvals, interventions, errors and outcomes, into the tamper-evident ledger.
+//
+//	rec, err := agentaudit.Open("./agentaudit-data")
+//	ctx, sess, err := rec.StartSession(ctx, agentaudit.SessionInfo{UserID: "usr_98765", AgentID: "support-v1"})
+//	getOrder := agentaudit.WrapTool(rec, "get_order", getOrderFunc)
+//	order, err := getOrder(ctx, args) // recorded with arguments, result, duration, outcome
+//	sess.End(ctx, event.OutcomeSuccess)
+//	rec.Close()
+//
+// Every event passes the ledger's one path: validation, sanitization, canonical encoding, the
+// Merkle log. Three delivery modes trade latency for guarantees (Mode): Async returns at once and
+// batches in the background (Flush and Close drain), Sync returns after the durable commit, and
+// FailClosed (per tool) refuses to run a tool whose audit record cannot be written first.
+package agentaudit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/agentaudit/agentaudit/datadir"
+	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ledger"
+)
+
+// Mode is how the recorder delivers events.
+type Mode int
+
+const (
+	// Async queues the event and returns at once; a background goroutine commits batches.
+	// Validation errors are still returned at once. Flush and Close wait for the queue.
+	Async Mode = iota
+	// Sync returns after the event is durably committed.
+	Sync
+	// FailClosed is Sync, and for a wrapped tool it also records the call before running it: if
+	// that record cannot be written, the tool does not run and the caller gets the error.
+	FailClosed
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Async:
+		return "async"
+	case Sync:
+		return "sync"
+	case FailClosed:
+		return "fail-closed"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Sink is where a recorder delivers events: the embedded ledger (Open), or a server client.
+// AppendBatch has the ledger's contract: per-event results, and an error only when nothing was
+// committed.
+type Sink interface {
+	AppendBatch(ctx context.Context, evs []*event.Event) ([]ledger.Result, error)
+	Close() error
+}
+
+// Defaults for options.
+const (
+	DefaultQueueSize     = 65536
+	DefaultBatchSize     = 1024
+	DefaultFlushInterval = 20 * time.Millisecond
+)
+
+type config struct {
+	mode          Mode
+	queueSize     int
+	batchSize     int
+	flushInterval time.Duration
+	onError       func(error)
+	ledgerOpts    ledger.Options
+}
+
+// Option configures a Recorder.
+type Option func(*config) error
+
+// WithMode sets the default delivery mode (Async unless set).
+func WithMode(m Mode) Option {
+	return func(c *config) error {
+		if m < Async || m > FailClosed {
+			return fmt.Errorf("agentaudit: WithMode: unknown mode %d", m)
+		}
+		c.mode = m
+		return nil
+	}
+}
+
+// WithQueue sets the async queue size and the largest batch committed at once.
+func WithQueue(size, batch int) Option {
+	return func(c *config) error {
+		if size < 1 || batch < 1 {
+			return fmt.Errorf("agentaudit: WithQueue: size %d and batch %d must be positive", size, batch)
+		}
+		c.queueSize, c.batchSize = size, batch
+		return nil
+	}
+}
+
+// WithFlushInterval sets how long an async event may wait for more to batch with.
+func WithFlushInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("agentaudit: WithFlushInterval: %v must be positive", d)
+		}
+		c.flushInterval = d
+		return nil
+	}
+}
+
+// WithErrorHandler receives errors of async deliveries (the caller has already returned). The
+// default logs them with slog at error level.
+func WithErrorHandler(f func(error)) Option {
+	return func(c *config) error { c.onError = f; return nil }
+}
+
+// WithLedgerOptions passes options to the embedded ledger (Open only): the sanitizer, limits.
+func WithLedgerOptions(o ledger.Options) Option {
+	return func(c *config) error { c.ledgerOpts = o; return nil }
+}
+
+// Recorder records events. It is safe for concurrent use.
+type Recorder struct {
+	sink Sink
+	cfg  config
+
+	queue    chan queued
+	done     chan struct{}
+	closeMu  sync.RWMutex
+	closed   bool
+	closeErr error
+}
+
+// queued is an event, or (ev nil) a flush marker. done, when set, receives the event's result
+// (nil for a flush) once it and everything queued before it is committed. Every event goes
+// through the one queue, so the log keeps the order in which the agent recorded them, whatever
+// the mode.
+type queued struct {
+	ev   *event.Event
+	done chan error
+}
+
+// ErrClosed: the recorder was closed.
+var ErrClosed = errors.New("agentaudit: recorder closed")
+
+// Open opens a recorder on the embedded store in dir, initializing the directory (signing key,
+// store) on first use.
+func Open(dir string, opts ...Option) (*Recorder, error) {
+	var cfg config
+	if err := cfg.apply(opts); err != nil {
+		return nil, err
+	}
+	d := datadir.Dir{Path: dir}
+	if _, err := d.Init(context.Background(), ""); err != nil && !errors.Is(err, datadir.ErrInitialized) {
+		return nil, err
+	}
+	w, err := d.OpenWriter(context.Background(), cfg.ledgerOpts)
+	if err != nil {
+		return nil, err
+	}
+	return newRecorder(w, cfg), nil
+}
+
+// New opens a recorder on any sink.
+func New(sink Sink, opts ...Option) (*Recorder, error) {
+	var cfg config
+	if err := cfg.apply(opts); err != nil {
+		return nil, err
+	}
+	return newRecorder(sink, cfg), nil
+}
+
+func (c *config) apply(opts []Option) error {
+	*c = config{mode: Async, queueSize: DefaultQueueSize, batchSize: DefaultBatchSize, flushInterval: DefaultFlushInterval,
+		onError: func(err error) { slog.Error("agentaudit: async delivery failed", "err", err) }}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newRecorder(sink Sink, cfg config) *Recorder {
+	r := &Recorder{sink: sink, cfg: cfg, queue: make(chan queued, cfg.queueSize), done: make(chan struct{})}
+	go r.deliver()
+	return r
+}
+
+// Mode returns the recorder's default delivery mode.
+func (r *Recorder) Mode() Mode { return r.cfg.mode }
+
+// Record delivers one event in the recorder's mode. The event is completed (id, time) and
+// validated in the caller's goroutine, so a bad event is an error here in every mode.
+func (r *Recorder) Record(ctx context.Context, ev *event.Event) error {
+	return r.record(ctx, ev, r.cfg.mode)
+}
+
+func (r *Recorder) record(ctx context.Context, ev *event.Event, m Mode) error {
+	if err := ev.Normalize(time.Now()); err != nil {
+		return err
+	}
+	if err := ev.Validate(); err != nil {
+		return err
+	}
+	q := queued{ev: ev}
+	if m != Async {
+		q.done = make(chan error, 1)
+	}
+	if err := r.enqueue(ctx, q); err != nil {
+		return err
+	}
+	if q.done == nil {
+		return nil
+	}
+	// Queued: the commit happens whatever ctx does, so wait for its outcome.
+	return <-q.done
+}
+
+func (r *Recorder) enqueue(ctx context.Context, q queued) error {
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed {
+		return ErrClosed
+	}
+	select {
+	case r.queue <- q:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// deliver commits queued events in batches: at once when someone waits for the batch (a Sync
+// event, a Flush), otherwise after the flush interval or when the batch is full.
+func (r *Recorder) deliver() {
+	defer close(r.done)
+	var batch []queued
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	commit := func() {
+		var evs []*event.Event
+		for _, q := range batch {
+			if q.ev != nil {
+				evs = append(evs, q.ev)
+			}
+		}
+		var res []ledger.Result
+		var err error
+		if len(evs) > 0 {
+			res, err = r.sink.AppendBatch(context.Background(), evs)
+		}
+		i := 0
+		for _, q := range batch {
+			var qerr error
+			if q.ev != nil {
+				switch {
+				case err != nil:
+					qerr = err
+				default:
+					qerr = res[i].Err
+				}
+				i++
+			}
+			if q.done != nil {
+				q.done <- qerr
+			} else if qerr != nil {
+				r.cfg.onError(fmt.Errorf("event %s not recorded: %w", q.ev.ID, qerr))
+			}
+		}
+		batch = batch[:0]
+	}
+	for {
+		var q queued
+		var ok bool
+		select {
+		case q, ok = <-r.queue:
+		case <-timer.C:
+			commit()
+			continue
+		}
+		if !ok {
+			commit()
+			return
+		}
+		if len(batch) == 0 {
+			timer.Reset(r.cfg.flushInterval)
+		}
+		batch = append(batch, q)
+		waited := q.done != nil
+	drain:
+		for len(batch) < r.cfg.batchSize {
+			select {
+			case q, ok := <-r.queue:
+				if !ok {
+					commit()
+					return
+				}
+				batch = append(batch, q)
+				waited = waited || q.done != nil
+			default:
+				break drain
+			}
+		}
+		if waited || len(batch) >= r.cfg.batchSize {
+			timer.Stop()
+			commit()
+		}
+	}
+}
+
+// Flush waits until every event queued before it is committed (async failures go to the error
+// handler).
+func (r *Recorder) Flush(ctx context.Context) error {
+	q := queued{done: make(chan error, 1)}
+	if err := r.enqueue(ctx, q); err != nil {
+		return err
+	}
+	select {
+	case <-q.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close drains the queue, then closes the sink (for Open: signs a final checkpoint).
+func (r *Recorder) Close() error {
+	r.closeMu.Lock()
+	if r.closed {
+		r.closeMu.Unlock()
+		return r.closeErr
+	}
+	r.closed = true
+	close(r.queue)
+	r.closeMu.Unlock()
+	<-r.done
+	r.closeErr = r.sink.Close()
+	return r.closeErr
+}
