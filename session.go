@@ -149,6 +149,10 @@ type RequestedTool struct {
 
 // LLMCall records an LLM call and returns its event id.
 func (s *Session) LLMCall(ctx context.Context, c LLMCall) (string, error) {
+	return s.recordLLM(ctx, c, nil)
+}
+
+func (s *Session) recordLLM(ctx context.Context, c LLMCall, extra func(*event.Event)) (string, error) {
 	ev := s.base(event.KindLLMCall)
 	if c.Model != "" {
 		ev.Model = c.Model
@@ -169,6 +173,9 @@ func (s *Session) LLMCall(ctx context.Context, c LLMCall) (string, error) {
 	ev.Trigger = s.trigger(c.Trigger)
 	if c.Err != nil {
 		ev.Error, ev.Outcome = c.Err.Error(), event.OutcomeError
+	}
+	if extra != nil {
+		extra(ev)
 	}
 	s.mu.Lock()
 	s.lastLLM = ev.ID
