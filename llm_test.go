@@ -137,7 +137,7 @@ func TestTransportWithOfficialClients(t *testing.T) {
 	s3.Close()
 	// 6. OpenAI chat, streamed with tool calls and include_usage.
 	cs := oai.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "gpt-4o",
-		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("where is ORD-456")},
+		Messages:      []openai.ChatCompletionMessageParamUnion{openai.UserMessage("where is ORD-456")},
 		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}})
 	var chatAcc openai.ChatCompletionAccumulator
 	for cs.Next() {
