@@ -103,12 +103,49 @@ func TestOversizedLine(t *testing.T) {
 	}
 }
 
-func TestDemoVerifyProveTamper(t *testing.T) {
-	dir := t.TempDir()
-	code, out, errs := run(t, dir, "", "demo")
-	if code != 0 || !strings.Contains(out, "recorded the sample session: 12 new events") || !strings.Contains(out, "OK: nothing was changed") {
-		t.Fatalf("demo: %d\n%s\n%s", code, out, errs)
+// sampleLog initializes dir and appends the sample session file.
+func sampleLog(t *testing.T, dir string) {
+	t.Helper()
+	run(t, dir, "", "init")
+	if code, out, errs := run(t, dir, "", "append", "sample-session.jsonl"); code != 0 || !strings.Contains(out, "appended 12 events") {
+		t.Fatalf("append sample: %d %s %s", code, out, errs)
 	}
+}
+
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ { // a second run adds sessions to the same log
+		code, out, errs := run(t, dir, "", "demo")
+		if code != 0 {
+			t.Fatalf("demo run %d: %d\n%s\n%s", i, code, out, errs)
+		}
+		for _, want := range []string{
+			"== customer support: cancel a shipped order",
+			`❌ update_order_status({"order_id": "ORD-456", "status": "cancelled"}) → error: Cannot cancel shipped order`,
+			"usr_98765 (support_agent) → support-v1@1.4.2/claude-opus-4-6 → update_order_status [user_request]",
+			"👍 initiate_return approved by mgr_2002",
+			"[BREAK-GLASS: unconscious patient in the ER, allergy check]",
+			"OK: nothing was changed",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("demo run %d output lacks %q:\n%s", i, want, out)
+			}
+		}
+	}
+	// The API key the agents sent is nowhere on disk.
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(demoAPIKey)) {
+				t.Errorf("the API key is in %s", p)
+			}
+		}
+		return nil
+	})
+}
+
+func TestVerifyProveTamper(t *testing.T) {
+	dir := t.TempDir()
+	sampleLog(t, dir)
 	_, vkey, _ := run(t, dir, "", "key")
 	keyFile := filepath.Join(t.TempDir(), "auditor.key")
 	os.WriteFile(keyFile, []byte(vkey), 0o644)
@@ -148,7 +185,7 @@ func TestDemoVerifyProveTamper(t *testing.T) {
 		}
 	}
 	db.Close()
-	code, out, _ = run(t, dir, "", "verify", "--key", keyFile)
+	code, out, _ := run(t, dir, "", "verify", "--key", keyFile)
 	if code != 1 || !strings.Contains(out, "FAILED: 1 problem(s)") || !strings.Contains(out, "modified seq 4 (id 0192f5a0-0000-7000-8000-000000000005)") {
 		t.Errorf("verify after tampering: %d\n%s", code, out)
 	}
@@ -181,7 +218,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestQueryCommands(t *testing.T) {
 	dir := t.TempDir()
-	run(t, dir, "", "demo")
+	sampleLog(t, dir)
 	code, out, errs := run(t, dir, "", "timeline", "sess-demo-001")
 	if code != 0 || !strings.Contains(out, "[Turn 1] ❌ update_order_status(") || !strings.Contains(out, "usr_98765 (support_agent) → support-v1/claude-opus-4-6 → update_order_status [user_request]") {
 		t.Errorf("timeline: %d %s %s", code, out, errs)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/store"
 )
@@ -154,6 +155,7 @@ func ParseSubject(s string) (typ, id string, err error) {
 func AccessReportFor(ctx context.Context, st Store, ps ProofStore, v note.Verifier, subjectType, subjectID string, from, to time.Time, now time.Time) (*AccessReport, error) {
 	rep := &AccessReport{SubjectType: subjectType, SubjectID: subjectID, From: from, To: to, GeneratedAt: now.UTC(), Accesses: []Access{}}
 	var entries []store.Entry
+	var parents []string // of tool_result events
 	err := st.Find(ctx, store.Filter{SubjectType: subjectType, SubjectID: subjectID, Since: from, Until: to}, func(e store.Entry) error {
 		r, err := decode(e)
 		if err != nil {
@@ -166,11 +168,30 @@ func AccessReportFor(ctx context.Context, st Store, ps ProofStore, v note.Verifi
 			Outcome: string(ev.Outcome), BreakGlass: ev.BreakGlass, BreakGlassReason: ev.BreakGlassReason,
 		})
 		entries = append(entries, store.Entry{Seq: e.Seq, Salt: slices.Clone(e.Salt), Body: slices.Clone(e.Body)})
+		if ev.Kind == event.KindToolResult && ev.ParentID != "" {
+			parents = append(parents, ev.ParentID)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	// A fail-closed tool call is two events, the call recorded before it ran and its result:
+	// one access, listed once, as the result (which carries the outcome).
+	completed := map[string]bool{}
+	for _, p := range parents {
+		completed[p] = true
+	}
+	kept := rep.Accesses[:0]
+	keptEntries := entries[:0]
+	for i, a := range rep.Accesses {
+		if a.Kind == string(event.KindToolCall) && completed[a.ID] {
+			continue
+		}
+		kept = append(kept, a)
+		keptEntries = append(keptEntries, entries[i])
+	}
+	rep.Accesses, entries = kept, keptEntries
 	users := map[string]struct{}{}
 	for _, a := range rep.Accesses {
 		users[a.UserID] = struct{}{}

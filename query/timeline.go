@@ -41,9 +41,11 @@ func turnLabel(e *event.Event) string {
 }
 
 func mark(e *event.Event) string {
-	failed := e.Outcome == event.OutcomeError || e.Outcome == event.OutcomeDenied || (e.Success != nil && !*e.Success)
-	if failed {
+	switch {
+	case e.Outcome == event.OutcomeError || e.Outcome == event.OutcomeDenied || (e.Success != nil && !*e.Success):
 		return "❌"
+	case e.Outcome == "" && e.Success == nil:
+		return "▶" // started, outcome recorded by a later event (a fail-closed call)
 	}
 	return "✅"
 }
@@ -72,6 +74,9 @@ func timelineLine(e *event.Event) (string, bool) {
 		return s + dur, true
 	case event.KindToolCall, event.KindToolResult:
 		s := fmt.Sprintf("%s %s(%s)", mark(e), e.ToolName, pyJSON(e.Arguments))
+		if e.Kind == event.KindToolResult {
+			s = fmt.Sprintf("%s ↳ %s", mark(e), e.ToolName)
+		}
 		switch {
 		case len(e.Result) > 0:
 			s += " → " + pyJSON(e.Result)
@@ -121,7 +126,16 @@ func timelineLine(e *event.Event) (string, bool) {
 	return fmt.Sprintf("• %s %s", e.Kind, clip(pyJSON(e.Metadata))), false
 }
 
-func ms(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "ms" }
+// ms renders a duration as the seed does ([38ms]), with decimals only where they matter.
+func ms(v float64) string {
+	switch {
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 0, 64) + "ms"
+	case v >= 0.01:
+		return strconv.FormatFloat(v, 'f', 2, 64) + "ms"
+	}
+	return "<0.01ms"
+}
 
 func orDash(s string) string {
 	if s == "" {
