@@ -8,8 +8,8 @@ import (
 
 	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/event"
-	supportagent "github.com/agentaudit/agentaudit/examples/support-agent"
 	"github.com/agentaudit/agentaudit/examples/scriptedmodel"
+	supportagent "github.com/agentaudit/agentaudit/examples/support-agent"
 	"github.com/agentaudit/agentaudit/query"
 	"github.com/agentaudit/agentaudit/store/sqlite"
 )
