@@ -65,3 +65,24 @@ func BenchmarkWrapToolAsync(b *testing.B) { benchWrapped(b, agentaudit.Async, 1)
 
 // BenchmarkWrapToolSync64: 64 agents, each call waits for its durable commit.
 func BenchmarkWrapToolSync64(b *testing.B) { benchWrapped(b, agentaudit.Sync, 64) }
+
+// BenchmarkRecordSustained: events/s through the SDK into the embedded store, async, including
+// the commit of every event (Flush at the end is inside the timing).
+func BenchmarkRecordSustained(b *testing.B) {
+	rec, err := agentaudit.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rec.Close()
+	ctx, sess, _ := rec.StartSession(context.Background(), agentaudit.SessionInfo{UserID: "u", AgentID: "a"})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := sess.Reasoning(ctx, "decide", "because"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := rec.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
