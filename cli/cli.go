@@ -29,6 +29,7 @@ const (
 type env struct {
 	ctx    context.Context
 	dir    datadir.Dir
+	policy string // redaction policy file; "" for the built-in one
 	args   []string
 	stdin  io.Reader
 	stdout io.Writer
@@ -59,6 +60,7 @@ func init() {
 		"timeline":      {"SESSION [--format text|json]", "a session's trail: LLM calls, tool calls, decisions, approvals, with attribution", runTimeline},
 		"stats":         {"tools [--since TIME] [--until TIME] [--json]", "per-tool calls, success rate, latency percentiles, unique users", runStats},
 		"report":        {"access --subject TYPE:ID --from TIME --to TIME [--format json|csv|html] [--key KEY]", "every access to a subject's records, integrity-checked", runReport},
+		"hash":          {"--field NAME VALUE", "print the pseudonym the log holds for a known value, to search for a person", runHash},
 		"query":         {"[--session ID] [--user ID] [--tool NAME] [--subject TYPE:ID] [--kind K] [--model M] [--agent A] [--outcome O] [--failures] [--since T] [--until T] [--limit N] [--cursor C] [--json]", "find events; combinable filters, paginated", runQuery},
 	}
 }
@@ -88,6 +90,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("agentaudit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", defaultData(), "data directory (env AGENTAUDIT_DATA)")
+	policy := fs.String("policy", os.Getenv("AGENTAUDIT_POLICY"), "redaction policy file (env AGENTAUDIT_POLICY; default: the built-in policy)")
 	fs.Usage = func() { printUsage(stderr) }
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
@@ -103,7 +106,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		printUsage(stderr)
 		return ExitUsage
 	}
-	e := &env{ctx: ctx, dir: datadir.Dir{Path: *data}, args: fs.Args()[1:], stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{ctx: ctx, dir: datadir.Dir{Path: *data}, policy: *policy, args: fs.Args()[1:], stdin: stdin, stdout: stdout, stderr: stderr}
 	err := cmd.run(e)
 	var ue *usageError
 	var ee *exitError
@@ -146,6 +149,7 @@ func printUsage(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w, "\nglobal flags:\n  --data DIR     data directory (default ./agentaudit-data, env AGENTAUDIT_DATA)")
+	fmt.Fprintln(w, "  --policy FILE  redaction policy (default: built in, env AGENTAUDIT_POLICY)")
 }
 
 // flags returns a flag set for a command, also accepting --data after the command name.

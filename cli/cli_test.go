@@ -265,3 +265,80 @@ func TestQueryCommands(t *testing.T) {
 		t.Errorf("bad cursor: exit %d, want 2", code)
 	}
 }
+
+// TestNoSecretReachesTheDisk appends events carrying planted secrets and PII through the CLI,
+// then reads the raw bytes of every file in the data directory.
+func TestNoSecretReachesTheDisk(t *testing.T) {
+	dir := t.TempDir()
+	run(t, dir, "", "init")
+	planted := map[string]string{
+		"card":      "4111 1111 1111 1111",
+		"ssn":       "078-05-1120",
+		"password":  "correct-horse-battery-staple",
+		"aws":       "AKIAQYLPMN5HHHFPZAM2",
+		"github":    "ghp_R8mQ2vX7pLk3Zt9Wb4Nc6Yd1Fh5Jg0Se2Aa7",
+		"bearer":    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ",
+		"name":      "Maria Garcia",
+		"email":     "maria.garcia@example.org",
+		"dob":       "1961-04-12",
+		"apikey":    "sk-demo-live-9f8e7d6c5b4a3f2e1d0c",
+		"nested":    "s3cr3t-in-an-array",
+		"jsonstr":   "tok-inside-json-string-42",
+		"rationale": "5500 0055 5555 5559",
+	}
+	lines := []string{
+		`{"id":"p1","session_id":"s","kind":"tool_call","tool_name":"charge","time":"2026-01-01T00:00:00Z","arguments":{"card":"` + planted["card"] + `","patient_name":"` + planted["name"] + `","headers":{"Authorization":"Bearer ` + planted["bearer"] + `","x-api-key":"` + planted["apikey"] + `"}}}`,
+		`{"id":"p2","session_id":"s","kind":"tool_call","tool_name":"lookup","time":"2026-01-01T00:00:01Z","arguments":{"creds":[{"password":"` + planted["password"] + `"},{"secret":"` + planted["nested"] + `"}],"payload":"{\"token\":\"` + planted["jsonstr"] + `\"}"},"result":{"patient_name":"` + planted["name"] + `","ssn":"` + planted["ssn"] + `","date_of_birth":"` + planted["dob"] + `","contact":"write to ` + planted["email"] + `"}}`,
+		`{"id":"p3","session_id":"s","kind":"llm_call","time":"2026-01-01T00:00:02Z","input_messages":[{"role":"user","content":"my aws key is ` + planted["aws"] + ` and my github token ` + planted["github"] + `"}],"output_text":"noted"}`,
+		`{"id":"p4","session_id":"s","kind":"reasoning","time":"2026-01-01T00:00:03Z","decision":"refund","rationale":"card ` + planted["rationale"] + ` was charged twice"}`,
+	}
+	code, out, errs := run(t, dir, strings.Join(lines, "\n")+"\n", "append", "-")
+	if code != 0 || !strings.Contains(out, "appended 4 events") {
+		t.Fatalf("append: %d %s %s", code, out, errs)
+	}
+	var files []string
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			files = append(files, p)
+			data, _ := os.ReadFile(p)
+			for what, v := range planted {
+				if bytes.Contains(data, []byte(v)) {
+					t.Errorf("planted %s %q is in %s", what, v, p)
+				}
+			}
+		}
+		return nil
+	})
+	if len(files) < 3 {
+		t.Fatalf("only %d files in the data directory", len(files))
+	}
+	// The same patient has the same pseudonym in both events, and hash finds it.
+	_, pseudo, _ := run(t, dir, "", "hash", "--field", "patient_name", planted["name"])
+	pseudo = strings.TrimSpace(pseudo)
+	if !strings.HasPrefix(pseudo, "pii:patientname:") {
+		t.Fatalf("hash printed %q", pseudo)
+	}
+	_, e1, _ := run(t, dir, "", "get", "p1")
+	_, e2, _ := run(t, dir, "", "get", "p2")
+	if !strings.Contains(e1, pseudo) || !strings.Contains(e2, pseudo) {
+		t.Errorf("pseudonym %s not in both events:\n%s\n%s", pseudo, e1, e2)
+	}
+	if !strings.Contains(e2, `"redactions"`) || !strings.Contains(e2, `"path": "arguments.creds[0].password"`) {
+		t.Errorf("the event does not record what was redacted:\n%s", e2)
+	}
+	// The log still verifies: sanitization happens before hashing.
+	if code, out, _ := run(t, dir, "", "verify"); code != 0 {
+		t.Errorf("verify: %s", out)
+	}
+}
+
+func TestBrokenPolicyRefused(t *testing.T) {
+	dir := t.TempDir()
+	run(t, dir, "", "init")
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(policy, []byte("version: 1\nkeys:\n  - name: x\n    action: vaporize\n"), 0o644)
+	code, _, errs := run(t, dir, `{"kind":"custom","time":"2026-01-01T00:00:00Z"}`+"\n", "--policy", policy, "append", "-")
+	if code != 1 || !strings.Contains(errs, "policy.yaml:3: key rule \"x\": unknown action \"vaporize\"") {
+		t.Errorf("broken policy: %d %s", code, errs)
+	}
+}

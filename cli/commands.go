@@ -82,7 +82,7 @@ func runAppend(e *env) error {
 	default:
 		return usagef("at most one input file")
 	}
-	w, err := e.dir.OpenWriter(e.ctx, ledger.Options{MaxEventBytes: *maxEvent})
+	w, err := e.openWriter(ledger.Options{MaxEventBytes: *maxEvent})
 	if err != nil {
 		return err
 	}
@@ -394,4 +394,38 @@ func runVerifyBundle(e *env) error {
 	fmt.Fprintf(e.stdout, "OK: event %s is at seq %d of the log %s, signed at size %d (root %s)\n",
 		vb.Event.ID, vb.Seq, vb.Checkpoint.Origin, vb.Checkpoint.N, hex.EncodeToString(vb.Checkpoint.Hash[:]))
 	return nil
+}
+
+// openWriter opens the directory for appending with the command line's redaction policy.
+func (e *env) openWriter(opts ledger.Options) (*datadir.Writer, error) {
+	if _, err := os.Stat(e.dir.SigningKey()); errors.Is(err, os.ErrNotExist) {
+		return nil, datadir.ErrNotInitialized
+	}
+	r, err := e.dir.Redactor(e.policy)
+	if err != nil {
+		return nil, err
+	}
+	opts.Sanitizer = r
+	return e.dir.OpenWriter(e.ctx, opts)
+}
+
+func runHash(e *env) error {
+	fs := e.flags("hash")
+	field := fs.String("field", "", "the field the value appears in, e.g. patient_name (required)")
+	value, err := oneArg(fs, e.args, "value")
+	if err != nil {
+		return err
+	}
+	if *field == "" {
+		return usagef("--field is required: a pseudonym depends on the field")
+	}
+	if _, err := os.Stat(e.dir.PseudonymKey()); errors.Is(err, os.ErrNotExist) {
+		return datadir.ErrNotInitialized
+	}
+	r, err := e.dir.Redactor(e.policy)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(e.stdout, r.Pseudonym(*field, value))
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	medicalrecords "github.com/agentaudit/agentaudit/examples/medical-records"
 	"github.com/agentaudit/agentaudit/examples/scriptedmodel"
 	supportagent "github.com/agentaudit/agentaudit/examples/support-agent"
+	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/query"
 )
 
@@ -40,7 +41,11 @@ func runDemo(e *env) error {
 		return err
 	}
 	defer model.Close()
-	rec, err := agentaudit.Open(e.dir.Path)
+	r, err := e.dir.Redactor(e.policy)
+	if err != nil {
+		return err
+	}
+	rec, err := agentaudit.Open(e.dir.Path, agentaudit.WithLedgerOptions(ledger.Options{Sanitizer: r}))
 	if err != nil {
 		return err
 	}

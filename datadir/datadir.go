@@ -5,7 +5,11 @@
 //	DIR/ledger.db       the SQLite store (with -wal and -shm beside it while open)
 //	DIR/signing.key     the Ed25519 note signing key, mode 0600
 //	DIR/verifier.key    its public verifier key, to copy to auditors
+//	DIR/pseudonym.key   the HMAC key of the PII pseudonyms, mode 0600
 //	DIR/writer.lock     held (flock) by the one process that appends
+//
+// A writer sanitizes every event (package redact) with the directory's pseudonym key and the
+// built-in policy unless given another: nothing reaches the log unsanitized by default.
 package datadir
 
 import (
@@ -19,6 +23,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/redact"
 	"github.com/agentaudit/agentaudit/store/sqlite"
 )
 
@@ -32,7 +37,8 @@ type Dir struct{ Path string }
 func (d Dir) DB() string          { return filepath.Join(d.Path, "ledger.db") }
 func (d Dir) SigningKey() string  { return filepath.Join(d.Path, "signing.key") }
 func (d Dir) VerifierKey() string { return filepath.Join(d.Path, "verifier.key") }
-func (d Dir) lockFile() string    { return filepath.Join(d.Path, "writer.lock") }
+func (d Dir) PseudonymKey() string { return filepath.Join(d.Path, "pseudonym.key") }
+func (d Dir) lockFile() string     { return filepath.Join(d.Path, "writer.lock") }
 
 // ErrNotInitialized: the directory has no signing key; run init.
 var ErrNotInitialized = errors.New("data directory is not initialized (run: agentaudit init)")
@@ -57,6 +63,9 @@ func (d Dir) Init(ctx context.Context, origin string) (string, error) {
 	}
 	vkey, err := ledger.WriteKeyFiles(origin, d.SigningKey(), d.VerifierKey())
 	if err != nil {
+		return "", err
+	}
+	if _, err := redact.LoadOrCreateKey(d.PseudonymKey()); err != nil {
 		return "", err
 	}
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: d.DB()})
@@ -89,10 +98,35 @@ type Writer struct {
 	lock  *os.File
 }
 
-// OpenWriter takes the directory's writer lock and opens the ledger for appending.
+// Redactor returns the sanitizer for this directory: the policy file's (the built-in policy when
+// policyFile is empty) with the directory's pseudonym key, created on first use.
+func (d Dir) Redactor(policyFile string) (*redact.Redactor, error) {
+	p := redact.Default()
+	if policyFile != "" {
+		var err error
+		if p, err = redact.Load(policyFile); err != nil {
+			return nil, err
+		}
+	}
+	key, err := redact.LoadOrCreateKey(d.PseudonymKey())
+	if err != nil {
+		return nil, err
+	}
+	return redact.New(p, key)
+}
+
+// OpenWriter takes the directory's writer lock and opens the ledger for appending. Without
+// opts.Sanitizer, events are sanitized with the built-in policy.
 func (d Dir) OpenWriter(ctx context.Context, opts ledger.Options) (*Writer, error) {
 	if _, err := os.Stat(d.SigningKey()); errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotInitialized
+	}
+	if opts.Sanitizer == nil {
+		r, err := d.Redactor("")
+		if err != nil {
+			return nil, err
+		}
+		opts.Sanitizer = r
 	}
 	signer, verifier, err := ledger.LoadSigner(d.SigningKey())
 	if err != nil {

@@ -1,0 +1,35 @@
+package redact
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentaudit/agentaudit/event"
+)
+
+// typicalToolCall is a ~1 KiB tool-call event: an arguments object with a nested array and a JSON
+// string, and a ~600-byte result.
+func typicalToolCall() *event.Event {
+	return &event.Event{
+		ID: "e", Kind: event.KindToolCall, Time: time.Unix(0, 0), ToolName: "update_order_status", UserID: "usr_98765",
+		Arguments: json.RawMessage(`{"order_id":"ORD-456","status":"cancelled","items":[{"sku":"SKU-1","qty":2},{"sku":"SKU-9","qty":1}],"options":"{\"notify\":true,\"channel\":\"email\"}","note":"customer asked to cancel before delivery"}`),
+		Result:    json.RawMessage(`{"success":false,"error":"Cannot cancel shipped order","order_id":"ORD-456","customer_id":"C-1001","status":"shipped","history":[` + strings.Repeat(`{"at":"2026-03-01T10:00:00Z","event":"label printed"},`, 9) + `{"at":"2026-03-02T09:00:00Z","event":"shipped"}]}`),
+		Error:     "Cannot cancel shipped order", DurationMS: 38,
+	}
+}
+
+func BenchmarkSanitizeToolCall(b *testing.B) {
+	r := testRedactor(b)
+	ev := typicalToolCall()
+	c, _ := ev.Canonical()
+	b.SetBytes(int64(len(c)))
+	for b.Loop() {
+		e := *ev
+		if err := r.Sanitize(&e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
