@@ -34,9 +34,9 @@ const DefaultOrigin = "agentaudit.local/log"
 type Dir struct{ Path string }
 
 // Files in a data directory.
-func (d Dir) DB() string          { return filepath.Join(d.Path, "ledger.db") }
-func (d Dir) SigningKey() string  { return filepath.Join(d.Path, "signing.key") }
-func (d Dir) VerifierKey() string { return filepath.Join(d.Path, "verifier.key") }
+func (d Dir) DB() string           { return filepath.Join(d.Path, "ledger.db") }
+func (d Dir) SigningKey() string   { return filepath.Join(d.Path, "signing.key") }
+func (d Dir) VerifierKey() string  { return filepath.Join(d.Path, "verifier.key") }
 func (d Dir) PseudonymKey() string { return filepath.Join(d.Path, "pseudonym.key") }
 func (d Dir) lockFile() string     { return filepath.Join(d.Path, "writer.lock") }
 
