@@ -60,6 +60,7 @@ func init() {
 		"timeline":      {"SESSION [--format text|json]", "a session's trail: LLM calls, tool calls, decisions, approvals, with attribution", runTimeline},
 		"stats":         {"tools [--since TIME] [--until TIME] [--json]", "per-tool calls, success rate, latency percentiles, unique users", runStats},
 		"report":        {"access --subject TYPE:ID --from TIME --to TIME [--format json|csv|html] [--key KEY]", "every access to a subject's records, integrity-checked", runReport},
+		"export":        {"--format fhir|ocsf|jsonl|csv [filters as for query]", "stream events as FHIR R4 AuditEvents, OCSF API Activity, JSON Lines or CSV", runExport},
 		"hash":          {"--field NAME VALUE", "print the pseudonym the log holds for a known value, to search for a person", runHash},
 		"query":         {"[--session ID] [--user ID] [--tool NAME] [--subject TYPE:ID] [--kind K] [--model M] [--agent A] [--outcome O] [--failures] [--since T] [--until T] [--limit N] [--cursor C] [--json]", "find events; combinable filters, paginated", runQuery},
 	}

@@ -342,3 +342,34 @@ func TestBrokenPolicyRefused(t *testing.T) {
 		t.Errorf("broken policy: %d %s", code, errs)
 	}
 }
+
+func TestExportCommand(t *testing.T) {
+	dir := t.TempDir()
+	sampleLog(t, dir)
+	code, out, errs := run(t, dir, "", "export", "--format", "fhir", "--subject", "patient:P-123")
+	var b struct {
+		ResourceType string `json:"resourceType"`
+		Entry        []struct {
+			Resource struct {
+				PurposeOfEvent []struct {
+					Coding []struct{ Code string } `json:"coding"`
+				} `json:"purposeOfEvent"`
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal([]byte(out), &b); err != nil || code != 0 || b.ResourceType != "Bundle" || len(b.Entry) != 2 {
+		t.Fatalf("fhir export: %d %v %s %s", code, err, out, errs)
+	}
+	if b.Entry[0].Resource.PurposeOfEvent[0].Coding[0].Code != "TREAT" {
+		t.Errorf("purpose: %+v", b.Entry[0].Resource)
+	}
+	for _, f := range []string{"ocsf", "jsonl", "csv"} {
+		code, out, _ := run(t, dir, "", "export", "--format", f)
+		if lines := strings.Count(out, "\n"); code != 0 || lines < 12 {
+			t.Errorf("%s export: %d, %d lines", f, code, lines)
+		}
+	}
+	if code, _, errs := run(t, dir, "", "export", "--format", "xml"); code != 2 || !strings.Contains(errs, "unknown export format") {
+		t.Errorf("bad format: %d %s", code, errs)
+	}
+}

@@ -3,9 +3,11 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"time"
 
+	"github.com/agentaudit/agentaudit/export"
 	"github.com/agentaudit/agentaudit/query"
 	"github.com/agentaudit/agentaudit/store"
 )
@@ -167,8 +169,9 @@ func runReport(e *env) error {
 	return err
 }
 
-func runQuery(e *env) error {
-	fs := e.flags("query")
+// filterFlags adds the event filters to fs; the returned function builds the filter once fs is
+// parsed.
+func filterFlags(fs *flag.FlagSet) func() (store.Filter, error) {
 	var f store.Filter
 	fs.StringVar(&f.SessionID, "session", "", "session id")
 	fs.StringVar(&f.UserID, "user", "", "user id")
@@ -178,10 +181,27 @@ func runQuery(e *env) error {
 	fs.StringVar(&f.Kind, "kind", "", "event kind")
 	fs.StringVar(&f.Outcome, "outcome", "", "success, error or denied")
 	fs.BoolVar(&f.Failures, "failures", false, "only failed actions")
-	fs.IntVar(&f.Limit, "limit", query.DefaultPageSize, "page size")
 	subject := fs.String("subject", "", "TYPE:ID or ID")
 	since := fs.String("since", "", "events at or after this time")
 	until := fs.String("until", "", "events before this time")
+	return func() (store.Filter, error) {
+		var err error
+		if f.Since, f.Until, err = timeRange(*since, *until, time.Now()); err != nil {
+			return f, err
+		}
+		if *subject != "" {
+			if f.SubjectType, f.SubjectID, err = query.ParseSubject(*subject); err != nil {
+				return f, usagef("%v", err)
+			}
+		}
+		return f, nil
+	}
+}
+
+func runQuery(e *env) error {
+	fs := e.flags("query")
+	filter := filterFlags(fs)
+	limit := fs.Int("limit", query.DefaultPageSize, "page size")
 	cursor := fs.String("cursor", "", "the cursor printed after the previous page")
 	asJSON := fs.Bool("json", false, "print the page as one JSON object with its next cursor")
 	if pos, err := parse(fs, e.args); err != nil {
@@ -189,15 +209,11 @@ func runQuery(e *env) error {
 	} else if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	var err error
-	if f.Since, f.Until, err = timeRange(*since, *until, time.Now()); err != nil {
+	f, err := filter()
+	if err != nil {
 		return err
 	}
-	if *subject != "" {
-		if f.SubjectType, f.SubjectID, err = query.ParseSubject(*subject); err != nil {
-			return usagef("%v", err)
-		}
-	}
+	f.Limit = *limit
 	st, err := e.dir.OpenStore(e.ctx)
 	if err != nil {
 		return err
@@ -225,4 +241,36 @@ func runQuery(e *env) error {
 		fmt.Fprintf(e.stderr, "more: --cursor %s\n", page.Next)
 	}
 	return nil
+}
+
+func runExport(e *env) error {
+	fs := e.flags("export")
+	filter := filterFlags(fs)
+	format := fs.String("format", "jsonl", "fhir, ocsf, jsonl or csv")
+	if pos, err := parse(fs, e.args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	f, err := filter()
+	if err != nil {
+		return err
+	}
+	origin := ""
+	if v, err := e.dir.Verifier(); err == nil {
+		origin = v.Name()
+	}
+	w, err := export.NewWriter(e.stdout, export.Format(*format), export.Options{LogOrigin: origin})
+	if err != nil {
+		return usagef("--format: %v", err)
+	}
+	st, err := e.dir.OpenStore(e.ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := query.Each(e.ctx, st, f, w.Write); err != nil {
+		return err
+	}
+	return w.Close()
 }

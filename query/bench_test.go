@@ -16,6 +16,7 @@ import (
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/query"
+	"github.com/agentaudit/agentaudit/store"
 	"github.com/agentaudit/agentaudit/store/sqlite"
 )
 
@@ -137,4 +138,23 @@ func BenchmarkToolStats(b *testing.B) {
 			b.Fatal(err, len(stats))
 		}
 	}
+}
+
+// BenchmarkExportAll: every event of the log read, decoded and written as JSON Lines (the
+// export command's path; the format writers' own cost is in package export's benchmark).
+func BenchmarkExportAll(b *testing.B) {
+	st, _ := benchStore(b)
+	n := 0
+	for b.Loop() {
+		n = 0
+		err := query.Each(context.Background(), st, store.Filter{}, func(r query.Record) error {
+			n++
+			_, err := r.Event.Canonical()
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

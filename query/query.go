@@ -126,3 +126,15 @@ func Session(ctx context.Context, st Store, sessionID string) ([]Record, error) 
 	}
 	return out, err
 }
+
+// Each calls fn for every event matching f, in seq order, in constant memory (f.Limit and
+// f.FromSeq apply as given).
+func Each(ctx context.Context, st Store, f store.Filter, fn func(Record) error) error {
+	return st.Find(ctx, f, func(e store.Entry) error {
+		r, err := decode(e)
+		if err != nil {
+			return err
+		}
+		return fn(r)
+	})
+}
