@@ -479,7 +479,7 @@ func (l *Ledger) resolveStored(ctx context.Context, items []*item) ([]*item, err
 		if err != nil {
 			return nil, err
 		}
-		stored, err := event.Parse(e.Body)
+		stored, err := event.ParseStored(e.Body)
 		if err != nil {
 			return nil, fmt.Errorf("ledger: stored event %d: %w", e.Seq, err)
 		}

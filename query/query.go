@@ -9,8 +9,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentaudit/agentaudit/event"
@@ -30,7 +32,7 @@ type Record struct {
 }
 
 func decode(e store.Entry) (Record, error) {
-	ev, err := event.Parse(e.Body)
+	ev, err := event.ParseStored(e.Body)
 	if err != nil {
 		return Record{}, fmt.Errorf("stored event %d does not parse (run verify): %w", e.Seq, err)
 	}
@@ -128,13 +130,61 @@ func Session(ctx context.Context, st Store, sessionID string) ([]Record, error) 
 }
 
 // Each calls fn for every event matching f, in seq order, in constant memory (f.Limit and
-// f.FromSeq apply as given).
+// f.FromSeq apply as given). Decoding, the dominant cost of a full export, runs on every core
+// while fn still sees the events in order.
 func Each(ctx context.Context, st Store, f store.Filter, fn func(Record) error) error {
-	return st.Find(ctx, f, func(e store.Entry) error {
-		r, err := decode(e)
-		if err != nil {
-			return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type job struct {
+		e    store.Entry
+		r    Record
+		err  error
+		done chan struct{}
+	}
+	const window = 256 // events in flight between the reader and fn
+	work := make(chan *job, window)
+	ordered := make(chan *job, window)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				j.r, j.err = decode(j.e)
+				close(j.done)
+			}
+		}()
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(ordered)
+		defer close(work)
+		readErr <- st.Find(ctx, f, func(e store.Entry) error {
+			j := &job{e: e, done: make(chan struct{})}
+			select {
+			case ordered <- j:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			work <- j
+			return nil
+		})
+	}()
+	var err error
+	for j := range ordered {
+		<-j.done
+		if err == nil {
+			if err = j.err; err == nil {
+				err = fn(j.r)
+			}
+			if err != nil {
+				cancel() // stop the reader; keep draining so it can exit
+			}
 		}
-		return fn(r)
-	})
+	}
+	wg.Wait()
+	if rerr := <-readErr; err == nil && !errors.Is(rerr, context.Canceled) {
+		err = rerr
+	}
+	return err
 }

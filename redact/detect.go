@@ -19,60 +19,63 @@ type match struct {
 	kind       string
 }
 
-// detector finds values of one kind in a string. pre is a cheap test that must pass for find to
-// run at all.
+// detector finds values of one kind in a string. pre is a cheap test on the string's features
+// that must pass for find to run at all.
 type detector struct {
 	kind string
-	pre  func(s, lower string) bool
+	pre  func(f *features) bool
 	find func(s string) []match
 }
 
-func hasDigit(s string) bool { return digits(s, 1) }
-
-// digits reports whether s has at least n ASCII digits: the cheap test that keeps the number
-// regexes (cards, phones, SSNs, IBANs) off timestamps and short ids.
-func digits(s string, n int) bool {
-	c := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] >= '0' && s[i] <= '9' {
-			if c++; c >= n {
-				return true
-			}
-		}
-	}
-	return false
+// features are what the prefilters need, gathered in one pass over a string.
+type features struct {
+	lower                     string
+	cardRun, ssnRun, phoneRun int // longest digit runs with the separators each format allows
+	at, ibanStart, jwt, pem   bool
 }
 
-// digitRun reports whether s holds n digits in one run, where the characters of seps may stand
-// between digits (at most two in a row): "4111 1111 1111 1111" is a run of 16, a timestamp
-// "2026-03-01T10:00:00Z" runs of 8 and 6.
-func digitRun(s, seps string, n int) bool {
-	run, gap := 0, 0
+func featuresOf(s, lower string) features {
+	f := features{lower: lower}
+	var card, ssn, phone, cardGap, ssnGap, phoneGap int
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c >= '0' && c <= '9' {
+			card, ssn, phone = card+1, ssn+1, phone+1
+			cardGap, ssnGap, phoneGap = 0, 0, 0
+			f.cardRun, f.ssnRun, f.phoneRun = max(f.cardRun, card), max(f.ssnRun, ssn), max(f.phoneRun, phone)
+			continue
+		}
+		// A separator may stand between digits, at most two in a row; anything else ends a run.
+		sepCard := (c == ' ' || c == '-') && cardGap < 2
+		sepSSN := c == '-' && ssnGap < 2
+		sepPhone := (c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '+') && phoneGap < 2
+		if sepCard {
+			cardGap++
+		} else {
+			card, cardGap = 0, 0
+		}
+		if sepSSN {
+			ssnGap++
+		} else {
+			ssn, ssnGap = 0, 0
+		}
+		if sepPhone {
+			phoneGap++
+		} else {
+			phone, phoneGap = 0, 0
+		}
 		switch {
-		case c >= '0' && c <= '9':
-			if run++; run >= n {
-				return true
-			}
-			gap = 0
-		case strings.IndexByte(seps, c) >= 0 && gap < 2:
-			gap++
-		default:
-			run, gap = 0, 0
+		case c == '@':
+			f.at = true
+		case c >= 'A' && c <= 'Z' && i+3 < len(s) && s[i+1] >= 'A' && s[i+1] <= 'Z' && s[i+2] >= '0' && s[i+2] <= '9' && s[i+3] >= '0' && s[i+3] <= '9':
+			f.ibanStart = true
+		case c == 'e' && i+2 < len(s) && s[i+1] == 'y' && s[i+2] == 'J':
+			f.jwt = true
+		case c == '-' && i+10 < len(s) && s[i+1] == '-' && s[i+5] == 'B' && strings.HasPrefix(s[i:], "-----BEGIN"):
+			f.pem = true
 		}
 	}
-	return false
-}
-
-// ibanStart reports whether s has two capitals followed by two digits, as every IBAN starts.
-func ibanStart(s string) bool {
-	for i := 0; i+3 < len(s); i++ {
-		if s[i] >= 'A' && s[i] <= 'Z' && s[i+1] >= 'A' && s[i+1] <= 'Z' && s[i+2] >= '0' && s[i+2] <= '9' && s[i+3] >= '0' && s[i+3] <= '9' {
-			return true
-		}
-	}
-	return false
+	return f
 }
 
 // wordAt reports whether s[i] exists and is part of an identifier-like token, for boundaries
@@ -188,14 +191,14 @@ func validPhone(s string) bool {
 // piiDetectors are the detectors this package keeps itself: PII formats and the token shapes
 // (JWT, bearer, PEM) that are not service-specific.
 var piiDetectors = []detector{
-	{"pem_private_key", func(s, _ string) bool { return strings.Contains(s, "-----BEGIN") }, regexFinder("pem_private_key", pemRe, 1, nil)},
-	{"jwt", func(s, _ string) bool { return strings.Contains(s, "eyJ") }, regexFinder("jwt", jwtRe, 1, nil)},
-	{"bearer_token", func(_, l string) bool { return strings.Contains(l, "bearer") }, regexFinder("bearer_token", bearerRe, 1, nil)},
-	{"credit_card", func(s, _ string) bool { return digitRun(s, " -", 13) }, regexFinder("credit_card", cardRe, 1, luhn)},
-	{"ssn", func(s, _ string) bool { return digitRun(s, "-", 9) }, regexFinder("ssn", ssnRe, 1, validSSN)},
-	{"iban", func(s, _ string) bool { return len(s) >= 15 && ibanStart(s) }, regexFinder("iban", ibanRe, 1, validIBAN)},
-	{"email", func(s, _ string) bool { return strings.Contains(s, "@") }, regexFinder("email", emailRe, 1, nil)},
-	{"phone", func(s, _ string) bool { return digitRun(s, " .-()+", 10) }, regexFinder("phone", phoneRe, 1, validPhone)},
+	{"pem_private_key", func(f *features) bool { return f.pem }, regexFinder("pem_private_key", pemRe, 1, nil)},
+	{"jwt", func(f *features) bool { return f.jwt }, regexFinder("jwt", jwtRe, 1, nil)},
+	{"bearer_token", func(f *features) bool { return strings.Contains(f.lower, "bearer") }, regexFinder("bearer_token", bearerRe, 1, nil)},
+	{"credit_card", func(f *features) bool { return f.cardRun >= 13 }, regexFinder("credit_card", cardRe, 1, luhn)},
+	{"ssn", func(f *features) bool { return f.ssnRun >= 9 }, regexFinder("ssn", ssnRe, 1, validSSN)},
+	{"iban", func(f *features) bool { return f.ibanStart }, regexFinder("iban", ibanRe, 1, validIBAN)},
+	{"email", func(f *features) bool { return f.at }, regexFinder("email", emailRe, 1, nil)},
+	{"phone", func(f *features) bool { return f.phoneRun >= 10 }, regexFinder("phone", phoneRe, 1, validPhone)},
 }
 
 // secretRule is one rule of gitleaks' default configuration.

@@ -208,19 +208,20 @@ func (r *Redactor) apply(a Action, kind, value string) string {
 // String sanitizes free text found at path with the value detectors.
 func (r *Redactor) String(path, s string) (string, []event.Redaction) {
 	var red []event.Redaction
-	out := r.scan(path, s, &red)
+	out := r.scan([]byte(path), s, &red)
 	return out, red
 }
 
 // scan replaces every detected value in s.
-func (r *Redactor) scan(path, s string, red *[]event.Redaction) string {
+func (r *Redactor) scan(path []byte, s string, red *[]event.Redaction) string {
 	if len(s) < 6 {
 		return s
 	}
 	lower := strings.ToLower(s)
+	f := featuresOf(s, lower)
 	var ms []match
 	for _, d := range r.dets {
-		if d.pre(s, lower) {
+		if d.pre(&f) {
 			ms = append(ms, d.find(s)...)
 		}
 	}
@@ -250,139 +251,301 @@ func (r *Redactor) scan(path, s string, red *[]event.Redaction) string {
 		b.WriteString(s[last:m.start])
 		b.WriteString(r.apply(a, m.kind, s[m.start:m.end]))
 		last = m.end
-		*red = append(*red, event.Redaction{Path: path, Kind: m.kind, Action: a.String()})
+		*red = append(*red, event.Redaction{Path: string(path), Kind: m.kind, Action: a.String()})
 	}
 	b.WriteString(s[last:])
 	return b.String()
 }
 
 // Value sanitizes one JSON value found at path. The result is valid JSON of the same shape but
-// for what rules replaced or dropped.
+// for what rules replaced or dropped (white space is not kept). It streams over the input, never
+// building a tree: untouched tokens are copied as they are.
 func (r *Redactor) Value(path string, v json.RawMessage) (json.RawMessage, []event.Redaction, error) {
 	if len(bytes.TrimSpace(v)) == 0 {
 		return v, nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(v))
-	dec.UseNumber()
-	var x any
-	if err := dec.Decode(&x); err != nil {
+	w := walker{r: r, in: v, path: append(make([]byte, 0, 64), path...)}
+	w.skipSpace()
+	if err := w.value(0); err != nil {
 		return nil, nil, fmt.Errorf("redact %s: %w", path, err)
 	}
-	var red []event.Redaction
-	x, changed := r.walk(path, "", x, &red, 0)
-	if !changed {
+	w.skipSpace()
+	if w.pos != len(w.in) {
+		return nil, nil, fmt.Errorf("redact %s: data after the JSON value at byte %d", path, w.pos)
+	}
+	if len(w.red) == 0 {
 		return v, nil, nil
 	}
-	out, err := marshal(x)
-	if err != nil {
-		return nil, nil, fmt.Errorf("redact %s: %w", path, err)
-	}
-	return out, red, nil
+	return w.out, w.red, nil
 }
 
-func marshal(x any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(x); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+const maxDepth = 128
+
+var errSyntax = errors.New("malformed JSON")
+
+// walker rewrites one JSON value into out.
+type walker struct {
+	r    *Redactor
+	in   []byte
+	pos  int
+	out  []byte
+	path []byte // the dotted path of the value being written, grown and cut as the walk descends
+	red  []event.Redaction
 }
 
-const maxDepth = 64
+func (w *walker) skipSpace() {
+	for w.pos < len(w.in) {
+		switch w.in[w.pos] {
+		case ' ', '\t', '\n', '\r':
+			w.pos++
+		default:
+			return
+		}
+	}
+}
 
-// walk sanitizes x found at path under the field name key ("" in arrays), and reports whether it
-// changed anything.
-func (r *Redactor) walk(path, key string, x any, red *[]event.Redaction, depth int) (any, bool) {
+func (w *walker) note(kind, action string) {
+	w.red = append(w.red, event.Redaction{Path: string(w.path), Kind: kind, Action: action})
+}
+
+// value copies or rewrites the value at w.pos.
+func (w *walker) value(depth int) error {
 	if depth > maxDepth {
-		return x, false
+		return fmt.Errorf("nesting deeper than %d", maxDepth)
 	}
-	switch v := x.(type) {
-	case map[string]any:
-		changed := false
-		for _, k := range sortedKeys(v) {
-			p := join(path, k)
-			if a, kind, ok := r.keyAction(k); ok && a.Kind != "keep" {
-				if a.Kind == "drop" {
-					delete(v, k)
-					*red = append(*red, event.Redaction{Path: p, Kind: kind, Action: "drop"})
-					changed = true
-					continue
-				}
-				if v[k] == nil {
-					continue
-				}
-				v[k] = r.apply(a, kind, scalarText(v[k]))
-				*red = append(*red, event.Redaction{Path: p, Kind: kind, Action: a.String()})
-				changed = true
+	if w.pos >= len(w.in) {
+		return errSyntax
+	}
+	switch c := w.in[w.pos]; {
+	case c == '{':
+		return w.object(depth)
+	case c == '[':
+		return w.array(depth)
+	case c == '"':
+		raw, s, err := w.str()
+		if err != nil {
+			return err
+		}
+		w.stringValue(raw, s, depth)
+		return nil
+	default:
+		start := w.pos
+		for w.pos < len(w.in) && !strings.ContainsRune(",]} \t\n\r", rune(w.in[w.pos])) {
+			w.pos++
+		}
+		tok := w.in[start:w.pos]
+		if len(tok) == 0 || !json.Valid(tok) {
+			return errSyntax
+		}
+		// Card and phone numbers also arrive as JSON numbers.
+		if c == '-' || c >= '0' && c <= '9' {
+			if out := w.r.scanRecord(string(tok), w); out != string(tok) {
+				w.out = appendJSONString(w.out, out)
+				return nil
+			}
+		}
+		w.out = append(w.out, tok...)
+		return nil
+	}
+}
+
+// str reads the string at w.pos and returns its raw JSON bytes and its decoded text.
+func (w *walker) str() ([]byte, string, error) {
+	start := w.pos
+	w.pos++
+	escaped := false
+	for w.pos < len(w.in) {
+		switch w.in[w.pos] {
+		case '\\':
+			escaped = true
+			w.pos += 2
+			continue
+		case '"':
+			w.pos++
+			raw := w.in[start:w.pos]
+			if !escaped {
+				return raw, string(raw[1 : len(raw)-1]), nil
+			}
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, "", errSyntax
+			}
+			return raw, s, nil
+		}
+		w.pos++
+	}
+	return nil, "", errSyntax
+}
+
+// stringValue writes a string value: JSON inside it sanitized, detected values replaced.
+func (w *walker) stringValue(raw []byte, s string, depth int) {
+	if t := strings.TrimSpace(s); len(t) > 1 && (t[0] == '{' || t[0] == '[') && json.Valid([]byte(t)) {
+		inner := walker{r: w.r, in: []byte(t), path: w.path}
+		if inner.value(depth+1) == nil && len(inner.red) > 0 {
+			w.red = append(w.red, inner.red...)
+			w.out = appendJSONString(w.out, string(inner.out))
+			return
+		}
+	}
+	if out := w.r.scanRecord(s, w); out != s {
+		w.out = appendJSONString(w.out, out)
+		return
+	}
+	w.out = append(w.out, raw...)
+}
+
+func (w *walker) object(depth int) error {
+	w.pos++ // '{'
+	w.out = append(w.out, '{')
+	base := len(w.path)
+	first := true
+	for {
+		w.skipSpace()
+		if w.pos < len(w.in) && w.in[w.pos] == '}' && first {
+			w.pos++
+			w.out = append(w.out, '}')
+			return nil
+		}
+		if w.pos >= len(w.in) || w.in[w.pos] != '"' {
+			return errSyntax
+		}
+		rawKey, key, err := w.str()
+		if err != nil {
+			return err
+		}
+		w.skipSpace()
+		if w.pos >= len(w.in) || w.in[w.pos] != ':' {
+			return errSyntax
+		}
+		w.pos++
+		w.skipSpace()
+		if len(w.path) > 0 {
+			w.path = append(w.path, '.')
+		}
+		w.path = append(w.path, key...)
+		a, kind, ok := w.r.keyAction(key)
+		switch {
+		case ok && a.Kind == "drop":
+			start := w.pos
+			if err := w.skipValue(depth); err != nil {
+				return err
+			}
+			_ = start
+			w.note(kind, "drop")
+		case ok && a.Kind != "keep" && w.in[w.pos] != 'n': // null stays null
+			start := w.pos
+			if err := w.skipValue(depth); err != nil {
+				return err
+			}
+			text := scalarText(w.in[start:w.pos])
+			if !first {
+				w.out = append(w.out, ',')
+			}
+			w.out = append(append(w.out, rawKey...), ':')
+			w.out = appendJSONString(w.out, w.r.apply(a, kind, text))
+			w.note(kind, a.String())
+			first = false
+		default:
+			if !first {
+				w.out = append(w.out, ',')
+			}
+			w.out = append(append(w.out, rawKey...), ':')
+			if err := w.value(depth + 1); err != nil {
+				return err
+			}
+			first = false
+		}
+		w.path = w.path[:base]
+		w.skipSpace()
+		if w.pos >= len(w.in) {
+			return errSyntax
+		}
+		switch w.in[w.pos] {
+		case ',':
+			w.pos++
+			if first { // every member so far was dropped: the next one must not start with a comma
 				continue
 			}
-			nv, c := r.walk(p, k, v[k], red, depth+1)
-			if c {
-				v[k], changed = nv, true
-			}
-		}
-		return v, changed
-	case []any:
-		changed := false
-		for i := range v {
-			nv, c := r.walk(path+"["+strconv.Itoa(i)+"]", key, v[i], red, depth+1)
-			if c {
-				v[i], changed = nv, true
-			}
-		}
-		return v, changed
-	case string:
-		// JSON carried in a string (tool arguments often are): sanitize inside it.
-		if t := strings.TrimSpace(v); len(t) > 1 && (t[0] == '{' || t[0] == '[') {
-			dec := json.NewDecoder(strings.NewReader(t))
-			dec.UseNumber()
-			var inner any
-			if dec.Decode(&inner) == nil && !dec.More() {
-				if nv, c := r.walk(path, key, inner, red, depth+1); c {
-					if out, err := marshal(nv); err == nil {
-						return string(out), true
-					}
-				}
-				return v, false
-			}
-		}
-		if s := r.scan(path, v, red); s != v {
-			return s, true
-		}
-	case json.Number:
-		// Card numbers and phone numbers also arrive as JSON numbers.
-		if s := r.scan(path, v.String(), red); s != v.String() {
-			return s, true
+		case '}':
+			w.pos++
+			w.out = append(w.out, '}')
+			return nil
+		default:
+			return errSyntax
 		}
 	}
-	return x, false
 }
 
-// scalarText is the text a key rule acts on: a string as is, anything else as compact JSON.
-func scalarText(x any) string {
-	if s, ok := x.(string); ok {
-		return s
+func (w *walker) array(depth int) error {
+	w.pos++ // '['
+	w.out = append(w.out, '[')
+	base := len(w.path)
+	for i := 0; ; i++ {
+		w.skipSpace()
+		if i == 0 && w.pos < len(w.in) && w.in[w.pos] == ']' {
+			w.pos++
+			w.out = append(w.out, ']')
+			return nil
+		}
+		if i > 0 {
+			w.out = append(w.out, ',')
+		}
+		w.path = strconv.AppendInt(append(w.path, '['), int64(i), 10)
+		w.path = append(w.path, ']')
+		if err := w.value(depth + 1); err != nil {
+			return err
+		}
+		w.path = w.path[:base]
+		w.skipSpace()
+		if w.pos >= len(w.in) {
+			return errSyntax
+		}
+		switch w.in[w.pos] {
+		case ',':
+			w.pos++
+		case ']':
+			w.pos++
+			w.out = append(w.out, ']')
+			return nil
+		default:
+			return errSyntax
+		}
 	}
-	b, _ := marshal(x)
-	return string(b)
 }
 
-func sortedKeys(m map[string]any) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
+// skipValue moves past the value at w.pos without writing it, checking its syntax.
+func (w *walker) skipValue(depth int) error {
+	saved := w.out
+	savedRed := len(w.red)
+	w.out = nil
+	err := w.value(depth + 1)
+	w.out, w.red = saved, w.red[:savedRed]
+	return err
 }
 
-func join(path, k string) string {
-	if path == "" {
-		return k
+// scalarText is the text a key rule acts on: a string's content, anything else as JSON.
+func scalarText(raw []byte) string {
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
 	}
-	return path + "." + k
+	return string(raw)
+}
+
+// appendJSONString appends s as a JSON string (without HTML escaping).
+func appendJSONString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s)
+	b = bytes.ReplaceAll(b, []byte(`\u003c`), []byte("<"))
+	b = bytes.ReplaceAll(b, []byte(`\u003e`), []byte(">"))
+	b = bytes.ReplaceAll(b, []byte(`\u0026`), []byte("&"))
+	return append(dst, b...)
+}
+
+// scanRecord is scan for the walker: it records redactions at the walker's current path.
+func (r *Redactor) scanRecord(s string, w *walker) string {
+	return r.scan(w.path, s, &w.red)
 }
 
 // Summary returns the stored form of a tool's result under the policy for that tool: the result
@@ -411,7 +574,7 @@ func (r *Redactor) Summary(tool string, result json.RawMessage) (json.RawMessage
 			}
 		}
 	}
-	out, err := marshal(sum)
+	out, err := json.Marshal(sum)
 	return out, true, err
 }
 

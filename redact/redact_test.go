@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -89,7 +90,7 @@ func TestActions(t *testing.T) {
 	}
 	r, _ := New(p, []byte(strings.Repeat("k", KeySize)))
 	out, red, _ := r.Value("arguments", json.RawMessage(`{"notes":"abcdefghij","internal":{"x":1},"token":"t-1","password":"p"}`))
-	if string(out) != `{"notes":"abcde…","password":"[REDACTED:password]","token":"t-1"}` {
+	if string(out) != `{"notes":"abcde…","token":"t-1","password":"[REDACTED:password]"}` {
 		t.Errorf("got %s", out)
 	}
 	if len(red) != 3 {
@@ -178,24 +179,34 @@ func FuzzValue(f *testing.F) {
 		if !json.Valid(out) {
 			t.Fatalf("invalid output %q from %q", out, in)
 		}
-		// Whatever the detectors find in the input's strings must be gone from the output.
+		// Whatever the detectors find in the input's strings must be gone from the output: each
+		// matched value occurs in the output fewer times than in the input, by its matches (the
+		// same digits may stand elsewhere, inside a run that is not a card).
 		var x any
 		json.Unmarshal(in, &x)
 		for _, s := range strings_(x) {
+			found := map[string]int{}
+			f := featuresOf(s, strings.ToLower(s))
 			for _, d := range r.dets {
-				if !d.pre(s, strings.ToLower(s)) {
-					continue
-				}
-				for _, m := range d.find(s) {
-					v := s[m.start:m.end]
-					if strings.Contains(string(out), v) && !strings.Contains(string(out), r.Pseudonym(m.kind, v)) && len(v) >= 6 {
-						t.Fatalf("%s value %q survived: %s -> %s (%+v)", m.kind, v, in, out, red)
+				if d.pre(&f) {
+					for _, m := range d.find(s) {
+						found[s[m.start:m.end]]++
 					}
+				}
+			}
+			// Replacements are cut out first, so a value formed across a replacement's edge (a
+			// pseudonym ending in 0 before "@x.com") is not taken for a leak.
+			rest := replacement.ReplaceAllString(string(out), "\x00")
+			for v, n := range found {
+				if len(v) >= 6 && strings.Count(rest, v) > strings.Count(string(in), v)-n {
+					t.Fatalf("value %q survived: %s -> %s (%+v)", v, in, out, red)
 				}
 			}
 		}
 	})
 }
+
+var replacement = regexp.MustCompile(`\[REDACTED:[^\]]*\]|pii:[a-z0-9]+:[0-9a-f]{16}`)
 
 // strings_ lists every string value in x (not keys).
 func strings_(x any) []string {
