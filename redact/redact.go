@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/agentaudit/agentaudit/event"
 )
@@ -146,7 +147,7 @@ func (r *Redactor) keyAction(name string) (Action, string, bool) {
 		m.a, m.kind, m.ok = r.matchKey(name)
 		r.cacheMu.Lock()
 		if len(r.keyCache) < maxKeyCache {
-			r.keyCache[name] = m
+			r.keyCache[strings.Clone(name)] = m // name may be a view of the input
 		}
 		r.cacheMu.Unlock()
 	}
@@ -205,6 +206,22 @@ func (r *Redactor) apply(a Action, kind, value string) string {
 	return marker(kind)
 }
 
+// Below minScanLen only an email fits; below minSecretLen no gitleaks rule's secret fits (their
+// shortest tokens are 16 characters and more), so short ids and statuses cost a length test.
+const (
+	minScanLen   = 10
+	minSecretLen = 16
+)
+
+func (r *Redactor) findEmail(s string) []match {
+	for _, d := range r.dets {
+		if d.kind == "email" {
+			return d.find(s)
+		}
+	}
+	return nil
+}
+
 // String sanitizes free text found at path with the value detectors.
 func (r *Redactor) String(path, s string) (string, []event.Redaction) {
 	var red []event.Redaction
@@ -217,16 +234,24 @@ func (r *Redactor) scan(path []byte, s string, red *[]event.Redaction) string {
 	if len(s) < 6 {
 		return s
 	}
-	lower := strings.ToLower(s)
-	f := featuresOf(s, lower)
 	var ms []match
-	for _, d := range r.dets {
-		if d.pre(&f) {
-			ms = append(ms, d.find(s)...)
+	if len(s) < minScanLen {
+		// Too short for any format but an email.
+		if strings.IndexByte(s, '@') < 0 {
+			return s
 		}
-	}
-	if r.secrets != nil {
-		ms = append(ms, r.secrets.find(s, lower)...)
+		ms = r.findEmail(s)
+	} else {
+		lower := strings.ToLower(s)
+		f := featuresOf(s, lower)
+		for _, d := range r.dets {
+			if d.pre(&f) {
+				ms = append(ms, d.find(s)...)
+			}
+		}
+		if r.secrets != nil && len(s) >= minSecretLen {
+			ms = append(ms, r.secrets.find(s, lower)...)
+		}
 	}
 	if len(ms) == 0 {
 		return s
@@ -364,7 +389,13 @@ func (w *walker) str() ([]byte, string, error) {
 			w.pos++
 			raw := w.in[start:w.pos]
 			if !escaped {
-				return raw, string(raw[1 : len(raw)-1]), nil
+				// A view, not a copy: the walker's input is not modified while the walk runs,
+				// and the view is only read (scan returns a new string when it replaces).
+				body := raw[1 : len(raw)-1]
+				if len(body) == 0 {
+					return raw, "", nil
+				}
+				return raw, unsafe.String(&body[0], len(body)), nil
 			}
 			var s string
 			if err := json.Unmarshal(raw, &s); err != nil {
