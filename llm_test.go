@@ -77,6 +77,12 @@ func modelServer(t *testing.T) *httptest.Server {
 		case r.URL.Path == "/v1/chat/completions":
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(w, `{"id":"c2","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Your order shipped."},"finish_reason":"stop"}],"usage":{"prompt_tokens":30,"completion_tokens":5,"total_tokens":35}}`)
+		case r.URL.Path == "/v1/responses" && stream:
+			sse(w,
+				"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_2\",\"object\":\"response\",\"created_at\":1,\"status\":\"in_progress\",\"model\":\"gpt-4.1\",\"output\":[]}}\n\n",
+				"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"m1\",\"output_index\":0,\"content_index\":0,\"delta\":\"Order \"}\n\n",
+				"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":2,\"item_id\":\"m1\",\"output_index\":0,\"content_index\":0,\"delta\":\"shipped.\"}\n\n",
+				"event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\":\"resp_2\",\"object\":\"response\",\"created_at\":1,\"status\":\"completed\",\"model\":\"gpt-4.1\",\"output\":[{\"type\":\"message\",\"id\":\"m1\",\"role\":\"assistant\",\"status\":\"completed\",\"content\":[{\"type\":\"output_text\",\"text\":\"Order shipped.\",\"annotations\":[]}]}],\"usage\":{\"input_tokens\":9,\"output_tokens\":3,\"total_tokens\":12}}}\n\n")
 		case r.URL.Path == "/v1/responses":
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(w, `{"id":"resp_1","object":"response","created_at":1,"status":"completed","model":"gpt-4.1","output":[{"type":"function_call","id":"fc_1","call_id":"call_9","name":"get_order","arguments":"{\"order_id\":\"ORD-9\"}","status":"completed"},{"type":"message","id":"m1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"Checking.","annotations":[]}]}],"usage":{"input_tokens":11,"output_tokens":4,"total_tokens":15}}`)
@@ -154,6 +160,17 @@ func TestTransportWithOfficialClients(t *testing.T) {
 	if _, err := oai.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-4.1", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("order ORD-9")}}); err != nil {
 		t.Fatal(err)
 	}
+	// 9. OpenAI Responses, streamed.
+	rs := oai.Responses.NewStreaming(ctx, responses.ResponseNewParams{Model: "gpt-4.1", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("status of ORD-7")}})
+	var streamed string
+	for rs.Next() {
+		if ev := rs.Current(); ev.Type == "response.output_text.delta" {
+			streamed += ev.Delta.OfString
+		}
+	}
+	if err := rs.Err(); err != nil || streamed != "Order shipped." {
+		t.Fatalf("responses stream: %q %v", streamed, err)
+	}
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,11 +182,11 @@ func TestTransportWithOfficialClients(t *testing.T) {
 			calls = append(calls, r.Event)
 		}
 	}
-	if len(calls) != 8 {
+	if len(calls) != 9 {
 		for _, c := range calls {
 			t.Logf("%s %q %q", c.StopReason, c.OutputText, c.Error)
 		}
-		t.Fatalf("%d llm_call events, want 8", len(calls))
+		t.Fatalf("%d llm_call events, want 9", len(calls))
 	}
 	check := func(i int, cond bool, what string) {
 		t.Helper()
@@ -189,6 +206,7 @@ func TestTransportWithOfficialClients(t *testing.T) {
 	check(5, strings.Contains(string(calls[5].ToolCallsRequested), `"input":{"order_id":"ORD-456"}`) && calls[5].StopReason == "tool_calls" && calls[5].InputTokens == 50 && calls[5].OutputTokens == 12, "OpenAI stream with tool calls and usage")
 	check(6, calls[6].OutputText == "Your order shipped." && calls[6].OutputTokens == 5, "OpenAI chat")
 	check(7, calls[7].OutputText == "Checking." && strings.Contains(string(calls[7].ToolCallsRequested), "call_9") && calls[7].InputTokens == 11, "OpenAI responses")
+	check(8, calls[8].OutputText == "Order shipped." && calls[8].OutputTokens == 3 && calls[8].StopReason == "completed" && strings.Contains(string(calls[8].Metadata), "time_to_first_token_ms"), "OpenAI responses, streamed")
 
 	// The API key never reaches the disk.
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {

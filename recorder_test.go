@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/event"
@@ -79,13 +80,14 @@ func TestSessionTrail(t *testing.T) {
 				t.Fatalf("the tool's own error must come back unchanged: %v", err)
 			}
 			sess.Reasoning(ctx, "offer a return", "order already shipped")
+			sess.ToolCall(ctx, agentaudit.ToolCall{Name: "send_email", CallID: "toolu_2", Arguments: map[string]string{"to": "C-1001"}, Result: "queued", Duration: 3 * time.Millisecond})
 			sess.FinalOutput(ctx, "I started a return instead.")
 			sess.End(ctx, event.OutcomeSuccess)
 			if err := rec.Close(); err != nil {
 				t.Fatal(err)
 			}
 			recs := trail(t, dir, "s1")
-			if got := kinds(recs); got != "session_start llm_call tool_call tool_call reasoning final_output session_end" {
+			if got := kinds(recs); got != "session_start llm_call tool_call tool_call reasoning tool_call final_output session_end" {
 				t.Fatalf("kinds: %s", got)
 			}
 			sum := sha256.Sum256([]byte("You are a support agent."))
@@ -103,6 +105,9 @@ func TestSessionTrail(t *testing.T) {
 			}
 			if *failed.Success || failed.Error != "Cannot cancel shipped order" || failed.Outcome != event.OutcomeError || failed.DurationMS <= 0 {
 				t.Errorf("failed call: %+v", failed)
+			}
+			if m := recs[5].Event; m.ToolName != "send_email" || m.ParentID != llm || m.DurationMS != 3 || string(m.Result) != `"queued"` {
+				t.Errorf("hand-recorded tool call: %+v", m)
 			}
 			if strings.Contains(string(recs[0].Event.Metadata), "support agent") {
 				t.Error("the system prompt was stored without KeepSystemPrompt")

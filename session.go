@@ -285,3 +285,33 @@ type Access struct {
 	BreakGlassReason                      string
 	Denied                                bool
 }
+
+// ToolCall is a tool call recorded by hand, for tools not wrapped with WrapTool.
+type ToolCall struct {
+	Name      string
+	CallID    string // the LLM's tool_use / tool_call id: links the call to the LLM call
+	Arguments any
+	Result    any
+	Err       error
+	Duration  time.Duration
+}
+
+// ToolCall records a tool call that already ran.
+func (s *Session) ToolCall(ctx context.Context, c ToolCall) error {
+	ev := s.base(event.KindToolCall)
+	ev.ToolName, ev.ToolCallID, ev.ParentID, ev.Trigger = c.Name, c.CallID, s.parentFor(c.CallID), s.info.Trigger
+	var err error
+	if ev.Arguments, err = marshalPayload(c.Arguments); err != nil {
+		return fmt.Errorf("agentaudit: ToolCall.Arguments: %w", err)
+	}
+	ev.DurationMS = ms(c.Duration)
+	if c.Err != nil {
+		ev.Error, ev.ErrorType, ev.Success, ev.Outcome = c.Err.Error(), fmt.Sprintf("%T", c.Err), event.Bool(false), event.OutcomeError
+	} else {
+		ev.Success, ev.Outcome = event.Bool(true), event.OutcomeSuccess
+		if ev.Result, err = marshalPayload(c.Result); err != nil {
+			return fmt.Errorf("agentaudit: ToolCall.Result: %w", err)
+		}
+	}
+	return s.rec.Record(ctx, ev)
+}

@@ -3,6 +3,7 @@ package medicalrecords_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,10 +44,27 @@ func TestAccessTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	wantKinds := map[string]string{
+		routine:   "session_start llm_call tool_call tool_result llm_call final_output session_end",
+		emergency: "session_start llm_call access tool_call tool_result llm_call final_output session_end",
+	}
 	for _, id := range []string{routine, emergency} {
 		recs, err := query.Session(ctx, st, id)
 		if err != nil {
 			t.Fatal(err)
+		}
+		var kinds []string
+		for _, r := range recs {
+			kinds = append(kinds, string(r.Event.Kind))
+			if r.Event.Kind == event.KindToolResult {
+				res := string(r.Event.Result)
+				if !strings.Contains(res, "pii:patientname:") || strings.Contains(res, "Maria Garcia") || strings.Contains(res, "123-45-6789") {
+					t.Errorf("the record's PII is not pseudonymized: %s", res)
+				}
+			}
+		}
+		if got := strings.Join(kinds, " "); got != wantKinds[id] {
+			t.Errorf("session %s: %s, want %s", id, got, wantKinds[id])
 		}
 		var reads int
 		for _, r := range recs {
