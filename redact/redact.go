@@ -429,14 +429,15 @@ func (w *walker) object(depth int) error {
 	w.pos++ // '{'
 	w.out = append(w.out, '{')
 	base := len(w.path)
-	first := true
+	first := true // no member written yet (dropped ones are not written)
+	w.skipSpace()
+	if w.pos < len(w.in) && w.in[w.pos] == '}' {
+		w.pos++
+		w.out = append(w.out, '}')
+		return nil
+	}
 	for {
 		w.skipSpace()
-		if w.pos < len(w.in) && w.in[w.pos] == '}' && first {
-			w.pos++
-			w.out = append(w.out, '}')
-			return nil
-		}
 		if w.pos >= len(w.in) || w.in[w.pos] != '"' {
 			return errSyntax
 		}
@@ -456,12 +457,10 @@ func (w *walker) object(depth int) error {
 		w.path = append(w.path, key...)
 		a, kind, ok := w.r.keyAction(key)
 		switch {
-		case ok && a.Kind == "drop":
-			start := w.pos
+		case ok && a.Kind == "drop": // the member is left out; no comma is written for it
 			if err := w.skipValue(depth); err != nil {
 				return err
 			}
-			_ = start
 			w.note(kind, "drop")
 		case ok && a.Kind != "keep" && w.in[w.pos] != 'n': // null stays null
 			start := w.pos
@@ -494,9 +493,6 @@ func (w *walker) object(depth int) error {
 		switch w.in[w.pos] {
 		case ',':
 			w.pos++
-			if first { // every member so far was dropped: the next one must not start with a comma
-				continue
-			}
 		case '}':
 			w.pos++
 			w.out = append(w.out, '}')

@@ -228,3 +228,18 @@ func strings_(x any) []string {
 	}
 	return nil
 }
+
+func TestValueRejectsMalformed(t *testing.T) {
+	r := testRedactor(t)
+	for _, in := range []string{`{"password":"x",}`, `{"a":1,}`, `[1,]`, `{"a"}`, `{"a":`, `"unterminated`, `{"a":tru}`, `[1 2]`, `{} {}`} {
+		if out, _, err := r.Value("arguments", json.RawMessage(in)); err == nil {
+			t.Errorf("Value(%s) = %s, want an error", in, out)
+		}
+	}
+	for _, in := range []string{`{}`, `[]`, `{"a":[]}`, `{"password":null}`, ` {"password" : "x" , "b" : [ 1 , {} ] } `} {
+		out, _, err := r.Value("arguments", json.RawMessage(in))
+		if err != nil || !json.Valid(out) {
+			t.Errorf("Value(%s) = %s, %v", in, out, err)
+		}
+	}
+}
