@@ -5,10 +5,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 )
@@ -371,5 +375,71 @@ func TestExportCommand(t *testing.T) {
 	}
 	if code, _, errs := run(t, dir, "", "export", "--format", "xml"); code != 2 || !strings.Contains(errs, "unknown export format") {
 		t.Errorf("bad format: %d %s", code, errs)
+	}
+}
+
+func TestServeAndKeys(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var serveErr bytes.Buffer
+	go func() {
+		done <- Run(ctx, []string{"--data", dir, "serve", "--listen", addr}, strings.NewReader(""), io.Discard, &serveErr)
+	}()
+	var admin []byte
+	for i := 0; i < 100 && len(admin) == 0; i++ {
+		time.Sleep(50 * time.Millisecond)
+		admin, _ = os.ReadFile(filepath.Join(dir, "admin.key"))
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "admin.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin key: %v", err)
+	}
+	call := func(key, method, path, body string) (int, string) {
+		for i := 0; i < 50; i++ {
+			req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(key))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode, string(b)
+		}
+		t.Fatal("the server never answered")
+		return 0, ""
+	}
+	if code, b := call(string(admin), "POST", "/v1/events", `{"id":"srv-1","kind":"custom","time":"2026-01-01T00:00:00Z"}`); code != 200 {
+		t.Fatalf("ingest as admin: %d %s", code, b)
+	}
+	code, out, _ := run(t, dir, "", "keys", "create", "--role", "reader", "--name", "dashboards")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	reader := lines[len(lines)-1]
+	if code != 0 || !strings.HasPrefix(reader, "aak_") {
+		t.Fatalf("keys create: %d %q", code, out)
+	}
+	time.Sleep(1100 * time.Millisecond) // the server rereads the key file at most once a second
+	if code, b := call(reader, "GET", "/v1/events/srv-1", ""); code != 200 {
+		t.Fatalf("new reader key: %d %s", code, b)
+	}
+	if _, list, _ := run(t, dir, "", "keys", "list"); !strings.Contains(list, "dashboards") || strings.Contains(list, reader) {
+		t.Errorf("keys list: %s", list)
+	}
+	run(t, dir, "", "keys", "revoke", "dashboards")
+	time.Sleep(1100 * time.Millisecond)
+	if code, _ := call(reader, "GET", "/v1/events/srv-1", ""); code != 401 {
+		t.Errorf("revoked key: %d, want 401", code)
+	}
+	cancel() // as SIGTERM does
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d: %s", code, serveErr.String())
+	}
+	if code, out, _ := run(t, dir, "", "verify"); code != 0 {
+		t.Errorf("verify after shutdown: %s", out)
 	}
 }

@@ -6,6 +6,8 @@
 //	DIR/signing.key     the Ed25519 note signing key, mode 0600
 //	DIR/verifier.key    its public verifier key, to copy to auditors
 //	DIR/pseudonym.key   the HMAC key of the PII pseudonyms, mode 0600
+//	DIR/apikeys.json    the server's API keys, as hashes, mode 0600
+//	DIR/admin.key       the first admin API key, written once by the server, mode 0600
 //	DIR/writer.lock     held (flock) by the one process that appends
 //
 // A writer sanitizes every event (package redact) with the directory's pseudonym key and the
@@ -38,6 +40,8 @@ func (d Dir) DB() string           { return filepath.Join(d.Path, "ledger.db") }
 func (d Dir) SigningKey() string   { return filepath.Join(d.Path, "signing.key") }
 func (d Dir) VerifierKey() string  { return filepath.Join(d.Path, "verifier.key") }
 func (d Dir) PseudonymKey() string { return filepath.Join(d.Path, "pseudonym.key") }
+func (d Dir) APIKeys() string      { return filepath.Join(d.Path, "apikeys.json") }
+func (d Dir) AdminKey() string     { return filepath.Join(d.Path, "admin.key") }
 func (d Dir) lockFile() string     { return filepath.Join(d.Path, "writer.lock") }
 
 // ErrNotInitialized: the directory has no signing key; run init.

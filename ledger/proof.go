@@ -55,14 +55,7 @@ func Prove(ctx context.Context, st ProofStore, id string) (*Bundle, error) {
 	if cp.Size <= e.Seq {
 		return nil, fmt.Errorf("event %s at seq %d, latest checkpoint size %d: %w", id, e.Seq, cp.Size, ErrNotYetSigned)
 	}
-	n, err := note.Open(cp.Note, note.VerifierList()) // parse only: the verifier checks the signature
-	var unverified *note.UnverifiedNoteError
-	if errors.As(err, &unverified) {
-		n = unverified.Note
-	} else if err != nil {
-		return nil, fmt.Errorf("latest checkpoint: %w", err)
-	}
-	c, err := ParseCheckpoint(n.Text)
+	c, err := parseUnverified(cp.Note) // the bundle's verifier checks the signature
 	if err != nil {
 		return nil, err
 	}
@@ -195,4 +188,42 @@ func CheckConsistency(ctx context.Context, st ProofStore, saved []byte, v note.V
 		return old, &InconsistentError{Saved: old, Latest: latest, Reason: "the first " + fmt.Sprint(old.N) + " events differ from what was signed (history rewritten)"}
 	}
 	return old, nil
+}
+
+// ProveConsistency returns the RFC 6962 consistency proof from the tree of size old to the tree
+// of the latest stored checkpoint (base64 hashes), with that checkpoint's tree.
+func ProveConsistency(ctx context.Context, st ProofStore, old int64) ([]string, tlog.Tree, error) {
+	cp, err := st.LatestCheckpoint(ctx)
+	if err != nil {
+		return nil, tlog.Tree{}, err
+	}
+	c, err := parseUnverified(cp.Note) // the client checks the signature
+	if err != nil {
+		return nil, tlog.Tree{}, err
+	}
+	if old > c.N {
+		return nil, tlog.Tree{}, fmt.Errorf("tree size %d is larger than the latest checkpoint's %d: %w", old, c.N, ErrNotYetSigned)
+	}
+	proof, err := tlog.ProveTree(c.N, old, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return st.ReadHashes(ctx, idx) }))
+	if err != nil {
+		return nil, tlog.Tree{}, err
+	}
+	out := make([]string, len(proof))
+	for i, h := range proof {
+		out[i] = base64.StdEncoding.EncodeToString(h[:])
+	}
+	return out, c.Tree, nil
+}
+
+// parseUnverified parses a signed checkpoint note without checking its signature, for proofs
+// whose recipient checks it with the key they trust.
+func parseUnverified(msg []byte) (Checkpoint, error) {
+	n, err := note.Open(msg, note.VerifierList())
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		n = unverified.Note
+	} else if err != nil {
+		return Checkpoint{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	return ParseCheckpoint(n.Text)
 }

@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/agentaudit/agentaudit/apikey"
+	"github.com/agentaudit/agentaudit/datadir"
+	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/server"
+)
+
+// DefaultListen is loopback: exposing the API is a decision, not a default.
+const DefaultListen = "127.0.0.1:8433"
+
+func runServe(e *env) error {
+	fs := e.flags("serve")
+	listen := fs.String("listen", DefaultListen, "address to listen on")
+	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key, serve HTTPS")
+	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
+	if pos, err := parse(fs, e.args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if (*certFile == "") != (*keyFile == "") {
+		return usagef("--tls-cert and --tls-key go together")
+	}
+	// First start: initialize the directory and make an admin key.
+	if _, err := e.dir.Init(e.ctx, ""); err == nil {
+		fmt.Fprintf(e.stderr, "initialized %s; verifier key in %s\n", e.dir.Path, e.dir.VerifierKey())
+	} else if !errors.Is(err, datadir.ErrInitialized) {
+		return err
+	}
+	keys, err := apikey.Open(e.dir.APIKeys())
+	if err != nil {
+		return err
+	}
+	if len(keys.List()) == 0 {
+		secret, _, err := keys.Create("admin", apikey.Admin)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(e.dir.AdminKey(), []byte(secret+"\n"), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "admin API key written to %s (mode 0600)\n", e.dir.AdminKey())
+	}
+	v, err := e.dir.Verifier()
+	if err != nil {
+		return err
+	}
+	w, err := e.openWriter(ledger.Options{})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{Ledger: w.Ledger, Store: w.Store, Keys: keys, Verifier: v})
+	if err != nil {
+		w.Close()
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	scheme := "http"
+	if *certFile != "" {
+		scheme = "https"
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	fmt.Fprintf(e.stderr, "listening on %s://%s\n", scheme, ln.Addr())
+	errc := make(chan error, 1)
+	go func() {
+		if *certFile != "" {
+			errc <- hs.ServeTLS(ln, *certFile, *keyFile)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err = <-errc:
+	case <-e.ctx.Done():
+		// SIGTERM: stop accepting, let requests in flight finish, then drain and checkpoint.
+		fmt.Fprintln(e.stderr, "shutting down")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = hs.Shutdown(ctx)
+		cancel()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return errors.Join(err, w.Close())
+}
+
+func runKeys(e *env) error {
+	if len(e.args) == 0 {
+		return usagef("want create, list or revoke")
+	}
+	keys, err := apikey.Open(e.dir.APIKeys())
+	if err != nil {
+		return err
+	}
+	switch sub, args := e.args[0], e.args[1:]; sub {
+	case "create":
+		fs := e.flags("keys")
+		role := fs.String("role", "", "writer, reader, auditor or admin (required)")
+		name := fs.String("name", "", "who the key is for (required)")
+		if pos, err := parse(fs, args); err != nil {
+			return err
+		} else if len(pos) > 0 {
+			return usagef("unexpected argument %q", pos[0])
+		}
+		if *role == "" || *name == "" {
+			return usagef("--role and --name are required")
+		}
+		if _, err := os.Stat(e.dir.Path); err != nil {
+			return datadir.ErrNotInitialized
+		}
+		secret, k, err := keys.Create(*name, apikey.Role(*role))
+		if errors.Is(err, apikey.ErrBadRole) {
+			return usagef("%v", err)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "created key %s (%s, role %s); it is shown once:\n", k.ID, k.Name, k.Role)
+		fmt.Fprintln(e.stdout, secret) // alone on the last line, for scripts
+		return nil
+	case "list":
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tREVOKED")
+		for _, k := range keys.List() {
+			revoked := "-"
+			if !k.RevokedAt.IsZero() {
+				revoked = k.RevokedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.CreatedAt.Format(time.RFC3339), revoked)
+		}
+		return tw.Flush()
+	case "revoke":
+		if len(args) != 1 {
+			return usagef("want the id or name of one key")
+		}
+		k, err := keys.Revoke(args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "revoked %s (%s)\n", k.ID, k.Name)
+		return nil
+	}
+	return usagef("unknown keys command %q (want create, list or revoke)", e.args[0])
+}

@@ -1,0 +1,488 @@
+// Package server is the HTTP API over one ledger: ingest (one event, a JSON array or NDJSON, gzip
+// accepted, acknowledged only after the durable commit), queries, checkpoints, proofs and
+// verification, behind API keys with roles. Every read through the API is itself recorded as an
+// access event (subject_type audit_log): access to the audit log is audited. Errors are RFC 9457
+// problem details, written in one place (writeProblem).
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/agentaudit/agentaudit/apikey"
+	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/query"
+	"github.com/agentaudit/agentaudit/store"
+	"github.com/agentaudit/agentaudit/store/sqlite"
+)
+
+// Defaults for Config.
+const (
+	DefaultMaxBodyBytes = 16 << 20 // after decompression
+	DefaultMaxBatch     = 10000
+)
+
+// Config wires a server.
+type Config struct {
+	Ledger   *ledger.Ledger
+	Store    *sqlite.Store // the ledger's store, for reads
+	Keys     *apikey.Store
+	Verifier note.Verifier
+	// MaxBodyBytes bounds a request body after decompression; MaxBatch the events in one.
+	MaxBodyBytes int64
+	MaxBatch     int
+	Logger       *slog.Logger
+}
+
+// Server serves the API.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New validates cfg and returns a server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Ledger == nil || cfg.Store == nil || cfg.Keys == nil || cfg.Verifier == nil {
+		return nil, errors.New("server: Ledger, Store, Keys and Verifier are required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the API's handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, k apikey.Key) error
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.cfg.Store.Size(r.Context()); err != nil {
+			writeProblem(w, fmt.Errorf("store: %w", err))
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	s.handle("POST /v1/events", s.ingest, apikey.Writer, apikey.Admin)
+	s.handle("GET /v1/events/{id}", s.getEvent, apikey.Reader, apikey.Auditor, apikey.Admin)
+	s.handle("GET /v1/events", s.listEvents, apikey.Reader, apikey.Auditor, apikey.Admin)
+	s.handle("GET /v1/sessions/{id}", s.getSession, apikey.Reader, apikey.Auditor, apikey.Admin)
+	s.handle("GET /v1/checkpoint", s.checkpoint, apikey.Reader, apikey.Auditor, apikey.Admin)
+	s.handle("GET /v1/proofs/inclusion", s.inclusion, apikey.Auditor, apikey.Admin)
+	s.handle("GET /v1/proofs/consistency", s.consistency, apikey.Auditor, apikey.Admin)
+	s.handle("POST /v1/verify", s.verify, apikey.Auditor, apikey.Admin)
+}
+
+// handle wraps h with authentication, the role check and error writing.
+func (s *Server) handle(pattern string, h handlerFunc, roles ...apikey.Role) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		k, err := s.authenticate(r)
+		if err == nil && !roleIn(k.Role, roles) {
+			err = &Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: fmt.Sprintf("role %s may not %s", k.Role, pattern)}
+		}
+		if err == nil {
+			err = h(w, r, k)
+		}
+		if err != nil {
+			writeProblem(w, err)
+		}
+	})
+}
+
+func roleIn(r apikey.Role, roles []apikey.Role) bool {
+	for _, x := range roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) authenticate(r *http.Request) (apikey.Key, error) {
+	auth := r.Header.Get("Authorization")
+	secret, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || secret == "" {
+		return apikey.Key{}, &Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: "send Authorization: Bearer KEY"}
+	}
+	k, err := s.cfg.Keys.Lookup(strings.TrimSpace(secret))
+	if err != nil {
+		s.cfg.Logger.Warn("authentication failed", "remote", r.RemoteAddr)
+		return apikey.Key{}, &Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: "unknown or revoked API key"}
+	}
+	return k, nil
+}
+
+// Problem is an RFC 9457 problem detail; every error a handler returns becomes one.
+type Problem struct {
+	Status int            `json:"status"`
+	Title  string         `json:"title"`
+	Detail string         `json:"detail,omitempty"`
+	Type   string         `json:"type,omitempty"`
+	Errors []EventProblem `json:"errors,omitempty"`
+	retry  int
+}
+
+// EventProblem is the error of one event of a batch.
+type EventProblem struct {
+	Index int    `json:"index"`
+	Field string `json:"field,omitempty"`
+	Error string `json:"error"`
+}
+
+func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
+
+// writeProblem maps an error to its problem detail: the one place errors meet HTTP.
+func writeProblem(w http.ResponseWriter, err error) {
+	var p *Problem
+	var fe *event.FieldError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &p):
+	case errors.As(err, &mbe):
+		p = &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Body too large", Detail: fmt.Sprintf("the limit is %d bytes", mbe.Limit)}
+	case errors.As(err, &fe):
+		p = &Problem{Status: http.StatusBadRequest, Title: "Invalid event", Detail: err.Error(), Errors: []EventProblem{{Field: fe.Field, Error: fe.Rule}}}
+	case errors.Is(err, event.ErrInvalid):
+		p = &Problem{Status: http.StatusBadRequest, Title: "Invalid event", Detail: err.Error()}
+	case errors.Is(err, ledger.ErrConflict):
+		p = &Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
+	case errors.Is(err, ledger.ErrBackpressure):
+		p = &Problem{Status: http.StatusTooManyRequests, Title: "Ingest queue full", Detail: "retry after the given seconds", retry: 1}
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, query.ErrNoSuchSession):
+		p = &Problem{Status: http.StatusNotFound, Title: "Not found", Detail: err.Error()}
+	case errors.Is(err, query.ErrBadCursor), errors.Is(err, query.ErrPageSize), errors.Is(err, ledger.ErrNotYetSigned):
+		p = &Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: err.Error()}
+	case errors.Is(err, store.ErrNoSpace), errors.Is(err, store.ErrReadOnly):
+		p = &Problem{Status: http.StatusServiceUnavailable, Title: "Storage unavailable", Detail: "the log cannot be written now", retry: 30}
+	default:
+		p = &Problem{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "see the server log"}
+	}
+	if p.retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(p.retry))
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// body returns the request body, decompressed and limited.
+func (s *Server) body(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
+	var rd io.Reader = r.Body
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+		if err != nil {
+			return nil, &Problem{Status: http.StatusBadRequest, Title: "Bad gzip body", Detail: err.Error()}
+		}
+		rd = zr
+	default:
+		return nil, &Problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported encoding", Detail: fmt.Sprintf("Content-Encoding %q (want gzip or none)", enc)}
+	}
+	// The limit applies after decompression, so a gzip bomb stops at MaxBodyBytes.
+	return io.LimitReader(rd, s.cfg.MaxBodyBytes+1), nil
+}
+
+// IngestResult is the answer per event.
+type IngestResult struct {
+	Index     int    `json:"index"`
+	ID        string `json:"id,omitempty"`
+	Seq       *int64 `json:"seq,omitempty"`
+	Leaf      string `json:"leaf,omitempty"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Field     string `json:"field,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "application/json" && ct != "application/x-ndjson" && ct != "application/jsonl" {
+		return &Problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported content type", Detail: fmt.Sprintf("Content-Type %q (want application/json or application/x-ndjson)", ct)}
+	}
+	rd, err := s.body(w, r)
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(rd)
+	if err != nil {
+		return &Problem{Status: http.StatusBadRequest, Title: "Unreadable body", Detail: err.Error()}
+	}
+	if int64(len(data)) > s.cfg.MaxBodyBytes {
+		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Body too large", Detail: fmt.Sprintf("the limit is %d bytes after decompression", s.cfg.MaxBodyBytes)}
+	}
+	items, err := splitEvents(data, ct)
+	if err != nil {
+		return err
+	}
+	single := ct == "application/json" && len(items) == 1 && bytes.TrimSpace(data)[0] == '{'
+	if len(items) == 0 {
+		return &Problem{Status: http.StatusBadRequest, Title: "No events", Detail: "the body holds no event"}
+	}
+	if len(items) > s.cfg.MaxBatch {
+		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Batch too large", Detail: fmt.Sprintf("%d events; the limit is %d", len(items), s.cfg.MaxBatch)}
+	}
+	results := make([]IngestResult, len(items))
+	var evs []*event.Event
+	var at []int
+	for i, raw := range items {
+		results[i].Index = i
+		ev, err := event.Parse(raw)
+		if err != nil {
+			if single { // one event posted alone: its error is the answer
+				return err
+			}
+			setErr(&results[i], err)
+			continue
+		}
+		evs, at = append(evs, ev), append(at, i)
+	}
+	if len(evs) > 0 {
+		// Detached from the request: once queued, a client hanging up does not drop the record.
+		res, err := s.cfg.Ledger.TryAppendBatch(context.WithoutCancel(r.Context()), evs)
+		if err != nil {
+			return err
+		}
+		for j, x := range res {
+			ir := &results[at[j]]
+			if x.Err != nil {
+				if single {
+					return x.Err
+				}
+				setErr(ir, x.Err)
+				continue
+			}
+			seq := x.Seq
+			ir.ID, ir.Seq, ir.Leaf, ir.Duplicate = x.ID, &seq, fmt.Sprintf("%x", x.Leaf[:]), x.Duplicate
+		}
+	}
+	status := http.StatusOK
+	for _, x := range results {
+		if x.Error != "" {
+			status = http.StatusMultiStatus // some events were refused; each result says which
+			break
+		}
+	}
+	return writeJSON(w, status, map[string]any{"results": results})
+}
+
+func setErr(ir *IngestResult, err error) {
+	var fe *event.FieldError
+	if errors.As(err, &fe) {
+		ir.Field = fe.Field
+	}
+	ir.Error = err.Error()
+}
+
+// splitEvents accepts one JSON object, a JSON array of objects, or NDJSON.
+func splitEvents(data []byte, ct string) ([]json.RawMessage, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, nil
+	}
+	if ct == "application/json" {
+		switch trimmed[0] {
+		case '[':
+			var arr []json.RawMessage
+			if err := json.Unmarshal(trimmed, &arr); err != nil {
+				return nil, &Problem{Status: http.StatusBadRequest, Title: "Malformed JSON", Detail: err.Error()}
+			}
+			return arr, nil
+		case '{':
+			return []json.RawMessage{trimmed}, nil
+		}
+		return nil, &Problem{Status: http.StatusBadRequest, Title: "Malformed JSON", Detail: "want an event object or an array of them"}
+	}
+	var out []json.RawMessage
+	sc := bufio.NewScanner(bytes.NewReader(trimmed))
+	sc.Buffer(nil, len(trimmed)+1)
+	for sc.Scan() {
+		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+			out = append(out, json.RawMessage(bytes.Clone(line)))
+		}
+	}
+	return out, sc.Err()
+}
+
+// audit records a read through the API: who, what, how many results.
+func (s *Server) audit(r *http.Request, k apikey.Key, what string, results int) error {
+	md, _ := json.Marshal(map[string]any{"endpoint": r.Method + " " + r.URL.Path, "query": r.URL.RawQuery, "results": results, "key_id": k.ID})
+	ev := &event.Event{Kind: event.KindAccess, UserID: "apikey:" + k.Name, UserRole: string(k.Role), ClientIP: clientIP(r),
+		UserAgent: r.UserAgent(), SubjectType: "audit_log", SubjectID: what, Purpose: "audit_log_read", Outcome: event.OutcomeSuccess, Metadata: md}
+	_, err := s.cfg.Ledger.Append(context.WithoutCancel(r.Context()), ev)
+	return err
+}
+
+func clientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}
+
+// masked hides payloads from readers: arguments, results, messages, output and metadata.
+func masked(ev *event.Event, k apikey.Key) *event.Event {
+	if k.Role != apikey.Reader {
+		return ev
+	}
+	m := *ev
+	const mark = `"[masked]"`
+	for _, f := range []*json.RawMessage{&m.Arguments, &m.Result, &m.ResultSummary, &m.InputMessages, &m.ToolCallsRequested, &m.Metadata} {
+		if len(*f) > 0 {
+			*f = json.RawMessage(mark)
+		}
+	}
+	if m.Metadata != nil {
+		m.Metadata = json.RawMessage(`{"masked":true}`)
+	}
+	if m.OutputText != "" {
+		m.OutputText = "[masked]"
+	}
+	return &m
+}
+
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
+	e, err := s.cfg.Store.EntryByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	ev, err := event.ParseStored(e.Body)
+	if err != nil {
+		return err
+	}
+	if err := s.audit(r, k, "event:"+ev.ID, 1); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, query.Record{Seq: e.Seq, Event: masked(ev, k)})
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
+	q := r.URL.Query()
+	f := store.Filter{SessionID: q.Get("session_id"), UserID: q.Get("user_id"), ToolName: q.Get("tool_name"), Kind: q.Get("kind"),
+		SubjectID: q.Get("subject_id"), SubjectType: q.Get("subject_type"), Outcome: q.Get("outcome"), AgentID: q.Get("agent_id"), Model: q.Get("model")}
+	var err error
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := q.Get(name); v != "" {
+			if *dst, err = time.Parse(time.RFC3339Nano, v); err != nil {
+				return &Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: fmt.Sprintf("%s: want an RFC 3339 time", name)}
+			}
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil {
+			return &Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: "limit: want a number"}
+		}
+	}
+	f.Failures = q.Get("failures") == "true"
+	page, err := query.Find(r.Context(), s.cfg.Store, f, q.Get("cursor"))
+	if err != nil {
+		return err
+	}
+	for i := range page.Records {
+		page.Records[i].Event = masked(page.Records[i].Event, k)
+	}
+	if err := s.audit(r, k, "events", len(page.Records)); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
+	recs, err := query.Session(r.Context(), s.cfg.Store, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	for i := range recs {
+		recs[i].Event = masked(recs[i].Event, k)
+	}
+	if err := s.audit(r, k, "session:"+r.PathValue("id"), len(recs)); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"session_id": r.PathValue("id"), "records": recs})
+}
+
+func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
+	cp, err := s.cfg.Store.LatestCheckpoint(r.Context())
+	if err != nil {
+		return err
+	}
+	if err := s.audit(r, k, "checkpoint", 1); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, err = w.Write(cp.Note)
+	return err
+}
+
+func (s *Server) inclusion(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
+	id := r.URL.Query().Get("id")
+	if id == "" {
+		return &Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: "id is required"}
+	}
+	b, err := s.cfg.Ledger.Prove(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if err := s.audit(r, k, "proof:"+id, 1); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) consistency(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
+	old, err := strconv.ParseInt(r.URL.Query().Get("old"), 10, 64)
+	if err != nil || old < 1 {
+		return &Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: "old: want a tree size of at least 1"}
+	}
+	proof, latest, err := ledger.ProveConsistency(r.Context(), s.cfg.Store, old)
+	if err != nil {
+		return err
+	}
+	if err := s.audit(r, k, "consistency", 1); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"old": old, "new": latest.N, "proof": proof})
+}
+
+func (s *Server) verify(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
+	rep, err := ledger.Verify(r.Context(), s.cfg.Store, s.cfg.Verifier, ledger.VerifyOptions{})
+	var te *ledger.TamperError
+	if err != nil && !errors.As(err, &te) {
+		return err
+	}
+	if err := s.audit(r, k, "verify", len(rep.Problems)); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rep)
+}
