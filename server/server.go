@@ -96,6 +96,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/proofs/inclusion", s.inclusion, apikey.Auditor, apikey.Admin)
 	s.handle("GET /v1/proofs/consistency", s.consistency, apikey.Auditor, apikey.Admin)
 	s.handle("POST /v1/verify", s.verify, apikey.Auditor, apikey.Admin)
+	s.handle("POST /v1/traces", s.traces, apikey.Writer, apikey.Admin)
 }
 
 // handle wraps h with authentication, the role check and error writing.

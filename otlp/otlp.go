@@ -1,0 +1,329 @@
+// Package otlp turns OTLP trace exports into events, so agents in any language record through
+// their OpenTelemetry SDK. Spans following the OpenTelemetry GenAI semantic conventions
+// (gen_ai.operation.name chat, text_completion, generate_content, execute_tool, invoke_agent,
+// create_agent) and OpenInference spans (openinference.span.kind LLM, TOOL, AGENT, CHAIN) become
+// events of the matching kind; other spans are kept as custom events. Each event's id derives from
+// its trace and span ids, so a re-sent export is idempotent, and parent links follow span parents.
+//
+// Both OTLP/HTTP encodings are read: application/x-protobuf, and application/json with trace and
+// span ids as hex strings (the OTLP JSON rule, which differs from protobuf's JSON mapping).
+package otlp
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agentaudit/agentaudit/event"
+)
+
+// ErrMalformed: the body is not an OTLP trace export in the declared encoding.
+var ErrMalformed = errors.New("malformed OTLP trace export")
+
+// DecodeProtobuf decodes an application/x-protobuf ExportTraceServiceRequest.
+func DecodeProtobuf(body []byte) (*collectorpb.ExportTraceServiceRequest, error) {
+	var req collectorpb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(body, &req); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return &req, nil
+}
+
+// DecodeJSON decodes an application/json ExportTraceServiceRequest, whose traceId, spanId and
+// parentSpanId are hex strings.
+func DecodeJSON(body []byte) (*collectorpb.ExportTraceServiceRequest, error) {
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if err := hexIDsToBase64(doc); err != nil {
+		return nil, err
+	}
+	fixed, _ := json.Marshal(doc)
+	var req collectorpb.ExportTraceServiceRequest
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(fixed, &req); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return &req, nil
+}
+
+// hexIDsToBase64 rewrites the id fields of OTLP JSON into protojson's base64 for bytes.
+func hexIDsToBase64(x any) error {
+	switch v := x.(type) {
+	case map[string]any:
+		for k, val := range v {
+			switch k {
+			case "traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id":
+				s, ok := val.(string)
+				if !ok {
+					return fmt.Errorf("%w: %s must be a hex string", ErrMalformed, k)
+				}
+				b, err := hex.DecodeString(s)
+				if err != nil {
+					return fmt.Errorf("%w: %s %q is not hex", ErrMalformed, k, s)
+				}
+				v[k] = base64.StdEncoding.EncodeToString(b)
+			default:
+				if err := hexIDsToBase64(val); err != nil {
+					return err
+				}
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if err := hexIDsToBase64(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Span is one span to record: the event made from it, or why none could be.
+type Span struct {
+	Event *event.Event
+	Err   error
+}
+
+// Events maps every span of the export to an event, in order.
+func Events(req *collectorpb.ExportTraceServiceRequest) []Span {
+	var out []Span
+	for _, rs := range req.GetResourceSpans() {
+		res := attrs(rs.GetResource().GetAttributes())
+		for _, ss := range rs.GetScopeSpans() {
+			for _, sp := range ss.GetSpans() {
+				ev, err := toEvent(sp, res)
+				out = append(out, Span{Event: ev, Err: err})
+			}
+		}
+	}
+	return out
+}
+
+type attrMap map[string]*commonpb.AnyValue
+
+func attrs(kvs []*commonpb.KeyValue) attrMap {
+	m := make(attrMap, len(kvs))
+	for _, kv := range kvs {
+		m[kv.GetKey()] = kv.GetValue()
+	}
+	return m
+}
+
+// str returns the first of keys that is set, as a string.
+func (a attrMap) str(keys ...string) string {
+	for _, k := range keys {
+		if v, ok := a[k]; ok && v != nil {
+			if s := anyString(v); s != "" {
+				return s
+			}
+		}
+	}
+	return ""
+}
+
+func (a attrMap) int(keys ...string) int64 {
+	for _, k := range keys {
+		if v, ok := a[k]; ok && v != nil {
+			switch x := v.GetValue().(type) {
+			case *commonpb.AnyValue_IntValue:
+				return x.IntValue
+			case *commonpb.AnyValue_DoubleValue:
+				return int64(x.DoubleValue)
+			case *commonpb.AnyValue_StringValue:
+				if n, err := strconv.ParseInt(x.StringValue, 10, 64); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func anyString(v *commonpb.AnyValue) string {
+	switch x := v.GetValue().(type) {
+	case *commonpb.AnyValue_StringValue:
+		return x.StringValue
+	case *commonpb.AnyValue_IntValue:
+		return strconv.FormatInt(x.IntValue, 10)
+	case *commonpb.AnyValue_DoubleValue:
+		return strconv.FormatFloat(x.DoubleValue, 'g', -1, 64)
+	case *commonpb.AnyValue_BoolValue:
+		return strconv.FormatBool(x.BoolValue)
+	case *commonpb.AnyValue_ArrayValue, *commonpb.AnyValue_KvlistValue:
+		b, _ := json.Marshal(anyJSON(v))
+		return string(b)
+	}
+	return ""
+}
+
+// anyJSON converts an attribute value to plain JSON values.
+func anyJSON(v *commonpb.AnyValue) any {
+	switch x := v.GetValue().(type) {
+	case *commonpb.AnyValue_StringValue:
+		return x.StringValue
+	case *commonpb.AnyValue_IntValue:
+		return x.IntValue
+	case *commonpb.AnyValue_DoubleValue:
+		return x.DoubleValue
+	case *commonpb.AnyValue_BoolValue:
+		return x.BoolValue
+	case *commonpb.AnyValue_ArrayValue:
+		var out []any
+		for _, e := range x.ArrayValue.GetValues() {
+			out = append(out, anyJSON(e))
+		}
+		return out
+	case *commonpb.AnyValue_KvlistValue:
+		out := map[string]any{}
+		for _, kv := range x.KvlistValue.GetValues() {
+			out[kv.GetKey()] = anyJSON(kv.GetValue())
+		}
+		return out
+	case *commonpb.AnyValue_BytesValue:
+		return base64.StdEncoding.EncodeToString(x.BytesValue)
+	}
+	return nil
+}
+
+// jsonOrString returns s as raw JSON when it is JSON (tool arguments usually are), else as a
+// JSON string.
+func jsonOrString(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	if t := strings.TrimSpace(s); (strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[")) && json.Valid([]byte(t)) {
+		return json.RawMessage(t)
+	}
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// EventID is the id of the event made from a span.
+func EventID(traceID, spanID []byte) string {
+	return "otel-" + hex.EncodeToString(traceID) + "-" + hex.EncodeToString(spanID)
+}
+
+func toEvent(sp *tracepb.Span, res attrMap) (*event.Event, error) {
+	if len(sp.GetTraceId()) != 16 || len(sp.GetSpanId()) != 8 {
+		return nil, fmt.Errorf("%w: span %q: trace id must be 16 bytes and span id 8", ErrMalformed, sp.GetName())
+	}
+	a := attrs(sp.GetAttributes())
+	for k, v := range res { // span attributes win over resource attributes
+		if _, ok := a[k]; !ok {
+			a[k] = v
+		}
+	}
+	ev := &event.Event{ID: EventID(sp.GetTraceId(), sp.GetSpanId()), Kind: event.KindCustom}
+	if start := sp.GetStartTimeUnixNano(); start > 0 {
+		ev.Time = time.Unix(0, int64(start)).UTC()
+	}
+	var dur float64
+	if s, e := sp.GetStartTimeUnixNano(), sp.GetEndTimeUnixNano(); e > s && s > 0 {
+		dur = float64(e-s) / 1e6
+	}
+	if p := sp.GetParentSpanId(); len(p) == 8 {
+		ev.ParentID = EventID(sp.GetTraceId(), p)
+	}
+	op := a.str("gen_ai.operation.name")
+	oiKind := strings.ToUpper(a.str("openinference.span.kind"))
+	switch {
+	case op == "chat" || op == "text_completion" || op == "generate_content" || oiKind == "LLM":
+		ev.Kind = event.KindLLMCall
+		ev.LatencyMS = dur
+	case op == "execute_tool" || oiKind == "TOOL":
+		ev.Kind = event.KindToolCall
+		ev.DurationMS = dur
+	}
+	ev.SessionID = a.str("gen_ai.conversation.id", "session.id")
+	ev.UserID = a.str("user.id", "enduser.id")
+	ev.AgentID = a.str("gen_ai.agent.id", "gen_ai.agent.name", "service.name")
+	ev.AgentVersion = a.str("service.version")
+	ev.Model = a.str("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+	ev.InputTokens = a.int("gen_ai.usage.input_tokens", "llm.token_count.prompt")
+	ev.OutputTokens = a.int("gen_ai.usage.output_tokens", "llm.token_count.completion")
+	ev.InputMessages = jsonOrString(a.str("gen_ai.input.messages", "llm.input_messages", "input.value"))
+	if out := a.str("gen_ai.output.messages", "llm.output_messages"); out != "" {
+		ev.Metadata = mustObject(map[string]any{"output_messages": json.RawMessage(jsonOrString(out))})
+	}
+	if reasons := a.str("gen_ai.response.finish_reasons"); reasons != "" {
+		ev.StopReason = strings.Trim(reasons, `[]"`)
+	}
+	if ev.Kind == event.KindToolCall {
+		ev.ToolName = a.str("gen_ai.tool.name", "tool.name")
+		if ev.ToolName == "" {
+			ev.ToolName = sp.GetName()
+		}
+		ev.ToolCallID = a.str("gen_ai.tool.call.id", "tool_call.id")
+		ev.Arguments = jsonOrString(a.str("gen_ai.tool.call.arguments", "tool.parameters", "input.value"))
+		ev.Result = jsonOrString(a.str("gen_ai.tool.call.result", "output.value"))
+		ev.InputMessages = nil
+	}
+	if ev.Kind == event.KindLLMCall {
+		if v := a.str("output.value"); v != "" && ev.Metadata == nil {
+			ev.OutputText = v
+		}
+	}
+	if ev.Kind == event.KindCustom {
+		md := map[string]any{"span_name": sp.GetName()}
+		if op != "" {
+			md["gen_ai.operation.name"] = op
+		}
+		if oiKind != "" {
+			md["openinference.span.kind"] = oiKind
+		}
+		if p := a.str("gen_ai.provider.name", "gen_ai.system"); p != "" {
+			md["gen_ai.provider.name"] = p
+		}
+		ev.Metadata = mustObject(md)
+	} else if p := a.str("gen_ai.provider.name", "gen_ai.system", "llm.provider"); p != "" {
+		md := map[string]any{"gen_ai.provider.name": p, "span_name": sp.GetName()}
+		if ev.Metadata != nil {
+			var m map[string]any
+			json.Unmarshal(ev.Metadata, &m)
+			for k, v := range m {
+				md[k] = v
+			}
+		}
+		ev.Metadata = mustObject(md)
+	}
+	if sp.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR {
+		ev.Outcome = event.OutcomeError
+		ev.Error = sp.GetStatus().GetMessage()
+		if ev.Error == "" {
+			ev.Error = "span status ERROR"
+		}
+		ev.ErrorType = a.str("error.type")
+		if ev.Kind == event.KindToolCall {
+			ev.Success = event.Bool(false)
+		}
+	} else if ev.Kind == event.KindToolCall {
+		ev.Success, ev.Outcome = event.Bool(true), event.OutcomeSuccess
+	}
+	return ev, nil
+}
+
+func mustObject(m map[string]any) json.RawMessage {
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// Response is the OTLP answer: partial success when some spans were rejected.
+func Response(rejected int, msg string) *collectorpb.ExportTraceServiceResponse {
+	resp := &collectorpb.ExportTraceServiceResponse{}
+	if rejected > 0 {
+		resp.PartialSuccess = &collectorpb.ExportTracePartialSuccess{RejectedSpans: int64(rejected), ErrorMessage: msg}
+	}
+	return resp
+}

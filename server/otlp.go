@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agentaudit/agentaudit/apikey"
+	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/otlp"
+)
+
+// traces is the OTLP/HTTP receiver: spans become events on the same path as POST /v1/events.
+func (s *Server) traces(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "application/x-protobuf" && ct != "application/json" {
+		return &Problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported content type", Detail: fmt.Sprintf("Content-Type %q (want application/x-protobuf or application/json)", ct)}
+	}
+	rd, err := s.body(w, r)
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(rd)
+	if err != nil {
+		return &Problem{Status: http.StatusBadRequest, Title: "Unreadable body", Detail: err.Error()}
+	}
+	if int64(len(data)) > s.cfg.MaxBodyBytes {
+		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Body too large", Detail: fmt.Sprintf("the limit is %d bytes after decompression", s.cfg.MaxBodyBytes)}
+	}
+	var req *collectorpb.ExportTraceServiceRequest
+	if ct == "application/json" {
+		req, err = otlp.DecodeJSON(data)
+	} else {
+		req, err = otlp.DecodeProtobuf(data)
+	}
+	if err != nil {
+		return &Problem{Status: http.StatusBadRequest, Title: "Malformed OTLP", Detail: err.Error()}
+	}
+	spans := otlp.Events(req)
+	if len(spans) > s.cfg.MaxBatch {
+		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Batch too large", Detail: fmt.Sprintf("%d spans; the limit is %d", len(spans), s.cfg.MaxBatch)}
+	}
+	var evs []*event.Event
+	var reasons []string
+	for _, sp := range spans {
+		if sp.Err != nil {
+			reasons = append(reasons, sp.Err.Error())
+			continue
+		}
+		evs = append(evs, sp.Event)
+	}
+	if len(evs) > 0 {
+		res, err := s.cfg.Ledger.TryAppendBatch(context.WithoutCancel(r.Context()), evs)
+		if err != nil {
+			return err
+		}
+		for i, x := range res {
+			if x.Err != nil {
+				reasons = append(reasons, fmt.Sprintf("span %s: %v", evs[i].ID, x.Err))
+			}
+		}
+	}
+	msg := ""
+	if len(reasons) > 0 {
+		msg = strings.Join(reasons[:min(len(reasons), 5)], "; ")
+	}
+	resp := otlp.Response(len(reasons), msg)
+	var out []byte
+	if ct == "application/json" {
+		out, err = protojson.Marshal(resp)
+	} else {
+		out, err = proto.Marshal(resp)
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", ct)
+	_, err = w.Write(out)
+	return err
+}
