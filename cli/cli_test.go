@@ -3,9 +3,17 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -387,7 +395,7 @@ func TestServeAndKeys(t *testing.T) {
 	done := make(chan int, 1)
 	var serveErr bytes.Buffer
 	go func() {
-		done <- Run(ctx, []string{"--data", dir, "serve", "--listen", addr}, strings.NewReader(""), io.Discard, &serveErr)
+		done <- Run(ctx, []string{"--data", dir, "serve", "--listen", addr, "--demo"}, strings.NewReader(""), io.Discard, &serveErr)
 	}()
 	var admin []byte
 	for i := 0; i < 100 && len(admin) == 0; i++ {
@@ -417,6 +425,10 @@ func TestServeAndKeys(t *testing.T) {
 	if code, b := call(string(admin), "POST", "/v1/events", `{"id":"srv-1","kind":"custom","time":"2026-01-01T00:00:00Z"}`); code != 200 {
 		t.Fatalf("ingest as admin: %d %s", code, b)
 	}
+	// --demo recorded the example agents' sessions first.
+	if code, b := call(string(admin), "GET", "/v1/events?tool_name=get_patient_record", ""); code != 200 || !strings.Contains(b, "P-123") {
+		t.Errorf("demo data: %d %s", code, b)
+	}
 	code, out, _ := run(t, dir, "", "keys", "create", "--role", "reader", "--name", "dashboards")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	reader := lines[len(lines)-1]
@@ -442,4 +454,59 @@ func TestServeAndKeys(t *testing.T) {
 	if code, out, _ := run(t, dir, "", "verify"); code != 0 {
 		t.Errorf("verify after shutdown: %s", out)
 	}
+}
+
+func TestServeTLS(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	certFile, keyFile := selfSigned(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"--data", dir, "serve", "--listen", addr, "--tls-cert", certFile, "--tls-key", keyFile}, strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // self-signed, test only
+	var resp *http.Response
+	var err error
+	for i := 0; i < 100; i++ {
+		if resp, err = client.Get("https://" + addr + "/healthz"); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || resp.StatusCode != 200 || resp.TLS == nil {
+		t.Fatalf("https healthz: %v", err)
+	}
+	resp.Body.Close()
+	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		if r, _ := http.Get("http://" + addr + "/healthz"); r != nil && r.StatusCode == 200 {
+			t.Error("plain HTTP answered on the TLS port")
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	if code, _, errs := run(t, dir, "", "serve", "--tls-cert", certFile); code != 2 || !strings.Contains(errs, "go together") {
+		t.Errorf("--tls-cert alone: %d %s", code, errs)
+	}
+}
+
+func selfSigned(t *testing.T) (string, string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
+	return certFile, keyFile
 }

@@ -34,25 +34,7 @@ func runDemo(e *env) error {
 	default:
 		return err
 	}
-	scripts := supportagent.Script()
-	maps.Copy(scripts, medicalrecords.Script())
-	model, err := scriptedmodel.Start(scripts)
-	if err != nil {
-		return err
-	}
-	defer model.Close()
-	r, err := e.dir.Redactor(e.policy)
-	if err != nil {
-		return err
-	}
-	rec, err := agentaudit.Open(e.dir.Path, agentaudit.WithLedgerOptions(ledger.Options{Sanitizer: r}))
-	if err != nil {
-		return err
-	}
-	sessions, err := runDemoAgents(e.ctx, rec, model.URL)
-	if cerr := rec.Close(); err == nil {
-		err = cerr
-	}
+	sessions, err := recordDemo(e)
 	if err != nil {
 		return err
 	}
@@ -78,6 +60,30 @@ func runDemo(e *env) error {
 }
 
 type demoSession struct{ title, id string }
+
+// recordDemo runs the example agents against a local scripted model into the data directory.
+func recordDemo(e *env) ([]demoSession, error) {
+	scripts := supportagent.Script()
+	maps.Copy(scripts, medicalrecords.Script())
+	model, err := scriptedmodel.Start(scripts)
+	if err != nil {
+		return nil, err
+	}
+	defer model.Close()
+	r, err := e.dir.Redactor(e.policy)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := agentaudit.Open(e.dir.Path, agentaudit.WithLedgerOptions(ledger.Options{Sanitizer: r}))
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := runDemoAgents(e.ctx, rec, model.URL)
+	if cerr := rec.Close(); err == nil {
+		err = cerr
+	}
+	return sessions, err
+}
 
 func runDemoAgents(ctx context.Context, rec *agentaudit.Recorder, modelURL string) ([]demoSession, error) {
 	support, err := supportagent.Run(ctx, rec, modelURL, demoAPIKey, supportagent.Request)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ func runServe(e *env) error {
 	listen := fs.String("listen", DefaultListen, "address to listen on")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key, serve HTTPS")
 	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
+	demo := fs.Bool("demo", false, "first record the example agents' sessions (offline), to have data to query")
 	if pos, err := parse(fs, e.args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -57,11 +59,22 @@ func runServe(e *env) error {
 	if err != nil {
 		return err
 	}
-	w, err := e.openWriter(ledger.Options{})
+	if *demo {
+		sessions, err := recordDemo(e)
+		if err != nil {
+			return err
+		}
+		for _, s := range sessions {
+			fmt.Fprintf(e.stderr, "demo: recorded %s (session %s)\n", s.title, s.id)
+		}
+	}
+	metrics := server.NewMetrics()
+	w, err := e.openWriter(ledger.Options{OnCommit: metrics.ObserveCommit})
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Ledger: w.Ledger, Store: w.Store, Keys: keys, Verifier: v})
+	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	srv, err := server.New(server.Config{Ledger: w.Ledger, Store: w.Store, Keys: keys, Verifier: v, Metrics: metrics, Logger: logger})
 	if err != nil {
 		w.Close()
 		return err
@@ -72,7 +85,8 @@ func runServe(e *env) error {
 		return err
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
-		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	scheme := "http"
 	if *certFile != "" {
 		scheme = "https"

@@ -75,6 +75,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives checkpoint failures; nil discards them.
 	Logger *slog.Logger
+	// OnCommit, when set, is told of every commit: how many events, how long it took, its error.
+	// It runs on the writer goroutine and must be quick (a metrics update).
+	OnCommit func(events int, d time.Duration, err error)
 }
 
 func (o *Options) setDefaults() {
@@ -141,11 +144,12 @@ type Ledger struct {
 	closed  bool
 
 	// The writer owns the frontier; head is what it publishes after each commit.
-	front  *frontier
-	mu     sync.Mutex
-	head   tlog.Tree
-	signed int64 // size of the latest stored checkpoint
-	cpMu   sync.Mutex
+	front    *frontier
+	mu       sync.Mutex
+	head     tlog.Tree
+	signed   int64     // size of the latest stored checkpoint
+	signedAt time.Time // when this process last stored one
+	cpMu     sync.Mutex
 }
 
 type item struct {
@@ -254,6 +258,16 @@ func (l *Ledger) Head() tlog.Tree {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.head
+}
+
+// QueueLen returns how many append requests wait for the writer.
+func (l *Ledger) QueueLen() int { return len(l.queue) }
+
+// LastCheckpoint returns when this process last signed a checkpoint (zero if it has not).
+func (l *Ledger) LastCheckpoint() time.Time {
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	return l.signedAt
 }
 
 // Origin returns the checkpoint origin (the signer's name).
@@ -414,7 +428,11 @@ func (l *Ledger) commitRequests(reqs []*request) {
 	for _, r := range reqs {
 		items = append(items, r.items...)
 	}
+	start := time.Now()
 	err := l.commit(context.Background(), items)
+	if l.opts.OnCommit != nil {
+		l.opts.OnCommit(len(items), time.Since(start), err)
+	}
 	for _, r := range reqs {
 		r.done <- err
 	}
@@ -571,7 +589,7 @@ func (l *Ledger) SignCheckpoint(ctx context.Context) ([]byte, error) {
 		if err := l.st.AddCheckpoint(ctx, store.Checkpoint{Size: head.N, Note: msg}); err != nil {
 			return nil, err
 		}
-		l.signed = head.N
+		l.signed, l.signedAt = head.N, time.Now()
 		return msg, nil
 	}
 	return l.latestNote(ctx)

@@ -61,6 +61,7 @@ func (s *Server) traces(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 		if err != nil {
 			return err
 		}
+		s.countIngested("otlp", res)
 		for i, x := range res {
 			if x.Err != nil {
 				reasons = append(reasons, fmt.Sprintf("span %s: %v", evs[i].ID, x.Err))

@@ -46,13 +46,17 @@ type Config struct {
 	// MaxBodyBytes bounds a request body after decompression; MaxBatch the events in one.
 	MaxBodyBytes int64
 	MaxBatch     int
-	Logger       *slog.Logger
+	// Logger receives one structured line per request; nil discards them.
+	Logger *slog.Logger
+	// Metrics, when set, is served at /metrics (NewMetrics; give its ObserveCommit to the ledger).
+	Metrics *Metrics
 }
 
 // Server serves the API.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg     Config
+	mux     *http.ServeMux
+	limiter authLimiter
 }
 
 // New validates cfg and returns a server.
@@ -69,17 +73,40 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	cfg.Metrics.watchLedger(cfg.Ledger)
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.routes()
 	return s, nil
 }
 
-// Handler returns the API's handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the API's handler: the routes, with a structured log line and the request
+// metrics for every request.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		s.mux.ServeHTTP(sw, r)
+		_, route := s.mux.Handler(r)
+		if route == "" {
+			route = "unmatched"
+		}
+		s.cfg.Metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		s.cfg.Logger.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.code,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", clientIP(r))
+	})
+}
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, k apikey.Key) error
 
 func (s *Server) routes() {
+	s.mux.Handle("GET /metrics", s.cfg.Metrics.handler())
+	s.mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Write(OpenAPI)
+	})
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if _, err := s.cfg.Store.Size(r.Context()); err != nil {
@@ -124,18 +151,36 @@ func roleIn(r apikey.Role, roles []apikey.Role) bool {
 	return false
 }
 
+// authenticate finds the request's key. A failure is counted, recorded in the log as a denied
+// access, and limited per client address: past its allowance an address gets 429 for bad keys and
+// its failures are no longer recorded, so nobody can flood the log. Valid keys still pass (with
+// 256-bit random keys, telling valid from invalid teaches a guesser nothing).
 func (s *Server) authenticate(r *http.Request) (apikey.Key, error) {
+	ip := clientIP(r)
 	auth := r.Header.Get("Authorization")
 	secret, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || secret == "" {
-		return apikey.Key{}, &Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: "send Authorization: Bearer KEY"}
+	var k apikey.Key
+	err := errors.New("no Authorization: Bearer header")
+	if ok && secret != "" {
+		k, err = s.cfg.Keys.Lookup(strings.TrimSpace(secret))
 	}
-	k, err := s.cfg.Keys.Lookup(strings.TrimSpace(secret))
-	if err != nil {
-		s.cfg.Logger.Warn("authentication failed", "remote", r.RemoteAddr)
-		return apikey.Key{}, &Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: "unknown or revoked API key"}
+	if err == nil {
+		return k, nil
 	}
-	return k, nil
+	s.cfg.Metrics.authFailures.Inc()
+	if s.limiter.blocked(ip) {
+		return apikey.Key{}, &Problem{Status: http.StatusTooManyRequests, Title: "Too many failed authentications", Detail: "this address is refused for a while", retry: 60}
+	}
+	if s.limiter.fail(ip) {
+		md, _ := json.Marshal(map[string]any{"endpoint": r.Method + " " + r.URL.Path, "reason": err.Error()})
+		ev := &event.Event{Kind: event.KindAccess, UserID: "unauthenticated", ClientIP: ip, UserAgent: r.UserAgent(),
+			SubjectType: "audit_log", SubjectID: "api", Purpose: "authentication", Outcome: event.OutcomeDenied, Metadata: md}
+		if _, aerr := s.cfg.Ledger.Append(context.WithoutCancel(r.Context()), ev); aerr != nil {
+			s.cfg.Logger.Error("failed authentication not recorded", "err", aerr)
+		}
+	}
+	s.cfg.Logger.Warn("authentication failed", "remote", ip)
+	return apikey.Key{}, &Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: "send Authorization: Bearer KEY with a valid key"}
 }
 
 // Problem is an RFC 9457 problem detail; every error a handler returns becomes one.
@@ -274,6 +319,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 		if err != nil {
 			return err
 		}
+		s.countIngested("api", res)
 		for j, x := range res {
 			ir := &results[at[j]]
 			if x.Err != nil {
@@ -486,4 +532,14 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 		return err
 	}
 	return writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) countIngested(door string, res []ledger.Result) {
+	n := 0
+	for _, x := range res {
+		if x.Err == nil && !x.Duplicate {
+			n++
+		}
+	}
+	s.cfg.Metrics.ingested.WithLabelValues(door).Add(float64(n))
 }
