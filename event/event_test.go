@@ -167,3 +167,12 @@ func TestAttribution(t *testing.T) {
 		}
 	}
 }
+
+// encoding/json would fill user_id from "USER_ID"; member names are exact.
+func TestParseNamesAreExact(t *testing.T) {
+	_, err := Parse([]byte(`{"kind":"custom","time":"2026-01-01T00:00:00Z","user_id":"alice","USER_ID":"mallory"}`))
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "USER_ID" {
+		t.Fatalf("got %v, want USER_ID refused as an unknown field", err)
+	}
+}
