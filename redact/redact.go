@@ -289,7 +289,7 @@ func (r *Redactor) Value(path string, v json.RawMessage) (json.RawMessage, []eve
 	if len(bytes.TrimSpace(v)) == 0 {
 		return v, nil, nil
 	}
-	w := walker{r: r, in: v, path: append(make([]byte, 0, 64), path...)}
+	w := walker{r: r, in: v, path: append(make([]byte, 0, 64), path...), out: make([]byte, 0, len(v)+64)}
 	w.skipSpace()
 	if err := w.value(0); err != nil {
 		return nil, nil, fmt.Errorf("redact %s: %w", path, err)
