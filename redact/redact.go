@@ -206,6 +206,22 @@ func (r *Redactor) apply(a Action, kind, value string) string {
 	return marker(kind)
 }
 
+var lowerPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// minBearerLen is the shortest string a bearer token or a secret keyword check needs.
+const minBearerLen = 15
+
+func appendASCIILower(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
 // Below minScanLen only an email fits; below minSecretLen no gitleaks rule's secret fits (their
 // shortest tokens are 16 characters and more), so short ids and statuses cost a length test.
 const (
@@ -242,7 +258,15 @@ func (r *Redactor) scan(path []byte, s string, red *[]event.Redaction) string {
 		}
 		ms = r.findEmail(s)
 	} else {
-		lower := strings.ToLower(s)
+		// Lower case is needed only where a keyword or "bearer" can fit: a pooled buffer, viewed
+		// as a string for the scan's length, instead of an allocation per string.
+		lower := ""
+		if len(s) >= minBearerLen {
+			bp := lowerPool.Get().(*[]byte)
+			*bp = appendASCIILower((*bp)[:0], s)
+			lower = unsafe.String(unsafe.SliceData(*bp), len(*bp))
+			defer lowerPool.Put(bp)
+		}
 		f := featuresOf(s, lower)
 		for _, d := range r.dets {
 			if d.pre(&f) {
