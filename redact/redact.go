@@ -17,12 +17,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
 
@@ -45,8 +47,8 @@ type Redactor struct {
 	secrets *secretRules
 	dets    []detector
 
-	cacheMu  sync.RWMutex
-	keyCache map[string]keyMatch // field name -> keyAction's answer; names repeat across events
+	cacheMu  sync.Mutex                          // serializes writers of keyCache
+	keyCache atomic.Pointer[map[string]keyMatch] // field name -> keyAction's answer; read without a lock, replaced on write
 }
 
 type keyMatch struct {
@@ -63,7 +65,8 @@ func New(p *Policy, key []byte) (*Redactor, error) {
 	if len(key) < KeySize {
 		return nil, fmt.Errorf("redact: pseudonym key has %d bytes, want at least %d", len(key), KeySize)
 	}
-	r := &Redactor{p: p, key: slices.Clone(key), keys: map[string]Action{}, pii: map[string]bool{}, keyCache: map[string]keyMatch{}}
+	r := &Redactor{p: p, key: slices.Clone(key), keys: map[string]Action{}, pii: map[string]bool{}}
+	r.keyCache.Store(&map[string]keyMatch{})
 	for _, k := range p.Keys {
 		r.keys[normalizeKey(k.Name)] = k.Action
 	}
@@ -140,14 +143,16 @@ func normalizeKey(s string) string {
 // equals the field's or ends it (db_password, openai_api_key). Ending, not containing: so
 // max_tokens and token_count are not "token", and the count of tokens stays visible.
 func (r *Redactor) keyAction(name string) (Action, string, bool) {
-	r.cacheMu.RLock()
-	m, hit := r.keyCache[name]
-	r.cacheMu.RUnlock()
+	m, hit := (*r.keyCache.Load())[name]
 	if !hit {
 		m.a, m.kind, m.ok = r.matchKey(name)
 		r.cacheMu.Lock()
-		if len(r.keyCache) < maxKeyCache {
-			r.keyCache[strings.Clone(name)] = m // name may be a view of the input
+		old := *r.keyCache.Load()
+		if len(old) < maxKeyCache { // names repeat, so copying on a new one is rare
+			next := make(map[string]keyMatch, len(old)+1)
+			maps.Copy(next, old)
+			next[strings.Clone(name)] = m // name may be a view of the input
+			r.keyCache.Store(&next)
 		}
 		r.cacheMu.Unlock()
 	}
@@ -402,6 +407,21 @@ func (w *walker) value(depth int) error {
 func (w *walker) str() ([]byte, string, error) {
 	start := w.pos
 	w.pos++
+	// Fast path: the closing quote with no backslash before it (most strings).
+	if q := bytes.IndexByte(w.in[w.pos:], '"'); q >= 0 && bytes.IndexByte(w.in[w.pos:w.pos+q], '\\') < 0 {
+		body := w.in[w.pos : w.pos+q]
+		w.pos += q + 1
+		for _, c := range body {
+			if c < 0x20 {
+				return nil, "", errSyntax
+			}
+		}
+		raw := w.in[start:w.pos]
+		if len(body) == 0 {
+			return raw, "", nil
+		}
+		return raw, unsafe.String(&body[0], len(body)), nil
+	}
 	escaped := false
 	for w.pos < len(w.in) {
 		switch w.in[w.pos] {
