@@ -1,24 +1,33 @@
 // Package export writes logged events in the formats auditors use, streaming in constant memory:
-// FHIR R4 AuditEvent (a Bundle of type collection, following IHE BALP), OCSF API Activity (class
-// 6003, with the ai_operation profile), JSON Lines and CSV. Payloads (arguments, results,
-// messages) stay out of FHIR and OCSF, which carry who, what, when, why and how it ended; JSON
-// Lines and CSV carry every field as stored (already sanitized).
+//
+//   - FHIR R4 AuditEvent resources in a Bundle of type collection, following the IHE Basic Audit
+//     Log Patterns (BALP) profiles;
+//   - OCSF 1.8.0 API Activity records (class 6003) with the ai_operation profile, one per line;
+//   - JSON Lines of the canonical event with its seq;
+//   - CSV with one column per Event field, safe to open in a spreadsheet.
+//
+// FHIR and OCSF carry who, what, when, why and how it ended, never payloads (arguments,
+// results, messages, output text): an audit event is metadata, and a payload needs the ledger's
+// access control, not a SIEM's. JSON Lines and CSV carry every field as stored (already
+// sanitized). README.md in this directory holds the mapping tables and the reasons for each
+// code; TestFHIRSchema validates every exported resource against the official FHIR R4 JSON schema.
 package export
 
 import (
 	"bufio"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/query"
 )
+
+// Record is one logged event with its position (seq) in the log. It is the query package's
+// record, so query.Each feeds a Writer's Write directly.
+type Record = query.Record
 
 // Format names an export format.
 type Format string
@@ -32,19 +41,25 @@ const (
 )
 
 // Formats lists the formats NewWriter accepts.
-var Formats = []Format{FHIR, OCSF, JSONL, CSV}
+func Formats() []Format { return []Format{FHIR, OCSF, JSONL, CSV} }
 
 // Defaults for Options.
 const (
-	DefaultProduct = "agentaudit"
-	DefaultVendor  = "agentaudit"
-	DefaultVersion = "0.1.0"
+	DefaultProduct   = "agentaudit"
+	DefaultVendor    = "agentaudit"
+	DefaultVersion   = "0.1.0"
+	DefaultLogOrigin = "agentaudit.local/log"
 )
 
-// Options name the system in the exported records.
+// Options name the system in the exported records. Empty fields take the defaults above.
 type Options struct {
+	// Product, Vendor and Version name the software: OCSF metadata.product, FHIR source.site.
 	Product, Vendor, Version string
-	LogOrigin                string // the log's checkpoint origin: the FHIR source observer
+	// LogOrigin is the log's checkpoint origin line: the FHIR source.observer and OCSF
+	// metadata.log_name, so a record names the log whose proofs cover it.
+	LogOrigin string
+	// BundleTime is the FHIR Bundle's timestamp; the time NewWriter is called when zero.
+	BundleTime time.Time
 }
 
 func (o *Options) defaults() {
@@ -58,35 +73,41 @@ func (o *Options) defaults() {
 		o.Version = DefaultVersion
 	}
 	if o.LogOrigin == "" {
-		o.LogOrigin = "agentaudit.local/log"
+		o.LogOrigin = DefaultLogOrigin
 	}
 }
 
-// Writer writes records one at a time; Close writes any trailer and flushes.
+// Writer writes records one at a time, in constant memory; Close writes any trailer (the FHIR
+// Bundle's closing brackets) and flushes, and must be called even when no record was written.
+// A Writer is not safe for concurrent use.
 type Writer interface {
-	Write(query.Record) error
+	Write(Record) error
 	Close() error
 }
 
-// NewWriter returns a streaming writer of format f to w.
+// NewWriter returns a streaming writer of format f to w. An unknown format is an error that
+// names it and lists the valid ones.
 func NewWriter(w io.Writer, f Format, opts Options) (Writer, error) {
 	opts.defaults()
+	if opts.BundleTime.IsZero() {
+		opts.BundleTime = time.Now()
+	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	switch f {
 	case FHIR:
-		return &fhirWriter{w: bw, opts: opts}, nil
+		return &fhirWriter{w: bw, enc: newEncoder(bw), opts: opts}, nil
 	case OCSF:
-		return &lineWriter{w: bw, enc: func(r query.Record) any { return OCSFAPIActivity(r, opts) }}, nil
+		return &ocsfWriter{w: bw, enc: newEncoder(bw), opts: opts}, nil
 	case JSONL:
 		return &jsonlWriter{w: bw}, nil
 	case CSV:
 		return newCSVWriter(bw), nil
 	}
 	var names []string
-	for _, f := range Formats {
+	for _, f := range Formats() {
 		names = append(names, string(f))
 	}
-	return nil, fmt.Errorf("unknown export format %q (want %s)", f, strings.Join(names, ", "))
+	return nil, fmt.Errorf("unknown export format %q (valid: %s)", f, strings.Join(names, ", "))
 }
 
 // jsonlWriter writes {"seq":N,"event":{canonical event}} per line.
@@ -95,75 +116,92 @@ type jsonlWriter struct {
 	buf []byte
 }
 
-func (j *jsonlWriter) Write(r query.Record) error {
+func (j *jsonlWriter) Write(r Record) error {
 	var err error
 	j.buf = strconv.AppendInt(append(j.buf[:0], `{"seq":`...), r.Seq, 10)
 	j.buf = append(j.buf, `,"event":`...)
 	if j.buf, err = r.Event.AppendCanonical(j.buf); err != nil {
-		return err
+		return fmt.Errorf("export: seq %d: %w", r.Seq, err)
 	}
-	_, err = j.w.Write(append(j.buf, '}', '\n'))
+	j.buf = append(j.buf, '}', '\n')
+	_, err = j.w.Write(j.buf)
 	return err
 }
 
 func (j *jsonlWriter) Close() error { return j.w.Flush() }
 
-// lineWriter writes one JSON object per line.
-type lineWriter struct {
-	w   *bufio.Writer
-	enc func(query.Record) any
+// ocsfWriter writes one OCSF record per line.
+type ocsfWriter struct {
+	w    *bufio.Writer
+	enc  *json.Encoder
+	opts Options
 }
 
-func (l *lineWriter) Write(r query.Record) error {
-	b, err := json.Marshal(l.enc(r))
-	if err != nil {
-		return err
+func (o *ocsfWriter) Write(r Record) error {
+	if err := o.enc.Encode(OCSFAPIActivity(r, o.opts)); err != nil {
+		return fmt.Errorf("export: seq %d: %w", r.Seq, err)
 	}
-	b = append(b, '\n')
-	_, err = l.w.Write(b)
-	return err
+	return nil
 }
 
-func (l *lineWriter) Close() error { return l.w.Flush() }
+func (o *ocsfWriter) Close() error { return o.w.Flush() }
 
-// fhirWriter streams a Bundle: the header, one entry per record, the trailer at Close.
+// newEncoder returns a JSON encoder that leaves <, > and & as they are: no consumer of these
+// formats is an HTML page. Encode marshals the whole value before it writes, and ends it with a
+// newline.
+func newEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}
+
+// fhirWriter streams a Bundle: the header, `"entry":[` before the first entry, one entry per
+// line, the trailer at Close. A Bundle with no record has no entry element at all (FHIR JSON
+// allows no empty arrays).
 type fhirWriter struct {
-	w     *bufio.Writer
-	opts  Options
-	n     int
-	start bool
+	w       *bufio.Writer
+	enc     *json.Encoder
+	opts    Options
+	n       int
+	started bool
 }
 
 func (f *fhirWriter) header() error {
-	if f.start {
+	if f.started {
 		return nil
 	}
-	f.start = true
-	_, err := fmt.Fprintf(f.w, `{"resourceType":"Bundle","type":"collection","timestamp":%q,"entry":[`, time.Now().UTC().Format(time.RFC3339))
+	f.started = true
+	_, err := fmt.Fprintf(f.w, `{"resourceType":"Bundle","type":"collection","timestamp":%q`, fhirTime(f.opts.BundleTime))
 	return err
 }
 
-func (f *fhirWriter) Write(r query.Record) error {
+func (f *fhirWriter) Write(r Record) error {
 	if err := f.header(); err != nil {
 		return err
 	}
-	b, err := json.Marshal(bundleEntry{FullURL: "urn:uuid:" + r.Event.ID, Resource: FHIRAuditEvent(r, f.opts)})
-	if err != nil {
-		return err
-	}
-	if f.n > 0 {
+	// bufio's errors are sticky: a failed separator write shows in Encode's write.
+	if f.n == 0 {
+		f.w.WriteString(`,"entry":[` + "\n")
+	} else {
 		f.w.WriteByte(',')
 	}
 	f.n++
-	_, err = f.w.Write(b)
-	return err
+	ae := FHIRAuditEvent(r, f.opts)
+	if err := f.enc.Encode(bundleEntry{FullURL: "urn:uuid:" + ae.ID, Resource: ae}); err != nil {
+		return fmt.Errorf("export: seq %d: %w", r.Seq, err)
+	}
+	return nil
 }
 
 func (f *fhirWriter) Close() error {
 	if err := f.header(); err != nil {
 		return err
 	}
-	if _, err := f.w.WriteString("]}\n"); err != nil {
+	end := "}\n"
+	if f.n > 0 {
+		end = "]}\n"
+	}
+	if _, err := f.w.WriteString(end); err != nil {
 		return err
 	}
 	return f.w.Flush()
@@ -172,74 +210,4 @@ func (f *fhirWriter) Close() error {
 type bundleEntry struct {
 	FullURL  string      `json:"fullUrl"`
 	Resource *AuditEvent `json:"resource"`
-}
-
-// csvColumns are seq and every Event field, by JSON name, in declaration order.
-var csvColumns = func() []string {
-	cols := []string{"seq"}
-	t := reflect.TypeFor[event.Event]()
-	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		cols = append(cols, name)
-	}
-	return cols
-}()
-
-type csvWriter struct {
-	w   *bufio.Writer
-	cw  *csv.Writer
-	hdr bool
-	row []string
-}
-
-func newCSVWriter(w *bufio.Writer) *csvWriter { return &csvWriter{w: w, cw: csv.NewWriter(w)} }
-
-func (c *csvWriter) Write(r query.Record) error {
-	if !c.hdr {
-		c.hdr = true
-		if err := c.cw.Write(csvColumns); err != nil {
-			return err
-		}
-	}
-	// The canonical JSON of the event, as a map, gives each column's value without a per-field
-	// switch that could drift from the Event type.
-	body, err := r.Event.Canonical()
-	if err != nil {
-		return err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		return err
-	}
-	c.row = append(c.row[:0], strconv.FormatInt(r.Seq, 10))
-	for _, col := range csvColumns[1:] {
-		c.row = append(c.row, query.SafeCell(cellText(m[col])))
-	}
-	return c.cw.Write(c.row)
-}
-
-// cellText is a JSON value as a CSV cell: strings bare, everything else as compact JSON.
-func cellText(v json.RawMessage) string {
-	if len(v) == 0 {
-		return ""
-	}
-	if v[0] == '"' {
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			return s
-		}
-	}
-	return string(v)
-}
-
-func (c *csvWriter) Close() error {
-	if !c.hdr {
-		c.hdr = true
-		c.cw.Write(csvColumns)
-	}
-	c.cw.Flush()
-	if err := c.cw.Error(); err != nil {
-		return err
-	}
-	return c.w.Flush()
 }
