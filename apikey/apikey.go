@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,43 +57,70 @@ type Store struct {
 	path    string
 	mu      sync.Mutex
 	keys    []Key
-	mtime   time.Time
+	seen    os.FileInfo // the version of the file keys came from
 	checked time.Time
 }
 
 // Open reads (or starts) the key file at path.
 func Open(path string) (*Store, error) {
 	s := &Store{path: path}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("api keys: %w", err)
-	}
-	if err := json.Unmarshal(data, &s.keys); err != nil {
-		return nil, fmt.Errorf("api keys: %s: %w", path, err)
-	}
-	if fi, err := os.Stat(path); err == nil {
-		s.mtime = fi.ModTime()
+	if err := s.load(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-// refresh reloads the file when another process changed it; s.mu is held.
+// load reads the file (a missing file changes nothing). Create and Revoke call it before a
+// change, so a key another process created or revoked since this Store last read the file is
+// kept, not overwritten; s.mu is held.
+func (s *Store) load() error {
+	keys, fi, err := read(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.keys, s.seen = keys, fi
+	return nil
+}
+
+// read reads the keys and the file's identity from one open file, so the two always match.
+func read(path string) ([]Key, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("api keys: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("api keys: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("api keys: %w", err)
+	}
+	var keys []Key
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return nil, nil, fmt.Errorf("api keys: %s: %w", path, err)
+	}
+	return keys, fi, nil
+}
+
+// refresh reloads the file when another process changed it; s.mu is held. Every save replaces
+// the file, so a change shows as another file, size or time: the time alone would miss a change
+// made within one tick of the file system's clock.
 func (s *Store) refresh() {
 	if time.Since(s.checked) < time.Second {
 		return
 	}
 	s.checked = time.Now()
 	fi, err := os.Stat(s.path)
-	if err != nil || fi.ModTime().Equal(s.mtime) {
+	if err != nil || s.seen != nil && os.SameFile(fi, s.seen) && fi.Size() == s.seen.Size() && fi.ModTime().Equal(s.seen.ModTime()) {
 		return
 	}
-	data, err := os.ReadFile(s.path)
-	var keys []Key
-	if err == nil && json.Unmarshal(data, &keys) == nil {
-		s.keys, s.mtime = keys, fi.ModTime()
+	if keys, fi, err := read(s.path); err == nil {
+		s.keys, s.seen = keys, fi
 	}
 }
 
@@ -112,6 +140,9 @@ func (s *Store) Create(name string, role Role) (string, Key, error) {
 	k := Key{ID: hex.EncodeToString(id), Name: name, Role: role, Hash: hashOf(secret), CreatedAt: time.Now().UTC()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.load(); err != nil {
+		return "", Key{}, err
+	}
 	s.keys = append(s.keys, k)
 	if err := s.save(); err != nil {
 		s.keys = s.keys[:len(s.keys)-1]
@@ -156,6 +187,9 @@ func (s *Store) List() []Key {
 func (s *Store) Revoke(idOrName string) (Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.load(); err != nil {
+		return Key{}, err
+	}
 	for i, k := range s.keys {
 		if (k.ID == idOrName || k.Name == idOrName) && k.RevokedAt.IsZero() {
 			s.keys[i].RevokedAt = time.Now().UTC()
@@ -192,14 +226,17 @@ func (s *Store) save() error {
 		tmp.Close()
 		return fmt.Errorf("api keys: %w", err)
 	}
+	fi, err := tmp.Stat() // the renamed file keeps its identity and time
+	if err != nil {
+		tmp.Close()
+		return fmt.Errorf("api keys: %w", err)
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp.Name(), s.path); err != nil {
 		return err
 	}
-	if fi, err := os.Stat(s.path); err == nil {
-		s.mtime = fi.ModTime()
-	}
+	s.seen = fi
 	return nil
 }

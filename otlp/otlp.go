@@ -10,11 +10,13 @@
 package otlp
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -41,11 +43,17 @@ func DecodeProtobuf(body []byte) (*collectorpb.ExportTraceServiceRequest, error)
 }
 
 // DecodeJSON decodes an application/json ExportTraceServiceRequest, whose traceId, spanId and
-// parentSpanId are hex strings.
+// parentSpanId are hex strings. Numbers are kept exactly: a 64-bit time or integer sent as a JSON
+// number (which OTLP/JSON allows) must not be rounded through float64.
 func DecodeJSON(body []byte) (*collectorpb.ExportTraceServiceRequest, error) {
 	var doc any
-	if err := json.Unmarshal(body, &doc); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after top-level value", ErrMalformed)
 	}
 	if err := hexIDsToBase64(doc); err != nil {
 		return nil, err
@@ -65,6 +73,9 @@ func hexIDsToBase64(x any) error {
 		for k, val := range v {
 			switch k {
 			case "traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id":
+				if val == nil {
+					continue // proto3 JSON: null is the field's default (no id)
+				}
 				s, ok := val.(string)
 				if !ok {
 					return fmt.Errorf("%w: %s must be a hex string", ErrMalformed, k)
@@ -257,9 +268,7 @@ func toEvent(sp *tracepb.Span, res attrMap) (*event.Event, error) {
 	if out := a.str("gen_ai.output.messages", "llm.output_messages"); out != "" {
 		ev.Metadata = mustObject(map[string]any{"output_messages": json.RawMessage(jsonOrString(out))})
 	}
-	if reasons := a.str("gen_ai.response.finish_reasons"); reasons != "" {
-		ev.StopReason = strings.Trim(reasons, `[]"`)
-	}
+	ev.StopReason = finishReasons(a["gen_ai.response.finish_reasons"])
 	if ev.Kind == event.KindToolCall {
 		ev.ToolName = a.str("gen_ai.tool.name", "tool.name")
 		if ev.ToolName == "" {
@@ -312,6 +321,29 @@ func toEvent(sp *tracepb.Span, res attrMap) (*event.Event, error) {
 		ev.Success, ev.Outcome = event.Bool(true), event.OutcomeSuccess
 	}
 	return ev, nil
+}
+
+// finishReasons is gen_ai.response.finish_reasons (a string array, one reason per choice) as one
+// stop reason: the reasons joined with commas. A plain string, or one holding a JSON array, is
+// read the same way.
+func finishReasons(v *commonpb.AnyValue) string {
+	if v == nil {
+		return ""
+	}
+	var reasons []string
+	if arr, ok := v.GetValue().(*commonpb.AnyValue_ArrayValue); ok {
+		for _, e := range arr.ArrayValue.GetValues() {
+			if s := anyString(e); s != "" {
+				reasons = append(reasons, s)
+			}
+		}
+		return strings.Join(reasons, ",")
+	}
+	s := anyString(v)
+	if json.Unmarshal([]byte(s), &reasons) == nil {
+		return strings.Join(reasons, ",")
+	}
+	return strings.Trim(s, `[]"`)
 }
 
 func mustObject(m map[string]any) json.RawMessage {

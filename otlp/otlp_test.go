@@ -1,0 +1,429 @@
+package otlp_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/otlp"
+)
+
+// want is what one span of an export must become: an event (as JSON, compared canonically, so
+// every field the conversion sets is asserted and nothing else may appear) or an error.
+type want struct {
+	event string
+	err   string // substring of the span's error; the event must then be nil
+}
+
+// The fixtures are OTLP/HTTP JSON exports as SDKs send them (hex ids, int64 as strings, enums as
+// integers or names).
+var fixtures = []struct {
+	file string
+	want []want
+}{
+	{"genai_chat.json", []want{
+		// invoke_agent is kept as a custom event with the agent's fields; resource attributes
+		// (service.name, service.version, user.id) fill what the span does not say.
+		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-1111111111111111","kind":"custom","time":"2026-01-01T00:00:00Z",
+			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support","agent_version":"1.4.2",
+			"metadata":{"span_name":"invoke_agent support","gen_ai.operation.name":"invoke_agent","gen_ai.provider.name":"anthropic"}}`},
+		// chat: model (the response model wins over the request model), tokens (as a string and as
+		// a JSON number), latency from the span's times, messages, finish reason; the span's user.id
+		// wins over the resource's; the parent is the agent span.
+		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222","parent_id":"otel-5b8efff798038103d269b633813fc60c-1111111111111111",
+			"kind":"llm_call","time":"2026-01-01T00:00:00.1Z","latency_ms":1250,
+			"session_id":"conv-1","user_id":"usr_98765","agent_id":"support-agent","agent_version":"1.4.2",
+			"model":"claude-opus-4-6-20260101","input_tokens":812,"output_tokens":64,"stop_reason":"tool_call",
+			"input_messages":[{"role":"user","parts":[{"type":"text","content":"Cancel order ORD-456"}]}],
+			"metadata":{"gen_ai.provider.name":"anthropic","span_name":"chat claude-opus-4-6",
+				"output_messages":[{"role":"assistant","parts":[{"type":"tool_call","id":"call_1","name":"update_order_status"}],"finish_reason":"tool_call"}]}}`},
+		// execute_tool: tool name, call id, JSON arguments and result, duration, success.
+		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-3333333333333333","parent_id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222",
+			"kind":"tool_call","time":"2026-01-01T00:00:01.4Z","duration_ms":38,
+			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support-agent","agent_version":"1.4.2",
+			"tool_name":"get_order","tool_call_id":"call_0","arguments":{"order_id":"ORD-456"},"result":{"status":"shipped"},
+			"success":true,"outcome":"success"}`},
+		// A tool span with status ERROR: the status message and error.type, success false.
+		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-4444444444444444","parent_id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222",
+			"kind":"tool_call","time":"2026-01-01T00:00:01.5Z","duration_ms":40,
+			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support-agent","agent_version":"1.4.2",
+			"tool_name":"update_order_status","tool_call_id":"call_1","arguments":{"order_id":"ORD-456","status":"cancelled"},
+			"success":false,"outcome":"error","error":"Cannot cancel shipped order","error_type":"OrderShipped"}`},
+	}},
+	{"genai_operations.json", []want{
+		// text_completion with the older gen_ai.system, tokens as a string and a double, two
+		// finish reasons (one per choice), and an ERROR status without a message.
+		{event: `{"id":"otel-0102030405060708090a0b0c0d0e0f10-0000000000000001","kind":"llm_call","time":"2026-01-01T00:00:00Z","latency_ms":400,
+			"agent_id":"batch-worker","model":"gpt-3.5-turbo-instruct","input_tokens":12,"output_tokens":7,"stop_reason":"stop,length",
+			"outcome":"error","error":"span status ERROR",
+			"metadata":{"gen_ai.provider.name":"openai","span_name":"text_completion gpt-3.5-turbo-instruct"}}`},
+		// generate_content: gen_ai.agent.id wins over the agent name and service.name; plain-text
+		// input is kept as a JSON string; finish reasons sent as a JSON-array string.
+		{event: `{"id":"otel-0102030405060708090a0b0c0d0e0f10-0000000000000002","kind":"llm_call","time":"2026-01-01T00:00:01Z",
+			"agent_id":"agent-7","model":"gemini-2.5-pro","input_messages":"Summarize the ticket","stop_reason":"STOP",
+			"metadata":{"gen_ai.provider.name":"gcp.gemini","span_name":"generate_content gemini-2.5-pro"}}`},
+		{event: `{"id":"otel-0102030405060708090a0b0c0d0e0f10-0000000000000003","kind":"custom","time":"2025-12-31T23:59:59Z",
+			"agent_id":"summarizer",
+			"metadata":{"span_name":"create_agent summarizer","gen_ai.operation.name":"create_agent","gen_ai.provider.name":"gcp.gemini"}}`},
+	}},
+	{"openinference.json", []want{
+		// CHAIN is kept as custom, with its kind in the metadata.
+		{event: `{"id":"otel-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331","kind":"custom","time":"2026-01-01T00:00:00Z",
+			"session_id":"oi-sess","agent_id":"py-agent","input_messages":"what's the weather in Paris?",
+			"metadata":{"span_name":"RunnableSequence","openinference.span.kind":"CHAIN"}}`},
+		// LLM: llm.model_name, llm.token_count.*, llm.provider, input.value, output.value.
+		{event: `{"id":"otel-0af7651916cd43dd8448eb211c80319c-c7ad6b7169203331","parent_id":"otel-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+			"kind":"llm_call","time":"2026-01-01T00:00:00.1Z","latency_ms":800,
+			"session_id":"oi-sess","agent_id":"py-agent","model":"gpt-4o","input_tokens":25,"output_tokens":9,
+			"input_messages":{"messages":[{"role":"user","content":"what's the weather in Paris?"}]},"output_text":"Let me check.",
+			"metadata":{"gen_ai.provider.name":"openai","span_name":"ChatOpenAI"}}`},
+		// TOOL (in lower case) without tool.name: the span name is the tool name.
+		{event: `{"id":"otel-0af7651916cd43dd8448eb211c80319c-d7ad6b7169203331","parent_id":"otel-0af7651916cd43dd8448eb211c80319c-c7ad6b7169203331",
+			"kind":"tool_call","time":"2026-01-01T00:00:01Z","duration_ms":20,
+			"session_id":"oi-sess","agent_id":"py-agent","tool_name":"get_weather","arguments":{"city":"Paris"},"result":{"temp_c":21},
+			"success":true,"outcome":"success"}`},
+		{event: `{"id":"otel-0af7651916cd43dd8448eb211c80319c-e7ad6b7169203331","parent_id":"otel-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+			"kind":"custom","time":"2026-01-01T00:00:02Z","session_id":"oi-sess","agent_id":"py-agent",
+			"metadata":{"span_name":"WeatherAgent","openinference.span.kind":"AGENT"}}`},
+	}},
+	{"plain.json", []want{
+		// A span of no convention is a custom event. Upper-case hex ids give the same lower-case
+		// event id; a null parentSpanId is no parent; unknown fields are ignored.
+		{event: `{"id":"otel-abcdef0123456789abcdef0123456789-fedcba9876543210","kind":"custom","time":"2026-01-01T00:00:00Z",
+			"user_id":"usr_span","agent_id":"orders-api","metadata":{"span_name":"db.query"}}`},
+		// In another resource: no service.name, enduser.id, a non-string session id, no times.
+		{event: `{"id":"otel-abcdef0123456789abcdef0123456789-0123456789abcdef","parent_id":"otel-abcdef0123456789abcdef0123456789-fedcba9876543210",
+			"kind":"custom","session_id":"42","user_id":"usr_enduser","metadata":{"span_name":"cache.get"}}`},
+	}},
+	{"partial.json", []want{
+		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-aaaaaaaaaaaaaaaa","kind":"custom","time":"2026-01-01T00:00:00Z","metadata":{"span_name":"good-1"}}`},
+		{err: `span "short-ids": trace id must be 16 bytes and span id 8`},
+		{err: `span "short-span-id": trace id must be 16 bytes and span id 8`},
+		{err: `span "no-trace-id": trace id must be 16 bytes and span id 8`},
+		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-cccccccccccccccc","kind":"custom","time":"2026-01-01T00:00:00Z","metadata":{"span_name":"good-2"}}`},
+	}},
+	{"numeric.json", []want{
+		// Times sent as JSON numbers keep every nanosecond (float64 would round them).
+		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-dddddddddddddddd","kind":"llm_call","time":"2026-01-01T00:00:00.123456789Z",
+			"latency_ms":500,"input_tokens":30}`},
+	}},
+}
+
+func readFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func decodeFixture(t *testing.T, name string) *collectorpb.ExportTraceServiceRequest {
+	t.Helper()
+	req, err := otlp.DecodeJSON(readFixture(t, name))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return req
+}
+
+func canonical(t *testing.T, ev *event.Event) string {
+	t.Helper()
+	b, err := ev.Canonical()
+	if err != nil {
+		t.Fatalf("event %s: %v", ev.ID, err)
+	}
+	return string(b)
+}
+
+func checkSpans(t *testing.T, got []otlp.Span, wants []want) {
+	t.Helper()
+	if len(got) != len(wants) {
+		t.Fatalf("%d spans, want %d", len(got), len(wants))
+	}
+	for i, w := range wants {
+		sp := got[i]
+		if w.err != "" {
+			if sp.Err == nil || !errors.Is(sp.Err, otlp.ErrMalformed) || !strings.Contains(sp.Err.Error(), w.err) || sp.Event != nil {
+				t.Errorf("span %d: event %v, error %v; want no event and an ErrMalformed naming %q", i, sp.Event, sp.Err, w.err)
+			}
+			continue
+		}
+		if sp.Err != nil {
+			t.Errorf("span %d: %v", i, sp.Err)
+			continue
+		}
+		wantJSON, err := event.Canonicalize([]byte(w.event))
+		if err != nil {
+			t.Fatalf("span %d: the test's JSON: %v", i, err)
+		}
+		if g := canonical(t, sp.Event); g != string(wantJSON) {
+			t.Errorf("span %d:\n got %s\nwant %s", i, g, wantJSON)
+		}
+	}
+}
+
+func TestEventsFromJSON(t *testing.T) {
+	for _, tc := range fixtures {
+		t.Run(tc.file, func(t *testing.T) {
+			checkSpans(t, otlp.Events(decodeFixture(t, tc.file)), tc.want)
+		})
+	}
+}
+
+// The protobuf encoding of the same export gives the same events.
+func TestEventsFromProtobuf(t *testing.T) {
+	for _, tc := range fixtures {
+		t.Run(tc.file, func(t *testing.T) {
+			body, err := proto.Marshal(decodeFixture(t, tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := otlp.DecodeProtobuf(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSpans(t, otlp.Events(req), tc.want)
+		})
+	}
+}
+
+// Every event made from a well-formed span is one the ledger accepts as it stands (the ledger
+// fills the time of a span that had none).
+func TestEventsAreValid(t *testing.T) {
+	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range fixtures {
+		for _, sp := range otlp.Events(decodeFixture(t, tc.file)) {
+			if sp.Err != nil {
+				continue
+			}
+			ev := *sp.Event
+			if err := ev.Normalize(now); err != nil {
+				t.Fatal(err)
+			}
+			if err := ev.Validate(); err != nil {
+				t.Errorf("%s: %s: %v", tc.file, ev.ID, err)
+			}
+			if _, err := event.Parse([]byte(canonical(t, &ev))); err != nil {
+				t.Errorf("%s: %s does not parse back: %v", tc.file, ev.ID, err)
+			}
+		}
+	}
+}
+
+// A re-sent export gives the same event ids, so the ledger stores it once; distinct spans give
+// distinct ids.
+func TestEventIDsAreIdempotent(t *testing.T) {
+	seen := map[string]string{}
+	for _, tc := range fixtures {
+		first, again := otlp.Events(decodeFixture(t, tc.file)), otlp.Events(decodeFixture(t, tc.file))
+		for i, sp := range first {
+			if sp.Err != nil {
+				continue
+			}
+			if again[i].Event.ID != sp.Event.ID {
+				t.Errorf("%s span %d: id %s, then %s", tc.file, i, sp.Event.ID, again[i].Event.ID)
+			}
+			if prev, dup := seen[sp.Event.ID]; dup {
+				t.Errorf("%s span %d: id %s already made by %s", tc.file, i, sp.Event.ID, prev)
+			}
+			seen[sp.Event.ID] = tc.file
+		}
+	}
+	for _, tc := range []struct {
+		trace, span []byte
+		want        string
+	}{
+		{[]byte{0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6, 0x0c}, []byte{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74},
+			"otel-5b8efff798038103d269b633813fc60c-eee19b7ec3c1b174"},
+		// The same span id in another trace is another event.
+		{make([]byte, 16), []byte{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74},
+			"otel-00000000000000000000000000000000-eee19b7ec3c1b174"},
+	} {
+		if got := otlp.EventID(tc.trace, tc.span); got != tc.want {
+			t.Errorf("EventID: %s, want %s", got, tc.want)
+		}
+	}
+}
+
+// Spans built with the official OTLP proto types, as the Go SDK's exporter sends them: each
+// convention maps to its kind.
+func TestKindMapping(t *testing.T) {
+	str := func(k, v string) *commonpb.KeyValue {
+		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+	}
+	for _, tc := range []struct {
+		name  string
+		attrs []*commonpb.KeyValue
+		kind  event.Kind
+	}{
+		{"chat", []*commonpb.KeyValue{str("gen_ai.operation.name", "chat")}, event.KindLLMCall},
+		{"text_completion", []*commonpb.KeyValue{str("gen_ai.operation.name", "text_completion")}, event.KindLLMCall},
+		{"generate_content", []*commonpb.KeyValue{str("gen_ai.operation.name", "generate_content")}, event.KindLLMCall},
+		{"execute_tool", []*commonpb.KeyValue{str("gen_ai.operation.name", "execute_tool"), str("gen_ai.tool.name", "t")}, event.KindToolCall},
+		{"invoke_agent", []*commonpb.KeyValue{str("gen_ai.operation.name", "invoke_agent")}, event.KindCustom},
+		{"create_agent", []*commonpb.KeyValue{str("gen_ai.operation.name", "create_agent")}, event.KindCustom},
+		{"embeddings", []*commonpb.KeyValue{str("gen_ai.operation.name", "embeddings")}, event.KindCustom},
+		{"openinference LLM", []*commonpb.KeyValue{str("openinference.span.kind", "LLM")}, event.KindLLMCall},
+		{"openinference llm", []*commonpb.KeyValue{str("openinference.span.kind", "llm")}, event.KindLLMCall},
+		{"openinference TOOL", []*commonpb.KeyValue{str("openinference.span.kind", "TOOL")}, event.KindToolCall},
+		{"openinference AGENT", []*commonpb.KeyValue{str("openinference.span.kind", "AGENT")}, event.KindCustom},
+		{"openinference CHAIN", []*commonpb.KeyValue{str("openinference.span.kind", "CHAIN")}, event.KindCustom},
+		{"openinference RETRIEVER", []*commonpb.KeyValue{str("openinference.span.kind", "RETRIEVER")}, event.KindCustom},
+		{"no convention", []*commonpb.KeyValue{str("http.method", "GET")}, event.KindCustom},
+		{"no attributes", nil, event.KindCustom},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &collectorpb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+				Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", "go-agent")}},
+				ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{{
+					TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), Name: tc.name,
+					StartTimeUnixNano: 1767225600000000000, EndTimeUnixNano: 1767225600002000000, Attributes: tc.attrs,
+				}}}},
+			}}}
+			body, err := proto.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec, err := otlp.DecodeProtobuf(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spans := otlp.Events(dec)
+			if len(spans) != 1 || spans[0].Err != nil {
+				t.Fatalf("%+v", spans)
+			}
+			ev := spans[0].Event
+			if ev.Kind != tc.kind || ev.AgentID != "go-agent" {
+				t.Errorf("kind %s agent %q, want %s go-agent", ev.Kind, ev.AgentID, tc.kind)
+			}
+			// The span's duration lands in the field of its kind.
+			switch tc.kind {
+			case event.KindLLMCall:
+				if ev.LatencyMS != 2 || ev.DurationMS != 0 {
+					t.Errorf("latency %v duration %v, want latency 2", ev.LatencyMS, ev.DurationMS)
+				}
+			case event.KindToolCall:
+				if ev.DurationMS != 2 || ev.LatencyMS != 0 {
+					t.Errorf("latency %v duration %v, want duration 2", ev.LatencyMS, ev.DurationMS)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeJSONMalformed(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want string // in the error, which always wraps ErrMalformed
+	}{
+		{"truncated.json", "malformed OTLP"},
+		{"two-documents.json", "after top-level value"},
+		{"top-level-array.json", "malformed OTLP"},
+		{"trace-id-number.json", "traceId must be a hex string"},
+		{"span-id-not-hex.json", `spanId "zz" is not hex`},
+		{"parent-span-id-odd.json", `parentSpanId "abc" is not hex`},
+		{"link-trace-id-not-hex.json", `traceId "not-hex" is not hex`},
+		{"snake-case-span-id.json", `span_id "xyz" is not hex`},
+		{"start-time-not-number.json", "startTimeUnixNano"},
+		{"int-value-not-number.json", "intValue"},
+		{"name-not-string.json", "malformed OTLP"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			req, err := otlp.DecodeJSON(readFixture(t, filepath.Join("malformed", tc.file)))
+			if err == nil || !errors.Is(err, otlp.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, %v; want an ErrMalformed containing %q", req, err, tc.want)
+			}
+		})
+	}
+}
+
+// An export from a newer SDK still decodes: an unknown enum name is left unset, as protojson does
+// for unknown fields (which plain.json also carries).
+func TestDecodeJSONForwardCompatible(t *testing.T) {
+	req := decodeFixture(t, "unknown-span-kind.json")
+	spans := otlp.Events(req)
+	if len(spans) != 1 || spans[0].Err != nil || spans[0].Event.Kind != event.KindCustom {
+		t.Fatalf("%+v", spans)
+	}
+	if k := req.GetResourceSpans()[0].GetScopeSpans()[0].GetSpans()[0].GetKind(); k != tracepb.Span_SPAN_KIND_UNSPECIFIED {
+		t.Errorf("span kind %v, want unspecified", k)
+	}
+}
+
+func TestDecodeProtobufMalformed(t *testing.T) {
+	good, err := proto.Marshal(decodeFixture(t, "genai_chat.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string][]byte{
+		"garbage":               []byte("\xff\xff\xff"),
+		"truncated":             good[:len(good)-7],
+		"json sent as protobuf": readFixture(t, "genai_chat.json"),
+	} {
+		if _, err := otlp.DecodeProtobuf(body); !errors.Is(err, otlp.ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	// An empty body is an empty export, not an error.
+	if req, err := otlp.DecodeProtobuf(nil); err != nil || len(otlp.Events(req)) != 0 {
+		t.Errorf("empty body: %v, %v", req, err)
+	}
+}
+
+// The answer counts the rejected spans as OTLP partial success; a fully accepted export has none.
+func TestResponse(t *testing.T) {
+	for _, tc := range []struct {
+		rejected int
+		msg      string
+		json     string
+	}{
+		{0, "", `{}`},
+		{2, `span "x": trace id must be 16 bytes and span id 8`, `{"partialSuccess":{"rejectedSpans":"2","errorMessage":"span \"x\": trace id must be 16 bytes and span id 8"}}`},
+	} {
+		resp := otlp.Response(tc.rejected, tc.msg)
+		if got := resp.GetPartialSuccess().GetRejectedSpans(); got != int64(tc.rejected) {
+			t.Errorf("rejected %d: partial success counts %d", tc.rejected, got)
+		}
+		if tc.rejected == 0 && resp.PartialSuccess != nil {
+			t.Errorf("no rejection, yet partial success %v", resp.PartialSuccess)
+		}
+		b, err := protojson.Marshal(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := event.Canonicalize(b); string(got) != mustCanon(t, tc.json) {
+			t.Errorf("rejected %d: %s, want %s", tc.rejected, b, tc.json)
+		}
+	}
+	// Decoding a partially bad export and answering for its bad spans counts exactly those.
+	var rejected int
+	for _, sp := range otlp.Events(decodeFixture(t, "partial.json")) {
+		if sp.Err != nil {
+			rejected++
+		}
+	}
+	if got := otlp.Response(rejected, "").GetPartialSuccess().GetRejectedSpans(); got != 3 {
+		t.Errorf("partial.json: %d rejected, want 3", got)
+	}
+}
+
+func mustCanon(t *testing.T, s string) string {
+	t.Helper()
+	b, err := event.Canonicalize([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
