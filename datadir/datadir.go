@@ -2,7 +2,7 @@
 // signing key and the verifier key live, how a directory is initialized, and the lock that keeps
 // a second writer out.
 //
-//	DIR/ledger.db       the SQLite store (with -wal and -shm beside it while open)
+//	DIR/ledger.db       the SQLite store, mode 0600 (with -wal and -shm beside it while open)
 //	DIR/signing.key     the Ed25519 note signing key, mode 0600
 //	DIR/verifier.key    its public verifier key, to copy to auditors
 //	DIR/pseudonym.key   the HMAC key of the PII pseudonyms, mode 0600

@@ -124,6 +124,31 @@ func Events(req *collectorpb.ExportTraceServiceRequest) []Span {
 
 type attrMap map[string]*commonpb.AnyValue
 
+// layered looks attributes up on the span first and on its resource second: any of a span's
+// aliases (enduser.id) wins over the resource's (user.id), since the span is the more specific.
+type layered struct{ span, res attrMap }
+
+func (l layered) get(k string) *commonpb.AnyValue {
+	if v := l.span[k]; v != nil {
+		return v
+	}
+	return l.res[k]
+}
+
+func (l layered) str(keys ...string) string {
+	if s := l.span.str(keys...); s != "" {
+		return s
+	}
+	return l.res.str(keys...)
+}
+
+func (l layered) int(keys ...string) int64 {
+	if n := l.span.int(keys...); n != 0 {
+		return n
+	}
+	return l.res.int(keys...)
+}
+
 func attrs(kvs []*commonpb.KeyValue) attrMap {
 	m := make(attrMap, len(kvs))
 	for _, kv := range kvs {
@@ -230,12 +255,7 @@ func toEvent(sp *tracepb.Span, res attrMap) (*event.Event, error) {
 	if len(sp.GetTraceId()) != 16 || len(sp.GetSpanId()) != 8 {
 		return nil, fmt.Errorf("%w: span %q: trace id must be 16 bytes and span id 8", ErrMalformed, sp.GetName())
 	}
-	a := attrs(sp.GetAttributes())
-	for k, v := range res { // span attributes win over resource attributes
-		if _, ok := a[k]; !ok {
-			a[k] = v
-		}
-	}
+	a := layered{span: attrs(sp.GetAttributes()), res: res}
 	ev := &event.Event{ID: EventID(sp.GetTraceId(), sp.GetSpanId()), Kind: event.KindCustom}
 	if start := sp.GetStartTimeUnixNano(); start > 0 {
 		ev.Time = time.Unix(0, int64(start)).UTC()
@@ -244,8 +264,12 @@ func toEvent(sp *tracepb.Span, res attrMap) (*event.Event, error) {
 	if s, e := sp.GetStartTimeUnixNano(), sp.GetEndTimeUnixNano(); e > s && s > 0 {
 		dur = float64(e-s) / 1e6
 	}
-	if p := sp.GetParentSpanId(); len(p) == 8 {
+	switch p := sp.GetParentSpanId(); len(p) {
+	case 0:
+	case 8:
 		ev.ParentID = EventID(sp.GetTraceId(), p)
+	default:
+		return nil, fmt.Errorf("%w: span %q: parent span id must be 8 bytes, not %d", ErrMalformed, sp.GetName(), len(p))
 	}
 	op := a.str("gen_ai.operation.name")
 	oiKind := strings.ToUpper(a.str("openinference.span.kind"))
@@ -268,7 +292,7 @@ func toEvent(sp *tracepb.Span, res attrMap) (*event.Event, error) {
 	if out := a.str("gen_ai.output.messages", "llm.output_messages"); out != "" {
 		ev.Metadata = mustObject(map[string]any{"output_messages": json.RawMessage(jsonOrString(out))})
 	}
-	ev.StopReason = finishReasons(a["gen_ai.response.finish_reasons"])
+	ev.StopReason = finishReasons(a.get("gen_ai.response.finish_reasons"))
 	if ev.Kind == event.KindToolCall {
 		ev.ToolName = a.str("gen_ai.tool.name", "tool.name")
 		if ev.ToolName == "" {
@@ -284,8 +308,13 @@ func toEvent(sp *tracepb.Span, res attrMap) (*event.Event, error) {
 			ev.OutputText = v
 		}
 	}
+	// Metadata: what the conversion put there (output messages) plus what names the span.
+	md := map[string]any{}
+	if ev.Metadata != nil {
+		json.Unmarshal(ev.Metadata, &md)
+	}
 	if ev.Kind == event.KindCustom {
-		md := map[string]any{"span_name": sp.GetName()}
+		md["span_name"] = sp.GetName()
 		if op != "" {
 			md["gen_ai.operation.name"] = op
 		}
@@ -295,16 +324,10 @@ func toEvent(sp *tracepb.Span, res attrMap) (*event.Event, error) {
 		if p := a.str("gen_ai.provider.name", "gen_ai.system"); p != "" {
 			md["gen_ai.provider.name"] = p
 		}
-		ev.Metadata = mustObject(md)
 	} else if p := a.str("gen_ai.provider.name", "gen_ai.system", "llm.provider"); p != "" {
-		md := map[string]any{"gen_ai.provider.name": p, "span_name": sp.GetName()}
-		if ev.Metadata != nil {
-			var m map[string]any
-			json.Unmarshal(ev.Metadata, &m)
-			for k, v := range m {
-				md[k] = v
-			}
-		}
+		md["gen_ai.provider.name"], md["span_name"] = p, sp.GetName()
+	}
+	if len(md) > 0 {
 		ev.Metadata = mustObject(md)
 	}
 	if sp.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR {

@@ -427,3 +427,90 @@ func mustCanon(t *testing.T, s string) string {
 	}
 	return string(b)
 }
+
+// A span's own attributes are more specific than its resource's: any alias set on the span
+// (enduser.id) wins over any alias set on the resource (user.id).
+func TestSpanAttributesWinOverResource(t *testing.T) {
+	str := func(k, v string) *commonpb.KeyValue {
+		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+	}
+	span := func(attrs ...*commonpb.KeyValue) *tracepb.Span {
+		return &tracepb.Span{TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), Name: "s", Attributes: attrs}
+	}
+	for _, tc := range []struct {
+		name      string
+		res, span []*commonpb.KeyValue
+		user      string
+	}{
+		{"span enduser.id over resource user.id", []*commonpb.KeyValue{str("user.id", "res")}, []*commonpb.KeyValue{str("enduser.id", "span")}, "span"},
+		{"span user.id over resource enduser.id", []*commonpb.KeyValue{str("enduser.id", "res")}, []*commonpb.KeyValue{str("user.id", "span")}, "span"},
+		{"resource fills what the span lacks", []*commonpb.KeyValue{str("enduser.id", "res")}, nil, "res"},
+		{"first alias on one level", nil, []*commonpb.KeyValue{str("enduser.id", "b"), str("user.id", "a")}, "a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &collectorpb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+				Resource:   &resourcepb.Resource{Attributes: tc.res},
+				ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{span(tc.span...)}}},
+			}}}
+			spans := otlp.Events(req)
+			if len(spans) != 1 || spans[0].Err != nil {
+				t.Fatalf("%+v", spans)
+			}
+			if got := spans[0].Event.UserID; got != tc.user {
+				t.Errorf("user %q, want %q", got, tc.user)
+			}
+		})
+	}
+}
+
+// A parent span id of the wrong length is an error naming it, not a silent root.
+func TestParentSpanIDLength(t *testing.T) {
+	for _, tc := range []struct {
+		parent []byte
+		err    string
+	}{
+		{nil, ""},
+		{[]byte("abcdefgh"), ""},
+		{[]byte("abcd"), "parent span id must be 8 bytes, not 4"},
+		{[]byte("abcdefghijklmnop"), "parent span id must be 8 bytes, not 16"},
+	} {
+		req := &collectorpb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+			ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{{TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), ParentSpanId: tc.parent, Name: "s"}}}},
+		}}}
+		spans := otlp.Events(req)
+		if len(spans) != 1 {
+			t.Fatalf("%d spans", len(spans))
+		}
+		switch err := spans[0].Err; {
+		case tc.err == "" && err != nil:
+			t.Errorf("parent %q: %v", tc.parent, err)
+		case tc.err != "" && (err == nil || !errors.Is(err, otlp.ErrMalformed) || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("parent %q: error %v, want %q", tc.parent, err, tc.err)
+		case tc.err == "" && len(tc.parent) == 8 && spans[0].Event.ParentID != otlp.EventID([]byte("0123456789abcdef"), tc.parent):
+			t.Errorf("parent id %q", spans[0].Event.ParentID)
+		}
+	}
+}
+
+// A span kept as a custom event (invoke_agent) keeps its output messages beside the span's name.
+func TestCustomSpanKeepsOutputMessages(t *testing.T) {
+	str := func(k, v string) *commonpb.KeyValue {
+		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+	}
+	req := &collectorpb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{{TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), Name: "invoke_agent a",
+			Attributes: []*commonpb.KeyValue{str("gen_ai.operation.name", "invoke_agent"), str("gen_ai.output.messages", `[{"role":"assistant","parts":[{"type":"text","content":"done"}]}]`)}}}}},
+	}}}
+	spans := otlp.Events(req)
+	if len(spans) != 1 || spans[0].Err != nil {
+		t.Fatalf("%+v", spans)
+	}
+	got, err := event.Canonicalize(spans[0].Event.Metadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"gen_ai.operation.name":"invoke_agent","output_messages":[{"parts":[{"content":"done","type":"text"}],"role":"assistant"}],"span_name":"invoke_agent a"}`
+	if string(got) != want {
+		t.Errorf("metadata\n got %s\nwant %s", got, want)
+	}
+}

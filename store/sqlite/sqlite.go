@@ -66,6 +66,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	} else if err := checkWritableDir(filepath.Dir(cfg.Path)); err != nil {
 		return nil, err
+	} else if err := createPrivate(cfg.Path); err != nil {
+		return nil, err
 	}
 	s := &Store{stmts: map[string]*sql.Stmt{}}
 	var err error
@@ -95,6 +97,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// createPrivate creates a missing database file with mode 0600: the log is nobody else's to read.
+// SQLite gives its -wal and -shm files the database file's mode.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return f.Close()
 }
 
 // checkWritableDir fails early, with the path in the message, when the data directory cannot be

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,5 +49,28 @@ func TestMissingDirectory(t *testing.T) {
 	_, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "no", "such", "ledger.db")})
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("Open in a missing directory: %v", err)
+	}
+}
+
+// The database and the WAL files SQLite creates beside it are readable by their owner only.
+func TestFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ledger.db")
+	s, err := sqlite.Open(context.Background(), sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Checkpoints(context.Background()); err != nil { // a read and the schema write made the WAL
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ledger.db", "ledger.db-wal", "ledger.db-shm"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s has mode %04o, want 0600", name, perm)
+		}
 	}
 }
