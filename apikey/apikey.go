@@ -116,12 +116,19 @@ func (s *Store) refresh() {
 	}
 	s.checked = time.Now()
 	fi, err := os.Stat(s.path)
-	if err != nil || s.seen != nil && os.SameFile(fi, s.seen) && fi.Size() == s.seen.Size() && fi.ModTime().Equal(s.seen.ModTime()) {
+	if err == nil && s.seen != nil && os.SameFile(fi, s.seen) && fi.Size() == s.seen.Size() && fi.ModTime().Equal(s.seen.ModTime()) {
 		return
 	}
-	if keys, fi, err := read(s.path); err == nil {
-		s.keys, s.seen = keys, fi
+	if errors.Is(err, os.ErrNotExist) && s.seen == nil {
+		return // never written: no keys yet
 	}
+	keys, fi, err := read(s.path)
+	if err != nil {
+		// Fail closed: a deleted, unreadable or malformed key file revokes every key until it is
+		// readable again, rather than leaving the last copy in force.
+		keys, fi = nil, nil
+	}
+	s.keys, s.seen = keys, fi
 }
 
 // Create makes a key for name with role and returns the secret, shown this once.

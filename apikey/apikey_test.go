@@ -511,3 +511,52 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("%d keys, want 11", n)
 	}
 }
+
+// A running server fails closed: when the key file is deleted or no longer parses, no key is
+// accepted until a good file is back.
+func TestKeyFileGoneOrBrokenRevokesAll(t *testing.T) {
+	t.Parallel()
+	within := func(check func() bool) bool {
+		for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if check() {
+				return true
+			}
+		}
+		return false
+	}
+	path := keysPath(t)
+	server := open(t, path)
+	secret, _ := create(t, server, "admin", apikey.Admin)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := func() bool { _, err := server.Lookup(secret); return err == nil }
+	refused := func() bool { _, err := server.Lookup(secret); return errors.Is(err, apikey.ErrUnknownKey) }
+	for _, tc := range []struct {
+		name   string
+		break_ func() error
+	}{
+		{"deleted", func() error { return os.Remove(path) }},
+		{"malformed", func() error { return os.WriteFile(path, []byte(`[{"id":`), 0o600) }},
+	} {
+		if !accepted() {
+			t.Fatalf("%s: the key is refused before the file was touched", tc.name)
+		}
+		if err := tc.break_(); err != nil {
+			t.Fatal(err)
+		}
+		if !within(refused) {
+			t.Fatalf("%s: the key is still accepted", tc.name)
+		}
+		if err := os.WriteFile(path+".tmp", good, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+		if !within(accepted) {
+			t.Fatalf("%s: the key is not accepted once the file is back", tc.name)
+		}
+	}
+}
