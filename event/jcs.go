@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -430,6 +431,16 @@ func AppendNumber(dst []byte, f float64) []byte {
 		dst = strconv.AppendInt(dst, int64(n-1), 10)
 	}
 	return dst
+}
+
+// AppendString appends s as a JSON string with RFC 8785's escapes (so it is already canonical),
+// any invalid UTF-8 replaced by U+FFFD. Rewriters of JSON (package redact) use it for the strings
+// they replace, so the project has one string encoder.
+func AppendString(dst []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return appendJCSString(dst, s)
 }
 
 // appendJCSString appends s as a JSON string with only the escapes RFC 8785 prescribes.

@@ -131,3 +131,23 @@ func FuzzCanonicalize(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendString(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", `""`},
+		{"plain €", `"plain €"`},
+		{"q\"b\\s/", `"q\"b\\s/"`},
+		{"\b\f\n\r\t\x00\x1f", `"\b\f\n\r\t\u0000\u001f"`},
+		{"bad \xff\xfe byte", "\"bad \uFFFD byte\""},
+		{"<&>\u2028", "\"<&>\u2028\""}, // no HTML escaping: RFC 8785 has none
+	} {
+		got := string(AppendString([]byte("x"), tc.in))
+		if got != "x"+tc.want {
+			t.Errorf("AppendString(%q) = %s, want %s", tc.in, got[1:], tc.want)
+		}
+		// What it writes is canonical already.
+		if c, err := Canonicalize([]byte(got[1:])); err != nil || string(c) != got[1:] {
+			t.Errorf("AppendString(%q) = %s is not canonical: %s %v", tc.in, got[1:], c, err)
+		}
+	}
+}
