@@ -327,7 +327,7 @@ func TestNoSecretReachesTheDisk(t *testing.T) {
 	// The same patient has the same pseudonym in both events, and hash finds it.
 	_, pseudo, _ := run(t, dir, "", "hash", "--field", "patient_name", planted["name"])
 	pseudo = strings.TrimSpace(pseudo)
-	if !strings.HasPrefix(pseudo, "pii:patientname:") {
+	if !strings.HasPrefix(pseudo, "pii:patient_name:") {
 		t.Fatalf("hash printed %q", pseudo)
 	}
 	_, e1, _ := run(t, dir, "", "get", "p1")

@@ -35,19 +35,17 @@ func readCorpus(t *testing.T, name string) []sample {
 	return out
 }
 
-func testRedactor(t testing.TB) *Redactor {
-	r, err := New(Default(), []byte(strings.Repeat("k", KeySize)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 // TestCorpus measures precision and recall per kind over testdata/corpus: every positive's
 // secret must be gone from the output (recall), and negatives must come back unchanged.
 func TestCorpus(t *testing.T) {
 	r := testRedactor(t)
-	pos, neg := readCorpus(t, "positive.jsonl"), readCorpus(t, "negative.jsonl")
+	var pos, neg []sample
+	for _, f := range []string{"positive.jsonl", "hard_positive.jsonl"} {
+		pos = append(pos, readCorpus(t, f)...)
+	}
+	for _, f := range []string{"negative.jsonl", "hard_negative.jsonl"} {
+		neg = append(neg, readCorpus(t, f)...)
+	}
 	if len(pos) < 150 || len(neg) < 150 {
 		t.Fatalf("corpus has %d positives and %d negatives, want at least 150 each", len(pos), len(neg))
 	}
@@ -72,18 +70,29 @@ func TestCorpus(t *testing.T) {
 		}
 		if strings.Contains(out, s.Secret) || (s.JSON != nil && strings.Contains(out, jsonEscaped(s.Secret))) {
 			get(s.Kind).fn++
-			t.Logf("missed %s: %q -> %q", s.Kind, s.Text, out)
+			t.Logf("missed %s: %q%s -> %q", s.Kind, s.Text, s.JSON, out)
 		} else {
 			get(s.Kind).tp++
 		}
 	}
 	for _, s := range neg {
-		out, red := r.String("text", s.Text)
-		if out != s.Text {
+		var out, in string
+		var red []Redaction
+		if s.JSON != nil {
+			v, rd, err := r.Value("arguments", s.JSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, in, red = string(v), string(s.JSON), rd
+		} else {
+			out, red = r.String("text", s.Text)
+			in = s.Text
+		}
+		if out != in {
 			for _, x := range red {
 				get(x.Kind).fp++
 			}
-			t.Logf("false positive on %s sample %q -> %q", s.Kind, s.Text, out)
+			t.Logf("false positive on %s sample %q -> %q", s.Kind, in, out)
 		} else {
 			get(s.Kind).tn++
 		}

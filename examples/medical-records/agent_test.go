@@ -58,7 +58,7 @@ func TestAccessTrail(t *testing.T) {
 			kinds = append(kinds, string(r.Event.Kind))
 			if r.Event.Kind == event.KindToolResult {
 				res := string(r.Event.Result)
-				if !strings.Contains(res, "pii:patientname:") || strings.Contains(res, "Maria Garcia") || strings.Contains(res, "123-45-6789") {
+				if !strings.Contains(res, "pii:patient_name:") || strings.Contains(res, "Maria Garcia") || strings.Contains(res, "123-45-6789") {
 					t.Errorf("the record's PII is not pseudonymized: %s", res)
 				}
 			}

@@ -1,0 +1,639 @@
+package redact
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/agentaudit/agentaudit/event"
+)
+
+const maxDepth = 128
+
+var errSyntax = errors.New("malformed JSON")
+
+// walker rewrites one JSON value by splicing: the output is the input with replaced spans, so an
+// untouched value costs no copy and keeps its bytes.
+type walker struct {
+	r      *Redactor
+	in     []byte
+	pos    int
+	out    []byte // nil until the first change
+	copied int    // in[:copied] is accounted for in out
+	path   []byte // the path of the value being walked, grown and cut as the walk descends
+	red    []Redaction
+	hits   []hit // scratch
+	skip   int   // > 0 while walking a dropped value: nothing is written or recorded
+	// forced: a key rule matched a container's name; its action applies to every leaf inside.
+	forced bool
+	fact   Action
+	fkind  string
+	ms     []match // scratch
+	// pemOpen: the string just walked opened a private key block it did not close (a key given
+	// as an array of lines); the array walking it treats the next lines as the key.
+	pemOpen bool
+}
+
+var walkerPool = sync.Pool{New: func() any { return &walker{path: make([]byte, 0, 64), hits: make([]hit, 0, 16)} }}
+
+func getWalker(r *Redactor, in []byte, path []byte) *walker {
+	w := walkerPool.Get().(*walker)
+	*w = walker{r: r, in: in, path: append(w.path[:0], path...), hits: w.hits[:0], ms: w.ms[:0]}
+	return w
+}
+
+func putWalker(w *walker) {
+	if cap(w.hits) > 1<<12 || cap(w.path) > 1<<10 {
+		return
+	}
+	w.r, w.in, w.out, w.red = nil, nil, nil, nil
+	walkerPool.Put(w)
+}
+
+// run walks the whole input: one value, surrounded by white space only.
+func (w *walker) run(depth int) error {
+	w.skipSpace()
+	if err := w.value(depth); err != nil {
+		return err
+	}
+	w.skipSpace()
+	if w.pos != len(w.in) {
+		return fmt.Errorf("data after the JSON value at byte %d", w.pos)
+	}
+	return nil
+}
+
+// result returns the rewritten input, or the input itself when nothing changed.
+func (w *walker) result() []byte {
+	if w.out == nil {
+		return w.in
+	}
+	return append(w.out, w.in[w.copied:]...)
+}
+
+// cut copies the input up to start into out; the caller appends a replacement and calls resume.
+func (w *walker) cut(start int) {
+	if w.out == nil {
+		w.out = make([]byte, 0, len(w.in)+64)
+	}
+	w.out = append(w.out, w.in[w.copied:start]...)
+}
+
+func (w *walker) resume(end int) { w.copied = end }
+
+func (w *walker) note(kind, action string) {
+	if w.skip == 0 {
+		w.red = append(w.red, Redaction{Path: string(w.path), Kind: kind, Action: action})
+	}
+}
+
+func (w *walker) skipSpace() {
+	for w.pos < len(w.in) {
+		switch w.in[w.pos] {
+		case ' ', '\t', '\n', '\r':
+			w.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (w *walker) value(depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("nesting deeper than %d", maxDepth)
+	}
+	if w.pos >= len(w.in) {
+		return errSyntax
+	}
+	switch c := w.in[w.pos]; c {
+	case '{':
+		return w.object(depth)
+	case '[':
+		return w.array(depth)
+	case '"':
+		return w.stringValue(depth)
+	case 't':
+		return w.literal("true")
+	case 'f':
+		return w.literal("false")
+	case 'n':
+		return w.literal("null")
+	default:
+		return w.number()
+	}
+}
+
+func (w *walker) literal(lit string) error {
+	if !bytes.HasPrefix(w.in[w.pos:], []byte(lit)) {
+		return errSyntax
+	}
+	w.pos += len(lit)
+	return nil // true, false and null carry no value to hide
+}
+
+func (w *walker) number() error {
+	start, p, in := w.pos, w.pos, w.in
+	digits := func() int {
+		s := p
+		for p < len(in) && isDigit(in[p]) {
+			p++
+		}
+		return p - s
+	}
+	if p < len(in) && in[p] == '-' {
+		p++
+	}
+	if p < len(in) && in[p] == '0' {
+		p++
+	} else if digits() == 0 {
+		return errSyntax
+	}
+	if p < len(in) && in[p] == '.' {
+		p++
+		if digits() == 0 {
+			return errSyntax
+		}
+	}
+	if p < len(in) && (in[p] == 'e' || in[p] == 'E') {
+		p++
+		if p < len(in) && (in[p] == '+' || in[p] == '-') {
+			p++
+		}
+		if digits() == 0 {
+			return errSyntax
+		}
+	}
+	w.pos = p
+	if w.skip > 0 {
+		return nil
+	}
+	tok := unsafe.String(&in[start], p-start)
+	if w.forced {
+		w.replaceForced(start, p, tok)
+		return nil
+	}
+	// Card and phone numbers also arrive as JSON numbers, cards also as floats (4111111111111111.0
+	// from Python, 4.111111111111111e15): those are judged by their integer digits.
+	if p-start >= phoneDigits || w.r.always != 0 {
+		if !w.scanSpan(start, p, tok) && p-start >= cardDigits {
+			if d, ok := integerDigits(tok); ok {
+				w.scanSpan(start, p, d)
+			}
+		}
+	}
+	return nil
+}
+
+// integerDigits returns the digits of a JSON number with a fraction or an exponent whose value is
+// a whole number of cardDigits to 19 digits: 4.111111111111111e15 -> 4111111111111111.
+func integerDigits(tok string) (string, bool) {
+	i := 0
+	for i < len(tok) && isDigit(tok[i]) {
+		i++
+	}
+	intPart := tok[:i]
+	if i == len(tok) || i == 0 {
+		return "", false // an integer (already judged) or negative
+	}
+	frac := ""
+	if tok[i] == '.' {
+		j := i + 1
+		for j < len(tok) && isDigit(tok[j]) {
+			j++
+		}
+		frac, i = tok[i+1:j], j
+	}
+	exp := 0
+	if i < len(tok) { // e or E
+		e, err := strconv.Atoi(strings.TrimPrefix(tok[i+1:], "+"))
+		if err != nil || e < -19 || e > 19 {
+			return "", false
+		}
+		exp = e
+	}
+	digits := strings.TrimLeft(intPart+frac, "0")
+	point := len(digits) - len(frac) + exp // the digits before the decimal point
+	switch {
+	case point < cardDigits || point > 19:
+		return "", false
+	case point >= len(digits):
+		return digits + strings.Repeat("0", point-len(digits)), true
+	case strings.Trim(digits[point:], "0") == "":
+		return digits[:point], true
+	}
+	return "", false
+}
+
+// scanSpan runs the detectors on s, the decoded text of in[start:end], and replaces the span with
+// the sanitized text as a JSON string when they find something, which it reports.
+func (w *walker) scanSpan(start, end int, s string) bool {
+	w.hits = w.r.m.scan(s, w.hits[:0])
+	if len(w.hits) == 0 && w.r.always == 0 {
+		return false
+	}
+	w.ms = w.r.find(s, w.hits, 0, w.ms[:0])
+	if len(w.ms) == 0 {
+		return false
+	}
+	out := w.r.replace(s, w.ms, w.path, &w.red)
+	w.cut(start)
+	w.out = event.AppendString(w.out, out)
+	w.resume(end)
+	return true
+}
+
+func (w *walker) replaceForced(start, end int, text string) {
+	if w.fact.Kind == "truncate" {
+		// What truncation keeps is still text: detectors run on the whole value first, so
+		// no value survives in the kept part, nor half of one at its end.
+		w.hits = w.r.m.scan(text, w.hits[:0])
+		if len(w.hits) > 0 || w.r.always != 0 {
+			text = w.r.replace(text, w.r.find(text, w.hits, 0, w.ms[:0]), w.path, &w.red)
+		}
+	}
+	w.cut(start)
+	w.out = event.AppendString(w.out, w.r.apply(w.fact, w.fkind, text))
+	w.resume(end)
+	w.note(w.fkind, w.fact.String())
+}
+
+// strStop marks the bytes that end the fast scan of a string: the closing quote, a backslash,
+// and control characters (invalid in JSON strings).
+var strStop = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// str reads the string at w.pos: its decoded text, and whether it had escapes (then the text is
+// a copy; otherwise a view of the input).
+func (w *walker) str() (string, bool, error) {
+	w.pos++
+	body, p, in := w.pos, w.pos, w.in
+	for p < len(in) && !strStop[in[p]] {
+		p++
+	}
+	if p < len(in) && in[p] == '"' {
+		w.pos = p + 1
+		if p == body {
+			return "", false, nil
+		}
+		return unsafe.String(&in[body], p-body), false, nil
+	}
+	if p >= len(in) || in[p] < 0x20 {
+		return "", false, errSyntax
+	}
+	for p < len(in) && in[p] != '"' {
+		if in[p] == '\\' {
+			p++
+		}
+		p++
+	}
+	if p >= len(in) {
+		return "", false, errSyntax
+	}
+	s, ok := unquote(in[body:p])
+	if !ok {
+		return "", false, errSyntax
+	}
+	w.pos = p + 1
+	return s, true, nil
+}
+
+// unquote decodes the body of a JSON string with escapes, as encoding/json does: surrogate
+// pairs joined, a lone surrogate as U+FFFD, other bytes as they are.
+func unquote(b []byte) (string, bool) {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c < 0x20 {
+			return "", false
+		}
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		if i >= len(b) {
+			return "", false
+		}
+		switch b[i] {
+		case '"', '\\', '/':
+			out = append(out, b[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(b[i+1:])
+			if !ok {
+				return "", false
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				r2, ok := rune(-1), false
+				if i+2 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
+					r2, ok = hex4(b[i+3:])
+				}
+				if d := utf16.DecodeRune(r, r2); ok && d != utf8.RuneError {
+					r = d
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return "", false
+		}
+	}
+	return unsafe.String(unsafe.SliceData(out), len(out)), true
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+func (w *walker) stringValue(depth int) error {
+	start := w.pos
+	s, _, err := w.str()
+	if err != nil || w.skip > 0 {
+		return err
+	}
+	end := w.pos
+	if w.forced {
+		w.replaceForced(start, end, s)
+		return nil
+	}
+	// JSON carried in a string: sanitized inside, re-encoded as a string.
+	if len(s) > 1 && (s[0] == '{' || s[0] == '[' || s[0] <= ' ' && firstNonSpaceIsContainer(s)) {
+		if w.innerJSON(start, end, s, depth) {
+			return nil
+		}
+	}
+	if len(s) >= w.r.minScan && w.scanSpan(start, end, s) {
+		for _, m := range w.ms {
+			if m.kind == "pem_private_key" && m.end == len(s) && !strings.Contains(s[m.start:], "-----END") {
+				w.pemOpen = true
+			}
+		}
+	}
+	return nil
+}
+
+// pemLine replaces a string that follows the BEGIN line of a private key in an array of lines,
+// and reports whether the key goes on after it (no END line in it).
+func (w *walker) pemLine() (bool, error) {
+	start := w.pos
+	s, _, err := w.str()
+	if err != nil {
+		return false, err
+	}
+	act := w.r.detAct["pem_private_key"]
+	w.cut(start)
+	w.out = event.AppendString(w.out, w.r.apply(act, "pem_private_key", s))
+	w.resume(w.pos)
+	w.note("pem_private_key", act.String())
+	return !strings.Contains(s, "-----END"), nil
+}
+
+func firstNonSpaceIsContainer(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{', '[':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// innerJSON sanitizes s as JSON; it reports false when s is not JSON, leaving it to the
+// detectors as text.
+func (w *walker) innerJSON(start, end int, s string, depth int) bool {
+	iw := getWalker(w.r, unsafe.Slice(unsafe.StringData(s), len(s)), w.path)
+	defer putWalker(iw)
+	if iw.run(depth+1) != nil {
+		return false
+	}
+	if iw.out != nil {
+		w.red = append(w.red, iw.red...)
+		w.cut(start)
+		res := iw.result()
+		w.out = event.AppendString(w.out, unsafe.String(unsafe.SliceData(res), len(res)))
+		w.resume(end)
+	}
+	return true
+}
+
+func (w *walker) object(depth int) error {
+	w.pos++ // '{'
+	w.skipSpace()
+	if w.pos < len(w.in) && w.in[w.pos] == '}' {
+		w.pos++
+		return nil
+	}
+	base := len(w.path)
+	cutFrom := -1             // where a dropped member's cut starts: the end of the member before it
+	pending, pendEnd := -1, 0 // dropped members at the start of the object, cut once the next kept one is seen
+	var renamed []string      // member names replaced in this object, kept unique
+	for {
+		w.skipSpace()
+		if w.pos >= len(w.in) || w.in[w.pos] != '"' {
+			return errSyntax
+		}
+		keyStart := w.pos
+		key, _, err := w.str()
+		if err != nil {
+			return err
+		}
+		keyEnd := w.pos
+		w.skipSpace()
+		if w.pos >= len(w.in) || w.in[w.pos] != ':' {
+			return errSyntax
+		}
+		w.pos++
+		w.skipSpace()
+		var rule *keyRule
+		if w.skip == 0 && !w.forced {
+			rule = w.r.keys.lookup(key)
+		}
+		drop := rule != nil && rule.act.Kind == "drop"
+		if !drop && pending >= 0 {
+			w.cut(pending)
+			w.resume(keyStart)
+			pending = -1
+		}
+		// A value detected in the name itself (a map keyed by e-mail) is replaced, in the name
+		// and in the path, which never carries a value.
+		pathKey := key
+		if w.skip == 0 && len(key) >= w.r.minScan {
+			pathKey = w.sanitizeKey(keyStart, keyEnd, key, !drop, &renamed)
+		}
+		if len(w.path) > 0 {
+			w.path = append(w.path, '.')
+		}
+		w.path = append(w.path, pathKey...)
+		switch {
+		case drop:
+			w.skip++
+			err := w.value(depth + 1)
+			w.skip--
+			if err != nil {
+				return err
+			}
+			if cutFrom >= 0 {
+				w.cut(cutFrom)
+				w.resume(w.pos)
+				cutFrom = w.pos
+			} else {
+				if pending < 0 {
+					pending = keyStart
+				}
+				pendEnd = w.pos
+			}
+			w.note(rule.name, "drop")
+		case rule != nil && rule.act.Kind != "keep":
+			saved, sa, sk := w.forced, w.fact, w.fkind
+			w.forced, w.fact, w.fkind = true, rule.act, rule.name
+			err = w.value(depth + 1)
+			w.forced, w.fact, w.fkind = saved, sa, sk
+			if err != nil {
+				return err
+			}
+			cutFrom = w.pos
+		default:
+			if err := w.value(depth + 1); err != nil {
+				return err
+			}
+			cutFrom = w.pos
+		}
+		w.path = w.path[:base]
+		w.skipSpace()
+		if w.pos >= len(w.in) {
+			return errSyntax
+		}
+		switch w.in[w.pos] {
+		case ',':
+			w.pos++
+		case '}':
+			w.pos++
+			if pending >= 0 && w.skip == 0 {
+				w.cut(pending)
+				w.resume(pendEnd)
+			}
+			return nil
+		default:
+			return errSyntax
+		}
+	}
+}
+
+// sanitizeKey runs the detectors on a member name and returns the name to use in the path; when
+// splice is set it also replaces the name in the output and records what it did. Replaced names
+// are kept unique within their object (renamed lists those given so far): two SSNs, or one
+// address spelled twice, would otherwise give one name twice, which I-JSON (and so the ledger's
+// canonical form) refuses.
+func (w *walker) sanitizeKey(start, end int, key string, splice bool, renamed *[]string) string {
+	w.hits = w.r.m.scan(key, w.hits[:0])
+	if len(w.hits) == 0 && w.r.always == 0 {
+		return key
+	}
+	ms := w.r.find(key, w.hits, 0, nil)
+	if len(ms) == 0 {
+		return key
+	}
+	var red []Redaction
+	out := w.r.replace(key, ms, w.path, &red)
+	if splice {
+		if slices.Contains(*renamed, out) {
+			for n := 2; ; n++ {
+				if u := out + "#" + strconv.Itoa(n); !slices.Contains(*renamed, u) {
+					out = u
+					break
+				}
+			}
+		}
+		*renamed = append(*renamed, out)
+		w.red = append(w.red, red...) // at the parent's path: the member's own path would hold the name
+		w.cut(start)
+		w.out = event.AppendString(w.out, out)
+		w.resume(end)
+	}
+	return out
+}
+
+func (w *walker) array(depth int) error {
+	w.pos++ // '['
+	w.skipSpace()
+	if w.pos < len(w.in) && w.in[w.pos] == ']' {
+		w.pos++
+		return nil
+	}
+	base := len(w.path)
+	pem := false // the lines of a private key: after a BEGIN line, up to and with the END line
+	for i := 0; ; i++ {
+		w.skipSpace()
+		w.path = append(strconv.AppendInt(append(w.path, '['), int64(i), 10), ']')
+		if pem && w.pos < len(w.in) && w.in[w.pos] == '"' {
+			var err error
+			if pem, err = w.pemLine(); err != nil {
+				return err
+			}
+		} else {
+			w.pemOpen = false
+			if err := w.value(depth + 1); err != nil {
+				return err
+			}
+			pem, w.pemOpen = w.pemOpen && w.skip == 0 && !w.forced, false
+		}
+		w.path = w.path[:base]
+		w.skipSpace()
+		if w.pos >= len(w.in) {
+			return errSyntax
+		}
+		switch w.in[w.pos] {
+		case ',':
+			w.pos++
+		case ']':
+			w.pos++
+			return nil
+		default:
+			return errSyntax
+		}
+	}
+}
