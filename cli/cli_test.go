@@ -297,15 +297,27 @@ func TestNoSecretReachesTheDisk(t *testing.T) {
 		"nested":    "s3cr3t-in-an-array",
 		"jsonstr":   "tok-inside-json-string-42",
 		"rationale": "5500 0055 5555 5559",
+		"urlpass":   "Pg-s3cret-pass-77",
+		"flag":      "flag-secret-hunter22",
+		"pembody":   "MIIEowIBAAKCAQEAxq9bW2kxq9bW2kxq9bW2kxq9bW2k",
+		"useremail": "dr.who@hospital.example",
+		"iban":      "DE89370400440532013000",
+		"phone":     "+44 20 7946 0958",
 	}
 	lines := []string{
 		`{"id":"p1","session_id":"s","kind":"tool_call","tool_name":"charge","time":"2026-01-01T00:00:00Z","arguments":{"card":"` + planted["card"] + `","patient_name":"` + planted["name"] + `","headers":{"Authorization":"Bearer ` + planted["bearer"] + `","x-api-key":"` + planted["apikey"] + `"}}}`,
 		`{"id":"p2","session_id":"s","kind":"tool_call","tool_name":"lookup","time":"2026-01-01T00:00:01Z","arguments":{"creds":[{"password":"` + planted["password"] + `"},{"secret":"` + planted["nested"] + `"}],"payload":"{\"token\":\"` + planted["jsonstr"] + `\"}"},"result":{"patient_name":"` + planted["name"] + `","ssn":"` + planted["ssn"] + `","date_of_birth":"` + planted["dob"] + `","contact":"write to ` + planted["email"] + `"}}`,
 		`{"id":"p3","session_id":"s","kind":"llm_call","time":"2026-01-01T00:00:02Z","input_messages":[{"role":"user","content":"my aws key is ` + planted["aws"] + ` and my github token ` + planted["github"] + `"}],"output_text":"noted"}`,
 		`{"id":"p4","session_id":"s","kind":"reasoning","time":"2026-01-01T00:00:03Z","decision":"refund","rationale":"card ` + planted["rationale"] + ` was charged twice"}`,
+		// Credentials in a URL and a command line, a private key as an array of lines, an e-mail
+		// address as the user's id, an IBAN and a phone number in an error message.
+		`{"id":"p5","session_id":"s","kind":"tool_call","tool_name":"shell","time":"2026-01-01T00:00:04Z","user_id":"` + planted["useremail"] + `",` +
+			`"arguments":{"cmd":"psql postgres://app:` + planted["urlpass"] + `@db:5432/x && deploy --password ` + planted["flag"] + `"},` +
+			`"result":{"stdout_lines":["-----BEGIN RSA PRIVATE KEY-----","` + planted["pembody"] + `","-----END RSA PRIVATE KEY-----"]},` +
+			`"error":"payout to ` + planted["iban"] + ` failed, call ` + planted["phone"] + `"}`,
 	}
 	code, out, errs := run(t, dir, strings.Join(lines, "\n")+"\n", "append", "-")
-	if code != 0 || !strings.Contains(out, "appended 4 events") {
+	if code != 0 || !strings.Contains(out, "appended 5 events") {
 		t.Fatalf("append: %d %s %s", code, out, errs)
 	}
 	var files []string
@@ -337,6 +349,11 @@ func TestNoSecretReachesTheDisk(t *testing.T) {
 	}
 	if !strings.Contains(e2, `"redactions"`) || !strings.Contains(e2, `"path": "arguments.creds[0].password"`) {
 		t.Errorf("the event does not record what was redacted:\n%s", e2)
+	}
+	// A user whose id was an e-mail address is found by its pseudonym.
+	_, userPseudo, _ := run(t, dir, "", "hash", "--field", "email", planted["useremail"])
+	if _, e5, _ := run(t, dir, "", "get", "p5"); !strings.Contains(e5, `"user_id": "`+strings.TrimSpace(userPseudo)+`"`) {
+		t.Errorf("user_id is not the pseudonym %s:\n%s", userPseudo, e5)
 	}
 	// The log still verifies: sanitization happens before hashing.
 	if code, out, _ := run(t, dir, "", "verify"); code != 0 {
