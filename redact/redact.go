@@ -319,6 +319,18 @@ func (r *Redactor) Summary(tool string, result json.RawMessage) (json.RawMessage
 	return out, err
 }
 
+// cutOutsideMarker drops a replacement marker that a cut split in two ("… [REDACTED:cre"), so a
+// summary never shows half a marker that reads like a value.
+func cutOutsideMarker(s string) string {
+	if i := strings.LastIndex(s, "[REDACTED:"); i >= 0 && !strings.Contains(s[i:], "]") {
+		return s[:i]
+	}
+	if i := strings.LastIndex(s, "[RED"); i >= 0 && strings.HasPrefix("[REDACTED:", s[i:]) {
+		return s[:i]
+	}
+	return s
+}
+
 func (r *Redactor) resultPolicy(tool string) ResultPolicy {
 	if rp, ok := r.p.Tools[tool]; ok {
 		return rp
@@ -349,7 +361,7 @@ func (r *Redactor) summarize(tool string, result json.RawMessage) (json.RawMessa
 				var s string
 				if v[0] == '"' && json.Unmarshal(v, &s) == nil {
 					if utf8.RuneCountInString(s) > maxSummaryString {
-						s = string([]rune(s)[:maxSummaryString]) + "…"
+						s = cutOutsideMarker(string([]rune(s)[:maxSummaryString])) + "…"
 					}
 					sum[k] = s
 				} else if len(v) <= maxSummaryString {

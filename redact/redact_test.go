@@ -548,3 +548,31 @@ func TestLinearTime(t *testing.T) {
 		}
 	}
 }
+
+func TestCutOutsideMarker(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"call failed for [REDACTED:cre", "call failed for "},
+		{"call failed for [REDACT", "call failed for "},
+		{"call failed for [", "call failed for ["},
+		{"card [REDACTED:credit_card] declined", "card [REDACTED:credit_card] declined"},
+		{"[REDACTED:ssn] and [REDACTED:em", "[REDACTED:ssn] and "},
+		{"no marker [RESULT", "no marker [RESULT"},
+	} {
+		if got := cutOutsideMarker(tc.in); got != tc.want {
+			t.Errorf("cutOutsideMarker(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	// Through Summary: an error whose 500th rune falls inside a marker.
+	r := testRedactor(t)
+	msg := strings.Repeat("x", 490) + " 4111111111111111 more"
+	big, _ := json.Marshal(map[string]any{"error": msg, "blob": strings.Repeat("y", 1200)})
+	out, err := r.Summary("t", big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum map[string]any
+	json.Unmarshal(out, &sum)
+	if e := sum["error"].(string); strings.Contains(e, "[RED") || !strings.HasSuffix(e, "x …") {
+		t.Errorf("summary error ends %q", e[len(e)-20:])
+	}
+}
