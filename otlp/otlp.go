@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,10 @@ func DecodeJSON(body []byte) (*collectorpb.ExportTraceServiceRequest, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&doc); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("%w: at byte %d: %w", ErrMalformed, se.Offset, err)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -61,10 +66,14 @@ func DecodeJSON(body []byte) (*collectorpb.ExportTraceServiceRequest, error) {
 	fixed, _ := json.Marshal(doc)
 	var req collectorpb.ExportTraceServiceRequest
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(fixed, &req); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		// protojson's "(line 1:N)" counts in the rewritten document, not in the body the client
+		// sent: drop it and keep what names the field.
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, protoPosition.ReplaceAllString(err.Error(), ""))
 	}
 	return &req, nil
 }
+
+var protoPosition = regexp.MustCompile(`\(line \d+:\d+\): `)
 
 // hexIDsToBase64 rewrites the id fields of OTLP JSON into protojson's base64 for bytes.
 func hexIDsToBase64(x any) error {

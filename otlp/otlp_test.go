@@ -329,8 +329,9 @@ func TestDecodeJSONMalformed(t *testing.T) {
 		want string // in the error, which always wraps ErrMalformed
 	}{
 		{"truncated.json", "malformed OTLP"},
+		{"syntax-error.json", "at byte 34: invalid character '}'"},
 		{"two-documents.json", "after top-level value"},
-		{"top-level-array.json", "malformed OTLP"},
+		{"top-level-array.json", "unexpected token ["},
 		{"trace-id-number.json", "traceId must be a hex string"},
 		{"span-id-not-hex.json", `spanId "zz" is not hex`},
 		{"parent-span-id-odd.json", `parentSpanId "abc" is not hex`},
@@ -338,11 +339,12 @@ func TestDecodeJSONMalformed(t *testing.T) {
 		{"snake-case-span-id.json", `span_id "xyz" is not hex`},
 		{"start-time-not-number.json", "startTimeUnixNano"},
 		{"int-value-not-number.json", "intValue"},
-		{"name-not-string.json", "malformed OTLP"},
+		{"name-not-string.json", "invalid value for string field name"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			req, err := otlp.DecodeJSON(readFixture(t, filepath.Join("malformed", tc.file)))
-			if err == nil || !errors.Is(err, otlp.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+			// protojson's "(line 1:N)" would count in the rewritten document: never shown.
+			if err == nil || !errors.Is(err, otlp.ErrMalformed) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "(line ") {
 				t.Errorf("got %v, %v; want an ErrMalformed containing %q", req, err, tc.want)
 			}
 		})
