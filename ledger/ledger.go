@@ -20,6 +20,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"sync"
 	"time"
@@ -381,7 +382,12 @@ func (l *Ledger) prepare(ev *event.Event, now time.Time) (*item, error) {
 // LeafHash is the RFC 6962 leaf hash of salt ‖ body: tlog.RecordHash of their concatenation,
 // computed without building it (a test pins the equality).
 func LeafHash(salt, body []byte) tlog.Hash {
-	h := sha256.New()
+	return leafHashWith(sha256.New(), salt, body)
+}
+
+// leafHashWith is LeafHash with a SHA-256 state the caller reuses (verification hashes millions).
+func leafHashWith(h hash.Hash, salt, body []byte) tlog.Hash {
+	h.Reset()
 	h.Write([]byte{0x00}) // RFC 6962 leaf prefix
 	h.Write(salt)
 	h.Write(body)

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"math/bits"
@@ -101,6 +102,45 @@ type leafAt struct {
 	leaf tlog.Hash
 }
 
+// rawChunk holds events copied out of the store's scan: salt and body end to end in data.
+type rawChunk struct {
+	seqs []int64
+	ids  []string
+	ends []int // ends[2i] ends the salt of event i, ends[2i+1] its body
+	data []byte
+}
+
+const rawChunkLen = 1024
+
+func newRawChunk() *rawChunk {
+	return &rawChunk{seqs: make([]int64, 0, rawChunkLen), ids: make([]string, 0, rawChunkLen), ends: make([]int, 0, 2*rawChunkLen), data: make([]byte, 0, rawChunkLen*1200)}
+}
+
+func (c *rawChunk) add(e store.Entry) {
+	c.seqs = append(c.seqs, e.Seq)
+	c.ids = append(c.ids, e.ID)
+	c.data = append(c.data, e.Salt...)
+	c.ends = append(c.ends, len(c.data))
+	c.data = append(c.data, e.Body...)
+	c.ends = append(c.ends, len(c.data))
+}
+
+func (c *rawChunk) reset() {
+	c.seqs, c.ids, c.ends, c.data = c.seqs[:0], c.ids[:0], c.ends[:0], c.data[:0]
+}
+
+func (c *rawChunk) leaves() []leafAt {
+	out := make([]leafAt, len(c.seqs))
+	h := sha256.New()
+	start := 0
+	for i := range c.seqs {
+		salt, body := c.data[start:c.ends[2*i]], c.data[c.ends[2*i]:c.ends[2*i+1]]
+		out[i] = leafAt{seq: c.seqs[i], id: c.ids[i], leaf: leafHashWith(h, salt, body)}
+		start = c.ends[2*i+1]
+	}
+	return out
+}
+
 type hashAt struct {
 	idx  int64
 	hash tlog.Hash
@@ -162,30 +202,55 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 	}
 	sort.Slice(sizes, func(i, j int) bool { return sizes[i] < sizes[j] })
 
-	// Two readers run beside the merge: events (hashing their leaves) and stored tree hashes.
+	// Three goroutines run beside the merge: one steps through the events (copying them out of
+	// SQLite's buffers), one hashes their leaves, one reads the stored tree hashes. Stepping
+	// SQLite is the longest of them; hashing in its own goroutine takes SHA-256 off that path.
+	raw := make(chan *rawChunk, 4)
+	free := make(chan *rawChunk, 6) // chunks the hasher is done with, for the reader to refill
 	events := make(chan []leafAt, 8)
 	hashes := make(chan []hashAt, 8)
 	errc := make(chan error, 2)
 	go func() {
-		defer close(events)
-		const chunk = 1024
-		buf := make([]leafAt, 0, chunk)
+		defer close(raw)
+		c := newRawChunk()
 		err := st.ScanEntries(ctx, 0, func(e store.Entry) error {
-			buf = append(buf, leafAt{seq: e.Seq, id: e.ID, leaf: LeafHash(e.Salt, e.Body)})
-			if len(buf) == chunk {
+			c.add(e)
+			if len(c.seqs) == rawChunkLen {
 				select {
-				case events <- buf:
+				case raw <- c:
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				buf = make([]leafAt, 0, chunk)
+				select {
+				case c = <-free:
+					c.reset()
+				default:
+					c = newRawChunk()
+				}
 			}
 			return nil
 		})
-		if err == nil && len(buf) > 0 {
-			events <- buf
+		if err == nil && len(c.seqs) > 0 {
+			raw <- c
 		}
 		errc <- err
+	}()
+	go func() {
+		defer close(events)
+		for c := range raw {
+			leaves := c.leaves()
+			select {
+			case free <- c:
+			default:
+			}
+			select {
+			case events <- leaves:
+			case <-ctx.Done():
+				for range raw { // let the reader finish
+				}
+				return
+			}
+		}
 	}()
 	go func() {
 		defer close(hashes)
