@@ -422,9 +422,36 @@ func validDomain(d string) bool {
 // follows, so a number followed by more digits (a year, a postcode, an SSN) has too many of them
 // as a whole: it is cut back, group by group, to the longest part that is a number, preferring a
 // cut at a space ("+44 20 7946 0958 2024") to one inside a run of groups.
-func (r *Redactor) findPhones(ms []match, s string) []match {
-	for _, loc := range phoneRe.FindAllStringIndex(s, -1) {
-		a, b := loc[0], loc[1]
+//
+// The regex runs only on the runs of digits and phone separators that the prefilter flagged (hits,
+// at pos-base in s), each with one byte of context either side so that \b sees what it sees in
+// s: every character a phone number is written with is in such a run, so a number cannot reach
+// outside one, and the rest of a long text costs no regex pass.
+func (r *Redactor) findPhones(ms []match, s string, hits []hit, base int) []match {
+	done := 0 // s[:done] has been searched
+	for _, h := range hits {
+		p := int(h.pos) - base
+		if h.bits&tPhone == 0 || p < done || p >= len(s) {
+			continue
+		}
+		lo, hi := p, p+1
+		for lo > 0 && byteKind[s[lo-1]]&(bDigit|bPhoneSep) != 0 {
+			lo--
+		}
+		for hi < len(s) && byteKind[s[hi]]&(bDigit|bPhoneSep) != 0 {
+			hi++
+		}
+		lo, hi = max(lo-1, 0), min(hi+1, len(s))
+		ms = r.findPhonesIn(ms, s, lo, hi)
+		done = hi
+	}
+	return ms
+}
+
+// findPhonesIn runs the phone regex on s[lo:hi]; what it finds is judged in all of s.
+func (r *Redactor) findPhonesIn(ms []match, s string, lo, hi int) []match {
+	for _, loc := range phoneRe.FindAllStringIndex(s[lo:hi], -1) {
+		a, b := loc[0]+lo, loc[1]+lo
 		if bounded(s, a, b) && validPhone(s[a:b]) {
 			ms = append(ms, match{a, b, "phone", r.detAct["phone"]})
 			continue

@@ -158,3 +158,33 @@ func collect(r *Redactor, x any, leaves, protected *[]string, forced bool) {
 		}
 	}
 }
+
+// FuzzPhoneWindows checks that running the phone regex only on the flagged runs finds exactly
+// what running it on the whole string finds.
+func FuzzPhoneWindows(f *testing.F) {
+	for _, s := range []string{"call +44 20 7946 0958 or (415) 555-0134", "x415-555-0134", "+1 (800) 555-0199 2024 078-05-1120",
+		"card 4111 1111 1111 1111, +33 1 23 45 67 89", "a+49 30 1234567b", "1-800-555-0199.", "+44 20 7946 0958 2024"} {
+		f.Add(s)
+	}
+	r := testRedactor(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		hits := r.m.scan(s, nil)
+		var on trigger
+		for _, h := range hits {
+			on |= h.bits
+		}
+		if on&tPhone == 0 {
+			return
+		}
+		got := r.findPhones(nil, s, hits, 0)
+		want := r.findPhonesIn(nil, s, 0, len(s))
+		if len(got) != len(want) {
+			t.Fatalf("%q: windows found %+v, the whole string %+v", s, got, want)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%q: windows found %+v, the whole string %+v", s, got, want)
+			}
+		}
+	})
+}

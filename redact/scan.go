@@ -312,7 +312,7 @@ func (r *Redactor) find(s string, hits []hit, base int, ms []match) []match {
 		ms = r.findEmails(ms, s)
 	}
 	if bits&tPhone != 0 {
-		ms = r.findPhones(ms, s)
+		ms = r.findPhones(ms, s, hits, base)
 	}
 	if bits&tPattern != 0 {
 		var pats uint64
