@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -85,6 +86,25 @@ func (s *Store) load() error {
 	return nil
 }
 
+// lockFile takes an exclusive lock on path+".lock" for a read-modify-write of the key file, so
+// two processes (a running server and the keys command, or two keys commands) cannot both read
+// the old file and each write back a copy missing the other's change. The lock file holds
+// nothing; the key file itself cannot carry the lock, since every save replaces it.
+func (s *Store) lockFile() (func(), error) {
+	f, err := os.OpenFile(s.path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("api keys: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("api keys: lock %s: %w", f.Name(), err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
 // read reads the keys and the file's identity from one open file, so the two always match.
 func read(path string) ([]Key, os.FileInfo, error) {
 	f, err := os.Open(path)
@@ -147,6 +167,11 @@ func (s *Store) Create(name string, role Role) (string, Key, error) {
 	k := Key{ID: hex.EncodeToString(id), Name: name, Role: role, Hash: hashOf(secret), CreatedAt: time.Now().UTC()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.lockFile()
+	if err != nil {
+		return "", Key{}, err
+	}
+	defer unlock()
 	if err := s.load(); err != nil {
 		return "", Key{}, err
 	}
@@ -194,6 +219,11 @@ func (s *Store) List() []Key {
 func (s *Store) Revoke(idOrName string) (Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.lockFile()
+	if err != nil {
+		return Key{}, err
+	}
+	defer unlock()
 	if err := s.load(); err != nil {
 		return Key{}, err
 	}

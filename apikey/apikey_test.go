@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -166,9 +167,13 @@ func TestKeyFile(t *testing.T) {
 			if fi.Mode().Perm() != 0o600 {
 				t.Errorf("key file mode %04o, want 0600", fi.Mode().Perm())
 			}
+			// No temporary file is left; beside the key file only its (empty, private) lock file.
 			entries, _ := os.ReadDir(filepath.Dir(path))
-			if len(entries) != 1 {
-				t.Errorf("directory holds %v, want the key file alone", entries)
+			if len(entries) != 2 || entries[0].Name() != filepath.Base(path) || entries[1].Name() != filepath.Base(path)+".lock" {
+				t.Errorf("directory holds %v, want the key file and its lock file", entries)
+			}
+			if fi, err := os.Stat(path + ".lock"); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o600 {
+				t.Errorf("lock file: %v %v", fi, err)
 			}
 			data, _ := os.ReadFile(path)
 			var raw []map[string]any
@@ -558,5 +563,29 @@ func TestKeyFileGoneOrBrokenRevokesAll(t *testing.T) {
 		if !within(accepted) {
 			t.Fatalf("%s: the key is not accepted once the file is back", tc.name)
 		}
+	}
+}
+
+// Two Stores changing one file at the same moment (a server revoking while the keys command
+// creates; flock makes two opens in one process contend as two processes would) lose nothing.
+func TestConcurrentWritersLoseNothing(t *testing.T) {
+	path := keysPath(t)
+	a, b := open(t, path), open(t, path)
+	const n = 20
+	var wg sync.WaitGroup
+	for _, s := range []*apikey.Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				if _, _, err := s.Create(fmt.Sprintf("k%d", i), apikey.Reader); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := len(open(t, path).List()); got != 2*n {
+		t.Errorf("%d keys in the file, want %d", got, 2*n)
 	}
 }

@@ -7,6 +7,7 @@
 //	DIR/verifier.key    its public verifier key, to copy to auditors
 //	DIR/pseudonym.key   the HMAC key of the PII pseudonyms, mode 0600
 //	DIR/apikeys.json    the server's API keys, as hashes, mode 0600
+//	DIR/apikeys.json.lock  held (flock) while a process changes apikeys.json
 //	DIR/admin.key       the first admin API key, written once by the server, mode 0600
 //	DIR/writer.lock     held (flock) by the one process that appends
 //
