@@ -187,8 +187,11 @@ func lastWord(name string) string {
 // the policy writes its rule (pii:patient_name:…), or normalized when no rule names it. The same
 // value of the same field gives the same token under one key, so a person links across events
 // without the log holding the value; without the key, a guessed value cannot be checked.
+// E-mail addresses and phone numbers are normalized first (pseudonymValue), here rather than by
+// the callers, so `agentaudit hash --field email Jane@Example.com` finds what the log holds.
 func (r *Redactor) Pseudonym(field, value string) string {
 	f := normalizeKey(field)
+	value = pseudonymValue(f, value)
 	m := hmac.New(sha256.New, r.key)
 	m.Write([]byte(f))
 	m.Write([]byte{0})
@@ -228,7 +231,7 @@ func marker(kind string) string { return "[REDACTED:" + kind + "]" }
 func (r *Redactor) apply(a Action, kind, value string) string {
 	switch a.Kind {
 	case "pseudonymize":
-		return r.Pseudonym(kind, pseudonymValue(kind, value))
+		return r.Pseudonym(kind, value)
 	case "truncate":
 		if utf8.RuneCountInString(value) <= a.N {
 			return value

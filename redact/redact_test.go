@@ -576,3 +576,18 @@ func TestCutOutsideMarker(t *testing.T) {
 		t.Errorf("summary error ends %q", e[len(e)-20:])
 	}
 }
+
+// What an auditor types into `agentaudit hash` is normalized as the detectors normalize what they
+// find, so any spelling of the address or number finds the stored token.
+func TestPseudonymOfSpellings(t *testing.T) {
+	r := testRedactor(t)
+	out, _ := r.String("output_text", "write to jane.doe@example.com or call +1 (415) 555-0134")
+	for _, tc := range []struct{ field, value string }{
+		{"email", "Jane.Doe@Example.COM"}, {"email", "jane.doe@example.com"},
+		{"phone", "415-555-0134"}, {"phone", "+1 415 555 0134"}, {"phone", "(415) 555-0134"},
+	} {
+		if p := r.Pseudonym(tc.field, tc.value); !strings.Contains(out, p) {
+			t.Errorf("Pseudonym(%s, %q) = %s, not in %q", tc.field, tc.value, p, out)
+		}
+	}
+}
