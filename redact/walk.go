@@ -88,6 +88,13 @@ func (w *walker) cut(start int) {
 
 func (w *walker) resume(end int) { w.copied = end }
 
+// splice replaces in[start:end] with s as a JSON string.
+func (w *walker) splice(start, end int, s string) {
+	w.cut(start)
+	w.out = event.AppendString(w.out, s)
+	w.resume(end)
+}
+
 func (w *walker) note(kind, action string) {
 	if w.skip == 0 {
 		w.red = append(w.red, Redaction{Path: string(w.path), Kind: kind, Action: action})
@@ -243,9 +250,7 @@ func (w *walker) scanSpan(start, end int, s string) bool {
 		return false
 	}
 	out := w.r.replace(s, w.ms, w.path, &w.red)
-	w.cut(start)
-	w.out = event.AppendString(w.out, out)
-	w.resume(end)
+	w.splice(start, end, out)
 	return true
 }
 
@@ -258,9 +263,7 @@ func (w *walker) replaceForced(start, end int, text string) {
 			text = w.r.replace(text, w.r.find(text, w.hits, 0, w.ms[:0]), w.path, &w.red)
 		}
 	}
-	w.cut(start)
-	w.out = event.AppendString(w.out, w.r.apply(w.fact, w.fkind, text))
-	w.resume(end)
+	w.splice(start, end, w.r.apply(w.fact, w.fkind, text))
 	w.note(w.fkind, w.fact.String())
 }
 
@@ -422,9 +425,7 @@ func (w *walker) pemLine() (bool, error) {
 		return false, err
 	}
 	act := w.r.detAct["pem_private_key"]
-	w.cut(start)
-	w.out = event.AppendString(w.out, w.r.apply(act, "pem_private_key", s))
-	w.resume(w.pos)
+	w.splice(start, w.pos, w.r.apply(act, "pem_private_key", s))
 	w.note("pem_private_key", act.String())
 	return !strings.Contains(s, "-----END"), nil
 }
@@ -452,10 +453,8 @@ func (w *walker) innerJSON(start, end int, s string, depth int) bool {
 	}
 	if iw.out != nil {
 		w.red = append(w.red, iw.red...)
-		w.cut(start)
 		res := iw.result()
-		w.out = event.AppendString(w.out, unsafe.String(unsafe.SliceData(res), len(res)))
-		w.resume(end)
+		w.splice(start, end, unsafe.String(unsafe.SliceData(res), len(res)))
 	}
 	return true
 }
@@ -590,9 +589,7 @@ func (w *walker) sanitizeKey(start, end int, key string, splice bool, renamed *[
 		}
 		*renamed = append(*renamed, out)
 		w.red = append(w.red, red...) // at the parent's path: the member's own path would hold the name
-		w.cut(start)
-		w.out = event.AppendString(w.out, out)
-		w.resume(end)
+		w.splice(start, end, out)
 	}
 	return out
 }
