@@ -409,14 +409,6 @@ func TestCreateWriteFails(t *testing.T) {
 // share one).
 func TestLookupSeesOtherProcessesChanges(t *testing.T) {
 	t.Parallel()
-	within := func(check func() bool) bool {
-		for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			if check() {
-				return true
-			}
-		}
-		return false
-	}
 	for _, tc := range []struct {
 		name     string
 		sameTime bool // give each new version of the file its predecessor's modification time
@@ -439,7 +431,7 @@ func TestLookupSeesOtherProcessesChanges(t *testing.T) {
 			prev := mtime()
 			secret, k := create(t, open(t, path), "late", apikey.Reader)
 			keepTime(prev)
-			if !within(func() bool { got, err := server.Lookup(secret); return err == nil && got.ID == k.ID }) {
+			if !within(t, func() bool { got, err := server.Lookup(secret); return err == nil && got.ID == k.ID }) {
 				t.Fatal("the open Store never saw a key created by another")
 			}
 			prev = mtime()
@@ -447,7 +439,7 @@ func TestLookupSeesOtherProcessesChanges(t *testing.T) {
 				t.Fatal(err)
 			}
 			keepTime(prev)
-			if !within(func() bool { _, err := server.Lookup(secret); return errors.Is(err, apikey.ErrUnknownKey) }) {
+			if !within(t, func() bool { _, err := server.Lookup(secret); return errors.Is(err, apikey.ErrUnknownKey) }) {
 				t.Fatal("the open Store still accepts a key revoked by another")
 			}
 		})
@@ -521,14 +513,6 @@ func TestConcurrentUse(t *testing.T) {
 // accepted until a good file is back.
 func TestKeyFileGoneOrBrokenRevokesAll(t *testing.T) {
 	t.Parallel()
-	within := func(check func() bool) bool {
-		for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			if check() {
-				return true
-			}
-		}
-		return false
-	}
 	path := keysPath(t)
 	server := open(t, path)
 	secret, _ := create(t, server, "admin", apikey.Admin)
@@ -551,7 +535,7 @@ func TestKeyFileGoneOrBrokenRevokesAll(t *testing.T) {
 		if err := tc.break_(); err != nil {
 			t.Fatal(err)
 		}
-		if !within(refused) {
+		if !within(t, refused) {
 			t.Fatalf("%s: the key is still accepted", tc.name)
 		}
 		if err := os.WriteFile(path+".tmp", good, 0o600); err != nil {
@@ -560,7 +544,7 @@ func TestKeyFileGoneOrBrokenRevokesAll(t *testing.T) {
 		if err := os.Rename(path+".tmp", path); err != nil {
 			t.Fatal(err)
 		}
-		if !within(accepted) {
+		if !within(t, accepted) {
 			t.Fatalf("%s: the key is not accepted once the file is back", tc.name)
 		}
 	}
@@ -588,4 +572,16 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 	if got := len(open(t, path).List()); got != 2*n {
 		t.Errorf("%d keys in the file, want %d", got, 2*n)
 	}
+}
+
+// within reports whether check holds at some point in the next 2.5 s: a Store looks at the file
+// at most once a second.
+func within(t *testing.T, check func() bool) bool {
+	t.Helper()
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if check() {
+			return true
+		}
+	}
+	return false
 }

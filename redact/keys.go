@@ -97,9 +97,8 @@ type keyRule struct {
 // So db_password and openai_api_key match password and api_key, while max_tokens (maxtokens),
 // input_tokens and token_count do not match token: they do not end with it.
 type keyMatcher struct {
-	rules  []keyRule         // longest normalized name first
-	pii    map[string]bool   // normalized PII field names
-	names  map[string]string // normalized name -> the rule's name as written, where it can stand in a pseudonym
+	rules  []keyRule      // longest normalized name first
+	byNorm map[string]int // normalized name -> index in rules
 	filter [1 << 15 / 64]uint64
 	noFilt bool // a rule the filter cannot index (short or not ASCII): test every name
 
@@ -115,32 +114,25 @@ type keyMatch struct {
 const maxKeyCache = 4096
 
 func newKeyMatcher(keys []KeyRule, pii []string) *keyMatcher {
-	km := &keyMatcher{pii: map[string]bool{}}
-	byNorm := map[string]keyRule{}
+	km := &keyMatcher{byNorm: map[string]int{}}
+	byNorm := map[string]keyRule{} // a key rule replaces a PII field of the same normalized name
 	for _, f := range pii {
 		n := normalizeKey(f)
 		byNorm[n] = keyRule{norm: n, name: f, act: Action{Kind: "pseudonymize"}, pii: true}
-		km.pii[n] = true
 	}
 	for _, k := range keys {
 		n := normalizeKey(k.Name)
 		byNorm[n] = keyRule{norm: n, name: k.Name, act: k.Action}
-		delete(km.pii, n)
 	}
 	km.rules = slices.Collect(maps.Values(byNorm))
-	km.names = map[string]string{}
-	for n, r := range byNorm {
-		if plainName(r.name) {
-			km.names[n] = r.name
-		}
-	}
 	slices.SortFunc(km.rules, func(a, b keyRule) int {
 		if len(a.norm) != len(b.norm) {
 			return len(b.norm) - len(a.norm)
 		}
 		return strings.Compare(a.norm, b.norm)
 	})
-	for _, r := range km.rules {
+	for i, r := range km.rules {
+		km.byNorm[r.norm] = i
 		code, ok := tail3(r.norm)
 		if !ok {
 			km.noFilt = true
@@ -151,7 +143,21 @@ func newKeyMatcher(keys []KeyRule, pii []string) *keyMatcher {
 	return km
 }
 
-func (km *keyMatcher) isPII(norm string) bool { return km.pii[norm] }
+// isPII reports whether a normalized name is exactly a PII field (not a key rule).
+func (km *keyMatcher) isPII(norm string) bool {
+	i, ok := km.byNorm[norm]
+	return ok && km.rules[i].pii
+}
+
+// shownName is how a pseudonym shows a normalized field name: the rule's name as the policy
+// writes it (patient_name) when a rule has that name and it can stand between a pseudonym's
+// colons, the normalized name otherwise.
+func (km *keyMatcher) shownName(norm string) string {
+	if i, ok := km.byNorm[norm]; ok && plainName(km.rules[i].name) {
+		return km.rules[i].name
+	}
+	return norm
+}
 
 // code5 maps a lower-case ASCII letter or digit to 5 bits; other bytes share a code, which only
 // lets more names through the filter.

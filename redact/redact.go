@@ -197,11 +197,7 @@ func (r *Redactor) Pseudonym(field, value string) string {
 	m.Write([]byte{0})
 	m.Write([]byte(value))
 	var sum [sha256.Size]byte
-	shown := r.keys.names[f]
-	if shown == "" {
-		shown = f
-	}
-	return "pii:" + shown + ":" + hex.EncodeToString(m.Sum(sum[:0]))[:PseudonymHexChars]
+	return "pii:" + r.keys.shownName(f) + ":" + hex.EncodeToString(m.Sum(sum[:0]))[:PseudonymHexChars]
 }
 
 // pseudonymValue normalizes what detectors pseudonymize, so one person gets one token: e-mail
