@@ -32,14 +32,7 @@ func FuzzValue(f *testing.F) {
 		`"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"`, `"DE89 3704 0044 0532 0130 00"`} {
 		f.Add([]byte(s))
 	}
-	p, err := Parse("fuzz.yaml", []byte(fuzzPolicy))
-	if err != nil {
-		f.Fatal(err)
-	}
-	r, err := New(p, testKey('k'))
-	if err != nil {
-		f.Fatal(err)
-	}
+	r := policyRedactor(f, fuzzPolicy)
 	f.Fuzz(func(t *testing.T, in []byte) { fuzzCheck(t, r, in) })
 }
 
