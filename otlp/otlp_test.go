@@ -260,9 +260,6 @@ func TestEventIDsAreIdempotent(t *testing.T) {
 // Spans built with the official OTLP proto types, as the Go SDK's exporter sends them: each
 // convention maps to its kind.
 func TestKindMapping(t *testing.T) {
-	str := func(k, v string) *commonpb.KeyValue {
-		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
-	}
 	for _, tc := range []struct {
 		name  string
 		attrs []*commonpb.KeyValue
@@ -433,9 +430,6 @@ func mustCanon(t *testing.T, s string) string {
 // A span's own attributes are more specific than its resource's: any alias set on the span
 // (enduser.id) wins over any alias set on the resource (user.id).
 func TestSpanAttributesWinOverResource(t *testing.T) {
-	str := func(k, v string) *commonpb.KeyValue {
-		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
-	}
 	span := func(attrs ...*commonpb.KeyValue) *tracepb.Span {
 		return &tracepb.Span{TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), Name: "s", Attributes: attrs}
 	}
@@ -496,9 +490,6 @@ func TestParentSpanIDLength(t *testing.T) {
 
 // A span kept as a custom event (invoke_agent) keeps its output messages beside the span's name.
 func TestCustomSpanKeepsOutputMessages(t *testing.T) {
-	str := func(k, v string) *commonpb.KeyValue {
-		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
-	}
 	req := &collectorpb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
 		ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{{TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), Name: "invoke_agent a",
 			Attributes: []*commonpb.KeyValue{str("gen_ai.operation.name", "invoke_agent"), str("gen_ai.output.messages", `[{"role":"assistant","parts":[{"type":"text","content":"done"}]}]`)}}}}},
@@ -515,4 +506,9 @@ func TestCustomSpanKeepsOutputMessages(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("metadata\n got %s\nwant %s", got, want)
 	}
+}
+
+// str is a string attribute.
+func str(k, v string) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
 }
