@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // decode reads one event object in a single pass: the I-JSON checks of Canonicalize (UTF-8, no
@@ -36,7 +37,7 @@ func decode(data []byte) (*Event, error) {
 			return nil, syntax(err)
 		}
 		p.key = k
-		idx, known := fieldIndex[string(k)]
+		idx, known := fieldByName[string(k)]
 		if known {
 			if seen[idx] {
 				return nil, syntax(&SyntaxError{Offset: keyPos, Msg: fmt.Sprintf("duplicate member name %q", k)})
@@ -60,7 +61,7 @@ func decode(data []byte) (*Event, error) {
 			}
 			return nil, &FieldError{Field: name, Rule: "unknown field"}
 		}
-		if err := p.field(&ev, name); err != nil {
+		if err := p.field(&ev, &Fields[idx]); err != nil {
 			return nil, err
 		}
 		p.skipSpace()
@@ -125,15 +126,6 @@ func (p *jcsParser) rest() error {
 	}
 }
 
-// fieldIndex numbers the JSON names of Event's fields (for duplicate detection).
-var fieldIndex = func() map[string]int {
-	m := make(map[string]int, len(fieldNames))
-	for i, n := range fieldNames {
-		m[n] = i
-	}
-	return m
-}()
-
 // jsonKind names the JSON type of the value at p.pos, for type errors.
 func (p *jcsParser) jsonKind() string {
 	switch c := p.in[p.pos]; {
@@ -151,8 +143,9 @@ func (p *jcsParser) jsonKind() string {
 	return "number"
 }
 
-// field decodes the value at p.pos into the field named name.
-func (p *jcsParser) field(ev *Event, name string) error {
+// field decodes the value at p.pos into the field f.
+func (p *jcsParser) field(ev *Event, f *Field) error {
+	name := f.Name
 	if p.pos >= len(p.in) {
 		return syntax(p.errorf("unexpected end of input"))
 	}
@@ -164,11 +157,15 @@ func (p *jcsParser) field(ev *Event, name string) error {
 		}
 		return &FieldError{Field: name, Rule: fmt.Sprintf("must be %s, not a JSON %s", want, kind)}
 	}
-	str := func(dst *string) error {
-		if isNull {
-			_, err := p.literal(nil, "null")
-			return syntaxOrNil(err)
+	if isNull && f.Type != TypeJSON {
+		_, err := p.literal(nil, "null")
+		if f.Type == TypeOptBool {
+			ev.Success = nil
 		}
+		return syntaxOrNil(err)
+	}
+	switch dst := f.ptr(ev).(type) {
+	case *string:
 		if p.in[p.pos] != '"' {
 			return typeErr("a string")
 		}
@@ -178,73 +175,7 @@ func (p *jcsParser) field(ev *Event, name string) error {
 		}
 		*dst = string(s)
 		return nil
-	}
-	switch name {
-	case "id":
-		return str(&ev.ID)
-	case "session_id":
-		return str(&ev.SessionID)
-	case "agent_id":
-		return str(&ev.AgentID)
-	case "agent_version":
-		return str(&ev.AgentVersion)
-	case "user_id":
-		return str(&ev.UserID)
-	case "user_role":
-		return str(&ev.UserRole)
-	case "client_ip":
-		return str(&ev.ClientIP)
-	case "user_agent":
-		return str(&ev.UserAgent)
-	case "parent_id":
-		return str(&ev.ParentID)
-	case "model":
-		return str(&ev.Model)
-	case "system_prompt_hash":
-		return str(&ev.SystemPromptHash)
-	case "output_text":
-		return str(&ev.OutputText)
-	case "stop_reason":
-		return str(&ev.StopReason)
-	case "tool_name":
-		return str(&ev.ToolName)
-	case "tool_call_id":
-		return str(&ev.ToolCallID)
-	case "error":
-		return str(&ev.Error)
-	case "error_type":
-		return str(&ev.ErrorType)
-	case "approver_id":
-		return str(&ev.ApproverID)
-	case "decision":
-		return str(&ev.Decision)
-	case "rationale":
-		return str(&ev.Rationale)
-	case "subject_type":
-		return str(&ev.SubjectType)
-	case "subject_id":
-		return str(&ev.SubjectID)
-	case "purpose":
-		return str(&ev.Purpose)
-	case "break_glass_reason":
-		return str(&ev.BreakGlassReason)
-	case "kind":
-		return str((*string)(&ev.Kind))
-	case "trigger":
-		return str((*string)(&ev.Trigger))
-	case "approval_status":
-		return str((*string)(&ev.ApprovalStatus))
-	case "outcome":
-		return str((*string)(&ev.Outcome))
-	case "time", "recorded_at":
-		dst := &ev.Time
-		if name == "recorded_at" {
-			dst = &ev.RecordedAt
-		}
-		if isNull {
-			_, err := p.literal(nil, "null")
-			return syntaxOrNil(err)
-		}
+	case *time.Time:
 		if p.in[p.pos] != '"' {
 			return typeErr("an RFC 3339 time string")
 		}
@@ -257,22 +188,7 @@ func (p *jcsParser) field(ev *Event, name string) error {
 			return &FieldError{Field: name, Rule: "must be an RFC 3339 time, e.g. 2026-01-02T15:04:05.123Z"}
 		}
 		return nil
-	case "turn", "step", "input_tokens", "output_tokens":
-		var dst *int64
-		switch name {
-		case "turn":
-			dst = &ev.Turn
-		case "step":
-			dst = &ev.Step
-		case "input_tokens":
-			dst = &ev.InputTokens
-		default:
-			dst = &ev.OutputTokens
-		}
-		if isNull {
-			_, err := p.literal(nil, "null")
-			return syntaxOrNil(err)
-		}
+	case *int64:
 		if p.jsonKind() != "number" {
 			return typeErr("an integer")
 		}
@@ -286,15 +202,7 @@ func (p *jcsParser) field(ev *Event, name string) error {
 		}
 		*dst = n
 		return nil
-	case "latency_ms", "duration_ms":
-		dst := &ev.LatencyMS
-		if name == "duration_ms" {
-			dst = &ev.DurationMS
-		}
-		if isNull {
-			_, err := p.literal(nil, "null")
-			return syntaxOrNil(err)
-		}
+	case *float64:
 		if p.jsonKind() != "number" {
 			return typeErr("a number")
 		}
@@ -302,20 +210,13 @@ func (p *jcsParser) field(ev *Event, name string) error {
 		if _, err := p.number(nil); err != nil {
 			return syntax(err)
 		}
-		f, err := strconv.ParseFloat(string(p.in[start:p.pos]), 64)
+		v, err := strconv.ParseFloat(string(p.in[start:p.pos]), 64)
 		if err != nil {
 			return &FieldError{Field: name, Rule: "must be a number"}
 		}
-		*dst = f
+		*dst = v
 		return nil
-	case "success", "requires_approval", "break_glass":
-		if isNull {
-			_, err := p.literal(nil, "null")
-			if name == "success" {
-				ev.Success = nil
-			}
-			return syntaxOrNil(err)
-		}
+	case *bool, **bool:
 		if p.jsonKind() != "bool" {
 			return typeErr("true or false")
 		}
@@ -327,40 +228,20 @@ func (p *jcsParser) field(ev *Event, name string) error {
 		if _, err := p.literal(nil, lit); err != nil {
 			return syntax(err)
 		}
-		switch name {
-		case "success":
-			ev.Success = Bool(v)
-		case "requires_approval":
-			ev.RequiresApproval = v
-		default:
-			ev.BreakGlass = v
+		if b, ok := dst.(*bool); ok {
+			*b = v
+		} else {
+			*dst.(**bool) = Bool(v)
 		}
 		return nil
-	case "metadata", "input_messages", "tool_calls_requested", "arguments", "result", "result_summary":
+	case *json.RawMessage:
 		raw, err := p.value(nil, 1)
 		if err != nil {
 			return syntax(err)
 		}
-		switch name {
-		case "metadata":
-			ev.Metadata = raw
-		case "input_messages":
-			ev.InputMessages = raw
-		case "tool_calls_requested":
-			ev.ToolCallsRequested = raw
-		case "arguments":
-			ev.Arguments = raw
-		case "result":
-			ev.Result = raw
-		default:
-			ev.ResultSummary = raw
-		}
+		*dst = raw
 		return nil
-	case "redactions":
-		if isNull {
-			_, err := p.literal(nil, "null")
-			return syntaxOrNil(err)
-		}
+	case *[]Redaction:
 		if p.in[p.pos] != '[' {
 			return typeErr("an array of redactions")
 		}
@@ -370,7 +251,7 @@ func (p *jcsParser) field(ev *Event, name string) error {
 		}
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&ev.Redactions); err != nil {
+		if err := dec.Decode(dst); err != nil {
 			return &FieldError{Field: name, Rule: "must be an array of {path, kind, action}"}
 		}
 		return nil

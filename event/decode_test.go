@@ -23,7 +23,7 @@ func referenceParse(data []byte) (*Event, error) {
 		return nil, err
 	}
 	for k := range members {
-		if _, ok := fieldIndex[k]; !ok {
+		if _, ok := fieldByName[k]; !ok {
 			return nil, &FieldError{Field: k, Rule: "unknown field"}
 		}
 	}

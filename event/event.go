@@ -52,6 +52,9 @@ const (
 	TriggerSystem      Trigger = "system"
 )
 
+// Triggers lists every valid trigger.
+var Triggers = []Trigger{TriggerUserRequest, TriggerProactive, TriggerRetry, TriggerFollowUp, TriggerSystem}
+
 // ApprovalStatus is the state of a human approval.
 type ApprovalStatus string
 
@@ -61,6 +64,9 @@ const (
 	ApprovalRejected ApprovalStatus = "rejected"
 	ApprovalPending  ApprovalStatus = "pending"
 )
+
+// ApprovalStatuses lists every valid approval state.
+var ApprovalStatuses = []ApprovalStatus{ApprovalApproved, ApprovalRejected, ApprovalPending}
 
 // Outcome is how the action ended.
 type Outcome string
@@ -72,7 +78,12 @@ const (
 	OutcomeDenied  Outcome = "denied"
 )
 
-// Event is one recorded agent action. The JSON names are the wire and storage contract.
+// Outcomes lists every valid outcome.
+var Outcomes = []Outcome{OutcomeSuccess, OutcomeError, OutcomeDenied}
+
+// Event is one recorded agent action. The JSON names are the wire and storage contract; Fields
+// is the table of them (type, class, limits) that every other part of the project follows, so a
+// member added here must be added there too (TestFieldsCoverEvent fails until it is).
 //
 // Integer fields use 0 for "absent" and are omitted from the canonical form when 0; Success is a
 // pointer because false is meaningful.

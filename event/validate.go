@@ -2,10 +2,12 @@ package event
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -80,33 +82,9 @@ func (e *Event) Validate() error {
 		}
 		return &FieldError{"kind", fmt.Sprintf("unknown kind %q", e.Kind)}
 	}
-	ids := []struct {
-		name, v  string
-		required bool
-	}{
-		{"id", e.ID, false}, {"session_id", e.SessionID, false}, {"agent_id", e.AgentID, false},
-		{"agent_version", e.AgentVersion, false}, {"user_id", e.UserID, false}, {"user_role", e.UserRole, false},
-		{"parent_id", e.ParentID, false}, {"model", e.Model, false}, {"tool_name", e.ToolName, false},
-		{"tool_call_id", e.ToolCallID, false}, {"approver_id", e.ApproverID, false},
-		{"subject_type", e.SubjectType, false}, {"subject_id", e.SubjectID, false}, {"purpose", e.Purpose, false},
-		{"client_ip", e.ClientIP, false}, {"stop_reason", e.StopReason, false}, {"error_type", e.ErrorType, false},
-	}
-	for _, f := range ids {
-		if err := checkText(f.name, f.v, MaxIDLen, false); err != nil {
-			return err
-		}
-	}
-	for _, f := range []struct{ name, v string }{
-		{"user_agent", e.UserAgent}, {"break_glass_reason", e.BreakGlassReason}, {"decision", e.Decision},
-	} {
-		if err := checkText(f.name, f.v, MaxShortText, false); err != nil {
-			return err
-		}
-	}
-	for _, f := range []struct{ name, v string }{
-		{"output_text", e.OutputText}, {"error", e.Error}, {"rationale", e.Rationale},
-	} {
-		if err := checkText(f.name, f.v, 0, true); err != nil {
+	for i := range Fields {
+		f := &Fields[i]
+		if err := f.check(e); err != nil {
 			return err
 		}
 	}
@@ -118,42 +96,6 @@ func (e *Event) Validate() error {
 	}
 	if y := e.RecordedAt.Year(); !e.RecordedAt.IsZero() && (y < 1970 || y > 9999) {
 		return &FieldError{"recorded_at", "must be between 1970 and 9999"}
-	}
-	if e.Trigger != "" && !slices.Contains([]Trigger{TriggerUserRequest, TriggerProactive, TriggerRetry, TriggerFollowUp, TriggerSystem}, e.Trigger) {
-		return &FieldError{"trigger", fmt.Sprintf("unknown trigger %q; one of user_request, proactive, retry, follow_up, system", e.Trigger)}
-	}
-	if e.ApprovalStatus != "" && !slices.Contains([]ApprovalStatus{ApprovalApproved, ApprovalRejected, ApprovalPending}, e.ApprovalStatus) {
-		return &FieldError{"approval_status", fmt.Sprintf("unknown status %q; one of approved, rejected, pending", e.ApprovalStatus)}
-	}
-	if e.Outcome != "" && !slices.Contains([]Outcome{OutcomeSuccess, OutcomeError, OutcomeDenied}, e.Outcome) {
-		return &FieldError{"outcome", fmt.Sprintf("unknown outcome %q; one of success, error, denied", e.Outcome)}
-	}
-	if h := e.SystemPromptHash; h != "" && !isLowerHex(h, 64) {
-		return &FieldError{"system_prompt_hash", "must be a SHA-256 as 64 lowercase hex digits"}
-	}
-	for _, f := range []struct {
-		name string
-		v    int64
-	}{{"turn", e.Turn}, {"step", e.Step}, {"input_tokens", e.InputTokens}, {"output_tokens", e.OutputTokens}} {
-		if f.v < 0 {
-			return &FieldError{f.name, "must not be negative"}
-		}
-		if f.v > 1<<53 {
-			return &FieldError{f.name, "must be at most 2^53"}
-		}
-	}
-	for _, f := range []struct {
-		name string
-		v    float64
-	}{{"latency_ms", e.LatencyMS}, {"duration_ms", e.DurationMS}} {
-		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
-			return &FieldError{f.name, "must be a finite number of milliseconds, not negative"}
-		}
-	}
-	// The JSON-valued fields are checked by Canonical (and, for parsed input, by Parse), which
-	// must run anyway; parsing them here too would double the ingest cost.
-	if m := bytes.TrimSpace(e.Metadata); len(m) > 0 && m[0] != '{' {
-		return &FieldError{"metadata", "must be a JSON object"}
 	}
 	for i, r := range e.Redactions {
 		if r.Path == "" || r.Kind == "" || r.Action == "" {
@@ -176,6 +118,48 @@ func (e *Event) Validate() error {
 	}
 	if e.BreakGlassReason != "" && !e.BreakGlass {
 		return &FieldError{"break_glass_reason", "is only meaningful with break_glass: true"}
+	}
+	return nil
+}
+
+// check applies the field's rules from the table: string lengths, characters and enum values,
+// digests' format, numbers' ranges, objects. Time and cross-field rules are Validate's.
+func (f *Field) check(e *Event) error {
+	switch p := f.ptr(e).(type) {
+	case *string:
+		v := *p
+		switch {
+		case v == "":
+			return nil
+		case f.Class == ClassEnum:
+			if !slices.Contains(f.Values, v) {
+				noun := f.Name[strings.LastIndexByte(f.Name, '_')+1:]
+				return &FieldError{f.Name, fmt.Sprintf("unknown %s %q; one of %s", noun, v, strings.Join(f.Values, ", "))}
+			}
+		case f.Class == ClassDigest:
+			if !isLowerHex(v, 64) {
+				return &FieldError{f.Name, "must be a SHA-256 as 64 lowercase hex digits"}
+			}
+		default:
+			return checkText(f.Name, v, f.MaxLen, f.Multiline)
+		}
+	case *int64:
+		if *p < 0 {
+			return &FieldError{f.Name, "must not be negative"}
+		}
+		if *p > 1<<53 {
+			return &FieldError{f.Name, "must be at most 2^53"}
+		}
+	case *float64:
+		if *p < 0 || math.IsNaN(*p) || math.IsInf(*p, 0) {
+			return &FieldError{f.Name, "must be a finite number of milliseconds, not negative"}
+		}
+	case *json.RawMessage:
+		// The JSON itself is checked by Canonical (and, for parsed input, by Parse), which must
+		// run anyway; parsing it here too would double the ingest cost.
+		if m := bytes.TrimSpace(*p); f.Object && len(m) > 0 && m[0] != '{' {
+			return &FieldError{f.Name, "must be a JSON object"}
+		}
 	}
 	return nil
 }

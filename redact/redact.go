@@ -396,22 +396,39 @@ func (r *Redactor) Sanitize(ev *event.Event) error {
 			all[i] = x
 		}
 	}
-	for _, f := range [...]struct {
-		name string
-		v    *json.RawMessage
-	}{
-		{"metadata", &ev.Metadata}, {"input_messages", &ev.InputMessages}, {"tool_calls_requested", &ev.ToolCallsRequested},
-		{"arguments", &ev.Arguments}, {"result_summary", &ev.ResultSummary},
-	} {
-		if len(*f.v) == 0 {
-			continue
+	// Every field by its class in the event's one field table, the result last: its summary
+	// replaces result_summary.
+	for i := range event.Fields {
+		f := &event.Fields[i]
+		switch f.Class {
+		case event.ClassPayload:
+			v := f.JSON(ev)
+			if len(*v) == 0 || f.Name == "result" {
+				continue
+			}
+			out, red, err := r.Value(f.Name, *v)
+			if err != nil {
+				return &event.FieldError{Field: f.Name, Rule: err.Error()}
+			}
+			*v = out
+			all = append(all, red...)
+		case event.ClassText, event.ClassContent:
+			v := f.Str(ev)
+			if *v == "" {
+				continue
+			}
+			out, red := r.String(f.Name, *v)
+			*v = out
+			all = append(all, red...)
+		case event.ClassIdentifier:
+			// Written only when changed: a caller may still read its event (the SDK reads the id).
+			v := f.Str(ev)
+			if len(*v) >= r.minScan {
+				if out := r.identifier(f.Name, *v, &all); out != *v {
+					*v = out
+				}
+			}
 		}
-		out, red, err := r.Value(f.name, *f.v)
-		if err != nil {
-			return &event.FieldError{Field: f.name, Rule: err.Error()}
-		}
-		*f.v = out
-		all = append(all, red...)
 	}
 	if len(ev.Result) > 0 {
 		out, red, summarized, err := r.summarize(ev.ToolName, ev.Result)
@@ -424,37 +441,6 @@ func (r *Redactor) Sanitize(ev *event.Event) error {
 			all = append(all, Redaction{Path: "result", Kind: "result", Action: "summarize"})
 		} else {
 			ev.Result = out
-		}
-	}
-	for _, f := range [...]struct {
-		name string
-		v    *string
-	}{
-		{"output_text", &ev.OutputText}, {"error", &ev.Error}, {"rationale", &ev.Rationale}, {"decision", &ev.Decision},
-		{"purpose", &ev.Purpose}, {"break_glass_reason", &ev.BreakGlassReason}, {"user_agent", &ev.UserAgent},
-	} {
-		if *f.v == "" {
-			continue
-		}
-		out, red := r.String(f.name, *f.v)
-		*f.v = out
-		all = append(all, red...)
-	}
-	for _, f := range [...]struct {
-		name string
-		v    *string
-	}{
-		{"id", &ev.ID}, {"session_id", &ev.SessionID}, {"parent_id", &ev.ParentID}, {"agent_id", &ev.AgentID},
-		{"agent_version", &ev.AgentVersion}, {"user_id", &ev.UserID}, {"user_role", &ev.UserRole},
-		{"approver_id", &ev.ApproverID}, {"subject_type", &ev.SubjectType}, {"subject_id", &ev.SubjectID},
-		{"model", &ev.Model}, {"tool_name", &ev.ToolName}, {"tool_call_id", &ev.ToolCallID},
-		{"client_ip", &ev.ClientIP}, {"stop_reason", &ev.StopReason}, {"error_type", &ev.ErrorType},
-	} {
-		// Written only when changed: a caller may still read its event (the SDK reads the id).
-		if len(*f.v) >= r.minScan {
-			if out := r.identifier(f.name, *f.v, &all); out != *f.v {
-				*f.v = out
-			}
 		}
 	}
 	if len(all) != len(ev.Redactions) { // all grew from ev.Redactions: a new length is a change

@@ -398,23 +398,26 @@ func clientIP(r *http.Request) string {
 	return strings.Trim(host, "[]")
 }
 
-// masked hides payloads from readers: arguments, results, messages, output and metadata.
+// masked hides from readers what the event's field table classes as exchanged content (payloads
+// and model output), keeping the attribution: who, when, which agent, model and tool, outcome.
 func masked(ev *event.Event, k apikey.Key) *event.Event {
 	if k.Role != apikey.Reader {
 		return ev
 	}
 	m := *ev
-	const mark = `"[masked]"`
-	for _, f := range []*json.RawMessage{&m.Arguments, &m.Result, &m.ResultSummary, &m.InputMessages, &m.ToolCallsRequested, &m.Metadata} {
-		if len(*f) > 0 {
-			*f = json.RawMessage(mark)
+	for i := range event.Fields {
+		f := &event.Fields[i]
+		if !f.Class.Masked() {
+			continue
 		}
-	}
-	if m.Metadata != nil {
-		m.Metadata = json.RawMessage(`{"masked":true}`)
-	}
-	if m.OutputText != "" {
-		m.OutputText = "[masked]"
+		switch {
+		case f.Type == event.TypeJSON && len(*f.JSON(&m)) > 0 && f.Object:
+			*f.JSON(&m) = json.RawMessage(`{"masked":true}`)
+		case f.Type == event.TypeJSON && len(*f.JSON(&m)) > 0:
+			*f.JSON(&m) = json.RawMessage(`"[masked]"`)
+		case f.Type == event.TypeString && *f.Str(&m) != "":
+			*f.Str(&m) = "[masked]"
+		}
 	}
 	return &m
 }
