@@ -92,6 +92,7 @@ type Event struct {
 	ID           string          `json:"id,omitempty"`
 	SessionID    string          `json:"session_id,omitempty"`
 	AgentID      string          `json:"agent_id,omitempty"`
+	AgentName    string          `json:"agent_name,omitempty"`
 	AgentVersion string          `json:"agent_version,omitempty"`
 	UserID       string          `json:"user_id,omitempty"`
 	UserRole     string          `json:"user_role,omitempty"`
@@ -110,8 +111,13 @@ type Event struct {
 	ParentID string  `json:"parent_id,omitempty"`
 	Trigger  Trigger `json:"trigger,omitempty"`
 
-	// Reproducibility.
+	// Reproducibility: the model asked for, the provider, and the model and response id that
+	// answered (OpenTelemetry's gen_ai.request.model, gen_ai.provider.name,
+	// gen_ai.response.model, gen_ai.response.id).
 	Model            string `json:"model,omitempty"`
+	Provider         string `json:"provider,omitempty"`
+	ResponseModel    string `json:"response_model,omitempty"`
+	ResponseID       string `json:"response_id,omitempty"`
 	SystemPromptHash string `json:"system_prompt_hash,omitempty"`
 
 	// llm_call.
@@ -126,6 +132,7 @@ type Event struct {
 	// tool_call and tool_result.
 	ToolName         string          `json:"tool_name,omitempty"`
 	ToolCallID       string          `json:"tool_call_id,omitempty"`
+	ToolType         string          `json:"tool_type,omitempty"` // gen_ai.tool.type: function, extension, datastore
 	Arguments        json.RawMessage `json:"arguments,omitempty"`
 	Result           json.RawMessage `json:"result,omitempty"`
 	ResultSummary    json.RawMessage `json:"result_summary,omitempty"`
