@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/agentaudit/agentaudit"
+	"github.com/agentaudit/agentaudit/ledger"
 )
 
 // benchWrapped measures the latency a wrapped tool call adds, with concurrent agents.
 func benchWrapped(b *testing.B, mode agentaudit.Mode, agents int) {
-	rec, err := agentaudit.Open(b.TempDir(), agentaudit.WithMode(mode))
+	rec, err := openEmbedded(b.TempDir(), ledger.Options{}, agentaudit.WithMode(mode))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func BenchmarkWrapToolSync64(b *testing.B) { benchWrapped(b, agentaudit.Sync, 64
 // BenchmarkRecordSustained: events/s through the SDK into the embedded store, async, including
 // the commit of every event (Flush at the end is inside the timing).
 func BenchmarkRecordSustained(b *testing.B) {
-	rec, err := agentaudit.Open(b.TempDir())
+	rec, err := openEmbedded(b.TempDir(), ledger.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

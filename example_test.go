@@ -6,14 +6,20 @@ import (
 	"os"
 
 	"github.com/agentaudit/agentaudit"
+	"github.com/agentaudit/agentaudit/embedded"
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ledger"
 )
 
 func Example() {
 	dir, _ := os.MkdirTemp("", "agentaudit-example-")
 	defer os.RemoveAll(dir)
 
-	rec, err := agentaudit.Open(dir) // initializes the data directory on first use
+	sink, err := embedded.Open(dir, ledger.Options{}) // initializes the data directory on first use
+	if err != nil {
+		panic(err)
+	}
+	rec, err := agentaudit.New(sink)
 	if err != nil {
 		panic(err)
 	}
@@ -36,7 +42,8 @@ func Example() {
 func ExampleWrapTool() {
 	dir, _ := os.MkdirTemp("", "agentaudit-example-")
 	defer os.RemoveAll(dir)
-	rec, _ := agentaudit.Open(dir)
+	sink, _ := embedded.Open(dir, ledger.Options{})
+	rec, _ := agentaudit.New(sink)
 	defer rec.Close()
 
 	type args struct {
@@ -55,7 +62,8 @@ func ExampleWrapTool() {
 func ExampleToolMode() {
 	dir, _ := os.MkdirTemp("", "agentaudit-example-")
 	defer os.RemoveAll(dir)
-	rec, _ := agentaudit.Open(dir)
+	sink, _ := embedded.Open(dir, ledger.Options{})
+	rec, _ := agentaudit.New(sink)
 	defer rec.Close()
 
 	// A sensitive tool runs only after its audit record is durably written.

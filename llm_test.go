@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ledger"
 )
 
 const secretKey = "sk-test-SECRET-do-not-log-123456"
@@ -96,7 +97,7 @@ func TestTransportWithOfficialClients(t *testing.T) {
 	srv := modelServer(t)
 	defer srv.Close()
 	dir := t.TempDir()
-	rec, err := agentaudit.Open(dir, agentaudit.WithMode(agentaudit.Sync))
+	rec, err := openEmbedded(dir, ledger.Options{}, agentaudit.WithMode(agentaudit.Sync))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@
 //	sess.End(ctx, event.OutcomeSuccess)
 //	rec.Close()
 //
+// The recorder delivers to a Sink: the embedded store in a local data directory
+// (agentaudit/embedded, which compiles the database; this package does not), or a server.
 // Every event passes the ledger's one path: validation, sanitization, canonical encoding, the
 // Merkle log. Three delivery modes trade latency for guarantees (Mode): Async returns at once and
 // batches in the background (Flush and Close drain), Sync returns after the durable commit, and
@@ -23,9 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentaudit/agentaudit/datadir"
 	"github.com/agentaudit/agentaudit/event"
-	"github.com/agentaudit/agentaudit/ledger"
 )
 
 // Mode is how the recorder delivers events.
@@ -54,12 +54,27 @@ func (m Mode) String() string {
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
-// Sink is where a recorder delivers events: the embedded ledger (Open), or a server client.
-// AppendBatch has the ledger's contract: per-event results, and an error only when nothing was
-// committed.
+// Sink is where a recorder delivers events: a server client, or (embedded.Open) the embedded
+// ledger.
 type Sink interface {
-	AppendBatch(ctx context.Context, evs []*event.Event) ([]ledger.Result, error)
+	// AppendBatch commits evs durably, in order, and returns one error per event (nil when it
+	// was stored); the error return is set only when nothing was committed.
+	AppendBatch(ctx context.Context, evs []*event.Event) ([]error, error)
 	Close() error
+}
+
+// QueueSink is a Sink with a queue of its own that batches and commits in order, as the embedded
+// ledger group-commits. The recorder hands each event straight to it: no second queue, no timer,
+// and the event is checked once, by the sink.
+type QueueSink interface {
+	Sink
+	// Enqueue completes ev (id, time), checks and sanitizes it, and queues it behind everything
+	// queued before, returning at once: an error means ev was refused and nothing was queued.
+	// Otherwise committed is called exactly once with the outcome of the durable commit, on the
+	// sink's goroutine; it must not block.
+	Enqueue(ctx context.Context, ev *event.Event, committed func(error)) error
+	// Flush returns once everything queued before it is committed.
+	Flush(ctx context.Context) error
 }
 
 // Defaults for options.
@@ -75,7 +90,6 @@ type config struct {
 	batchSize     int
 	flushInterval time.Duration
 	onError       func(error)
-	ledgerOpts    ledger.Options
 }
 
 // Option configures a Recorder.
@@ -114,23 +128,20 @@ func WithFlushInterval(d time.Duration) Option {
 	}
 }
 
-// WithErrorHandler receives errors of async deliveries (the caller has already returned). The
-// default logs them with slog at error level.
+// WithErrorHandler receives errors of async deliveries (the caller has already returned). It runs
+// on the delivering goroutine and must not block. The default logs them with slog at error
+// level.
 func WithErrorHandler(f func(error)) Option {
 	return func(c *config) error { c.onError = f; return nil }
 }
 
-// WithLedgerOptions passes options to the embedded ledger (Open only): the sanitizer, limits.
-func WithLedgerOptions(o ledger.Options) Option {
-	return func(c *config) error { c.ledgerOpts = o; return nil }
-}
-
 // Recorder records events. It is safe for concurrent use.
 type Recorder struct {
-	sink Sink
-	cfg  config
+	sink  Sink
+	queue QueueSink // sink, when it queues by itself; then the fields below are unused
+	cfg   config
 
-	queue    chan queued
+	batch    chan queued
 	done     chan struct{}
 	closeMu  sync.RWMutex
 	closed   bool
@@ -148,24 +159,6 @@ type queued struct {
 
 // ErrClosed: the recorder was closed.
 var ErrClosed = errors.New("agentaudit: recorder closed")
-
-// Open opens a recorder on the embedded store in dir, initializing the directory (signing key,
-// store) on first use.
-func Open(dir string, opts ...Option) (*Recorder, error) {
-	var cfg config
-	if err := cfg.apply(opts); err != nil {
-		return nil, err
-	}
-	d := datadir.Dir{Path: dir}
-	if _, err := d.Init(context.Background(), ""); err != nil && !errors.Is(err, datadir.ErrInitialized) {
-		return nil, err
-	}
-	w, err := d.OpenWriter(context.Background(), cfg.ledgerOpts)
-	if err != nil {
-		return nil, err
-	}
-	return newRecorder(w, cfg), nil
-}
 
 // New opens a recorder on any sink.
 func New(sink Sink, opts ...Option) (*Recorder, error) {
@@ -188,7 +181,12 @@ func (c *config) apply(opts []Option) error {
 }
 
 func newRecorder(sink Sink, cfg config) *Recorder {
-	r := &Recorder{sink: sink, cfg: cfg, queue: make(chan queued, cfg.queueSize), done: make(chan struct{})}
+	r := &Recorder{sink: sink, cfg: cfg}
+	if qs, ok := sink.(QueueSink); ok {
+		r.queue = qs
+		return r
+	}
+	r.batch, r.done = make(chan queued, cfg.queueSize), make(chan struct{})
 	go r.deliver()
 	return r
 }
@@ -203,6 +201,16 @@ func (r *Recorder) Record(ctx context.Context, ev *event.Event) error {
 }
 
 func (r *Recorder) record(ctx context.Context, ev *event.Event, m Mode) error {
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if r.queue != nil {
+		return r.enqueueDirect(ctx, ev, m)
+	}
+	// A sink without a queue of its own (a server): check here so a bad event is an error at once
+	// in every mode, then batch.
 	if err := ev.Normalize(time.Now()); err != nil {
 		return err
 	}
@@ -213,8 +221,10 @@ func (r *Recorder) record(ctx context.Context, ev *event.Event, m Mode) error {
 	if m != Async {
 		q.done = make(chan error, 1)
 	}
-	if err := r.enqueue(ctx, q); err != nil {
-		return err
+	select {
+	case r.batch <- q:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	if q.done == nil {
 		return nil
@@ -223,18 +233,20 @@ func (r *Recorder) record(ctx context.Context, ev *event.Event, m Mode) error {
 	return <-q.done
 }
 
-func (r *Recorder) enqueue(ctx context.Context, q queued) error {
-	r.closeMu.RLock()
-	defer r.closeMu.RUnlock()
-	if r.closed {
-		return ErrClosed
+// enqueueDirect hands ev to a queueing sink; Sync and FailClosed wait for the commit.
+func (r *Recorder) enqueueDirect(ctx context.Context, ev *event.Event, m Mode) error {
+	if m == Async {
+		return r.queue.Enqueue(ctx, ev, func(err error) {
+			if err != nil {
+				r.cfg.onError(fmt.Errorf("event %s not recorded: %w", ev.ID, err))
+			}
+		})
 	}
-	select {
-	case r.queue <- q:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	done := make(chan error, 1)
+	if err := r.queue.Enqueue(ctx, ev, func(err error) { done <- err }); err != nil {
+		return err
 	}
+	return <-done
 }
 
 // deliver commits queued events in batches: at once when someone waits for the batch (a Sync
@@ -251,7 +263,7 @@ func (r *Recorder) deliver() {
 				evs = append(evs, q.ev)
 			}
 		}
-		var res []ledger.Result
+		var res []error
 		var err error
 		if len(evs) > 0 {
 			res, err = r.sink.AppendBatch(context.Background(), evs)
@@ -264,7 +276,7 @@ func (r *Recorder) deliver() {
 				case err != nil:
 					qerr = err
 				default:
-					qerr = res[i].Err
+					qerr = res[i]
 				}
 				i++
 			}
@@ -280,7 +292,7 @@ func (r *Recorder) deliver() {
 		var q queued
 		var ok bool
 		select {
-		case q, ok = <-r.queue:
+		case q, ok = <-r.batch:
 		case <-timer.C:
 			commit()
 			continue
@@ -297,7 +309,7 @@ func (r *Recorder) deliver() {
 	drain:
 		for len(batch) < r.cfg.batchSize {
 			select {
-			case q, ok := <-r.queue:
+			case q, ok := <-r.batch:
 				if !ok {
 					commit()
 					return
@@ -318,9 +330,19 @@ func (r *Recorder) deliver() {
 // Flush waits until every event queued before it is committed (async failures go to the error
 // handler).
 func (r *Recorder) Flush(ctx context.Context) error {
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if r.queue != nil {
+		return r.queue.Flush(ctx)
+	}
 	q := queued{done: make(chan error, 1)}
-	if err := r.enqueue(ctx, q); err != nil {
-		return err
+	select {
+	case r.batch <- q:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	select {
 	case <-q.done:
@@ -330,7 +352,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	}
 }
 
-// Close drains the queue, then closes the sink (for Open: signs a final checkpoint).
+// Close drains the queue, then closes the sink (embedded: signs a final checkpoint).
 func (r *Recorder) Close() error {
 	r.closeMu.Lock()
 	if r.closed {
@@ -338,9 +360,13 @@ func (r *Recorder) Close() error {
 		return r.closeErr
 	}
 	r.closed = true
-	close(r.queue)
+	if r.batch != nil {
+		close(r.batch)
+	}
 	r.closeMu.Unlock()
-	<-r.done
+	if r.done != nil {
+		<-r.done
+	}
 	r.closeErr = r.sink.Close()
 	return r.closeErr
 }

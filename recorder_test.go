@@ -50,7 +50,7 @@ func TestSessionTrail(t *testing.T) {
 	for _, mode := range []agentaudit.Mode{agentaudit.Async, agentaudit.Sync} {
 		t.Run(mode.String(), func(t *testing.T) {
 			dir := t.TempDir()
-			rec, err := agentaudit.Open(dir, agentaudit.WithMode(mode))
+			rec, err := openEmbedded(dir, ledger.Options{}, agentaudit.WithMode(mode))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +118,7 @@ func TestSessionTrail(t *testing.T) {
 
 func TestWrapToolPanic(t *testing.T) {
 	dir := t.TempDir()
-	rec, _ := agentaudit.Open(dir, agentaudit.WithMode(agentaudit.Sync))
+	rec, _ := openEmbedded(dir, ledger.Options{}, agentaudit.WithMode(agentaudit.Sync))
 	ctx, _, _ := rec.StartSession(context.Background(), agentaudit.SessionInfo{ID: "p"})
 	boom := agentaudit.WrapTool(rec, "boom", func(ctx context.Context, _ struct{}) (int, error) { panic("kaboom") })
 	func() {
@@ -140,7 +140,7 @@ func TestWrapToolPanic(t *testing.T) {
 func TestFailClosedDoesNotRunTheTool(t *testing.T) {
 	dir := t.TempDir()
 	// A real failure of the audit write: the ledger refuses events over its size limit.
-	rec, err := agentaudit.Open(dir, agentaudit.WithLedgerOptions(ledger.Options{MaxEventBytes: 2048}))
+	rec, err := openEmbedded(dir, ledger.Options{MaxEventBytes: 2048})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestFailClosedDoesNotRunTheTool(t *testing.T) {
 func TestAsyncFlushAndErrors(t *testing.T) {
 	dir := t.TempDir()
 	var asyncErrs []error
-	rec, err := agentaudit.Open(dir, agentaudit.WithErrorHandler(func(err error) { asyncErrs = append(asyncErrs, err) }))
+	rec, err := openEmbedded(dir, ledger.Options{}, agentaudit.WithErrorHandler(func(err error) { asyncErrs = append(asyncErrs, err) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestAsyncFlushAndErrors(t *testing.T) {
 
 func TestAccessAndTimeline(t *testing.T) {
 	dir := t.TempDir()
-	rec, _ := agentaudit.Open(dir)
+	rec, _ := openEmbedded(dir, ledger.Options{})
 	ctx, sess, _ := rec.StartSession(context.Background(), agentaudit.SessionInfo{ID: "m", UserID: "dr_jones", UserRole: "er_physician", AgentID: "records"})
 	getRecord := agentaudit.WrapTool(rec, "get_patient_record", func(ctx context.Context, id string) (json.RawMessage, error) {
 		return json.RawMessage(`{"patient_id":"` + id + `","allergies":["penicillin"]}`), nil

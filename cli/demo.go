@@ -8,6 +8,7 @@ import (
 
 	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/datadir"
+	"github.com/agentaudit/agentaudit/embedded"
 	medicalrecords "github.com/agentaudit/agentaudit/examples/medical-records"
 	"github.com/agentaudit/agentaudit/examples/scriptedmodel"
 	supportagent "github.com/agentaudit/agentaudit/examples/support-agent"
@@ -74,8 +75,13 @@ func recordDemo(e *env) ([]demoSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := agentaudit.Open(e.dir.Path, agentaudit.WithLedgerOptions(ledger.Options{Sanitizer: r}))
+	sink, err := embedded.Open(e.dir.Path, ledger.Options{Sanitizer: r})
 	if err != nil {
+		return nil, err
+	}
+	rec, err := agentaudit.New(sink)
+	if err != nil {
+		sink.Close()
 		return nil, err
 	}
 	sessions, err := runDemoAgents(e.ctx, rec, model.URL)

@@ -45,7 +45,7 @@ func TestKibEventSize(t *testing.T) {
 
 // BenchmarkAppend: 64 goroutines each appending one 1 KiB event at a time, durably.
 func BenchmarkAppend(b *testing.B) {
-	f := newFixture(b, ledger.Options{})
+	f := newFixture(b, ledger.Options{Sanitizer: ledger.Unsanitized})
 	var n atomic.Int64
 	b.SetParallelism(64 / max(1, runtimeProcs()))
 	b.ResetTimer()
@@ -62,7 +62,7 @@ func BenchmarkAppend(b *testing.B) {
 
 // BenchmarkAppendBatch: 64 goroutines each appending batches of 100 1 KiB events, durably.
 func BenchmarkAppendBatch(b *testing.B) {
-	f := newFixture(b, ledger.Options{})
+	f := newFixture(b, ledger.Options{Sanitizer: ledger.Unsanitized})
 	var n atomic.Int64
 	b.SetParallelism(64 / max(1, runtimeProcs()))
 	b.ResetTimer()
@@ -103,7 +103,7 @@ func bigLog(b *testing.B, n int64) (dir string, v note.Verifier) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l, err := ledger.Open(context.Background(), st, s, v, ledger.Options{})
+	l, err := ledger.Open(context.Background(), st, s, v, ledger.Options{Sanitizer: ledger.Unsanitized})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestCrashChild(t *testing.T) {
 		fmt.Println("open:", err)
 		os.Exit(3)
 	}
-	l, err := ledger.Open(context.Background(), st, s, v, ledger.Options{CheckpointInterval: 5 * time.Millisecond})
+	l, err := ledger.Open(context.Background(), st, s, v, ledger.Options{Sanitizer: ledger.Unsanitized, CheckpointInterval: 5 * time.Millisecond})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(3)
@@ -127,7 +127,7 @@ func TestCrashSafety(t *testing.T) {
 				t.Fatalf("run %d: acknowledged event %s (seq %d) lost after the crash: %v", run, id, seq, err)
 			}
 		}
-		l, err := ledger.Open(context.Background(), st, s, v, ledger.Options{})
+		l, err := ledger.Open(context.Background(), st, s, v, ledger.Options{Sanitizer: ledger.Unsanitized})
 		if err != nil {
 			t.Fatalf("run %d: the ledger does not reopen after a crash: %v", run, err)
 		}

@@ -44,7 +44,7 @@ func fillUntilFull(t *testing.T, l *ledger.Ledger) int64 {
 // are there and the log verifies: nothing half-written.
 func checkIntact(t *testing.T, f *fixture, acked int64) {
 	t.Helper()
-	f.open(t, ledger.Options{})
+	f.open(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	if h := f.l.Head(); h.N != acked {
 		t.Fatalf("after the full disk the log has %d events, %d were acknowledged", h.N, acked)
 	}
@@ -62,14 +62,14 @@ func checkIntact(t *testing.T, f *fixture, acked int64) {
 }
 
 func TestFullDatabase(t *testing.T) {
-	f := newFixture(t, ledger.Options{})
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	f.close()
 	// A page cap makes SQLite answer SQLITE_FULL exactly as a full volume does.
 	var err error
 	if f.st, err = sqlite.Open(context.Background(), sqlite.Config{Path: f.db, MaxPages: 300}); err != nil {
 		t.Fatal(err)
 	}
-	if f.l, err = ledger.Open(context.Background(), f.st, f.signer, f.v, ledger.Options{}); err != nil {
+	if f.l, err = ledger.Open(context.Background(), f.st, f.signer, f.v, ledger.Options{Sanitizer: ledger.Unsanitized}); err != nil {
 		t.Fatal(err)
 	}
 	acked := fillUntilFull(t, f.l)
@@ -81,11 +81,11 @@ func TestFullDatabase(t *testing.T) {
 }
 
 func TestFullVolume(t *testing.T) {
-	f := newFixture(t, ledger.Options{})
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	f.close()
 	dir := testenv.MountTmpfs(t, "3m")
 	f.db = filepath.Join(dir, "ledger.db")
-	f.open(t, ledger.Options{})
+	f.open(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	acked := fillUntilFull(t, f.l)
 	f.close()
 	// Make room, as an operator would, and check nothing acknowledged was lost or half-written.
@@ -94,11 +94,11 @@ func TestFullVolume(t *testing.T) {
 }
 
 func TestReadOnlyVolume(t *testing.T) {
-	f := newFixture(t, ledger.Options{})
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	f.close()
 	dir := testenv.MountTmpfs(t, "8m")
 	f.db = filepath.Join(dir, "ledger.db")
-	f.open(t, ledger.Options{})
+	f.open(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	appendN(t, f.l, 0, 20)
 	f.close()
 	testenv.RemountReadOnly(t, dir)

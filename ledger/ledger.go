@@ -59,7 +59,8 @@ const (
 	SaltSize                  = 16
 )
 
-// Options configure Open. Zero values take the defaults above.
+// Options configure Open. Zero values take the defaults above; Open refuses negative ones, naming
+// the option.
 type Options struct {
 	// MaxEventBytes limits one event's canonical size.
 	MaxEventBytes int
@@ -70,7 +71,8 @@ type Options struct {
 	QueueSize int
 	// CheckpointInterval is how often a new checkpoint is signed while the tree grows.
 	CheckpointInterval time.Duration
-	// Sanitizer, when set, runs on every event before validation and hashing.
+	// Sanitizer runs on every event before validation and hashing. It is required: nothing
+	// reaches the log unsanitized unless a test says so with Unsanitized.
 	Sanitizer Sanitizer
 	// Now is the clock for recorded_at and defaulted times (tests set it).
 	Now func() time.Time
@@ -81,17 +83,43 @@ type Options struct {
 	OnCommit func(events int, d time.Duration, err error)
 }
 
-func (o *Options) setDefaults() {
-	if o.MaxEventBytes <= 0 {
+// Unsanitized is the explicit opt-out of sanitization, for tests of the ledger itself: events are
+// stored exactly as given.
+var Unsanitized Sanitizer = unsanitized{}
+
+type unsanitized struct{}
+
+func (unsanitized) Sanitize(*event.Event) error { return nil }
+
+// ErrOption: an Options value is out of range; the error names the option.
+var ErrOption = errors.New("invalid ledger option")
+
+// withDefaults checks o and fills in the defaults for zero values.
+func (o Options) withDefaults() (Options, error) {
+	for _, c := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxEventBytes", int64(o.MaxEventBytes)}, {"MaxBatch", int64(o.MaxBatch)},
+		{"QueueSize", int64(o.QueueSize)}, {"CheckpointInterval", int64(o.CheckpointInterval)},
+	} {
+		if c.v < 0 {
+			return o, fmt.Errorf("%w: %s is %d; want a positive value, or 0 for the default", ErrOption, c.name, c.v)
+		}
+	}
+	if o.Sanitizer == nil {
+		return o, fmt.Errorf("%w: Sanitizer is required (ledger.Unsanitized opts out, for tests)", ErrOption)
+	}
+	if o.MaxEventBytes == 0 {
 		o.MaxEventBytes = DefaultMaxEventBytes
 	}
-	if o.MaxBatch <= 0 {
+	if o.MaxBatch == 0 {
 		o.MaxBatch = DefaultMaxBatch
 	}
-	if o.QueueSize <= 0 {
+	if o.QueueSize == 0 {
 		o.QueueSize = DefaultQueueSize
 	}
-	if o.CheckpointInterval <= 0 {
+	if o.CheckpointInterval == 0 {
 		o.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if o.Now == nil {
@@ -100,6 +128,7 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	return o, nil
 }
 
 // Errors callers act on.
@@ -162,16 +191,22 @@ type item struct {
 	res           *Result
 }
 
+// request is one caller's group of items; committed (may be nil) learns the outcome of their
+// commit on the writer goroutine. results is what committed is given, complete by then.
 type request struct {
-	items []*item
-	done  chan error
+	items     []*item
+	results   []Result
+	committed func([]Result, error)
 }
 
 // Open opens the ledger on st. The signer's name is the checkpoint origin; verifier must be the
 // signer's public key: the ledger checks the store against its latest checkpoint before it will
 // sign another, and refuses (ErrTampered) if they disagree.
 func Open(ctx context.Context, st Store, signer note.Signer, verifier note.Verifier, opts Options) (*Ledger, error) {
-	opts.setDefaults()
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	if signer == nil || verifier == nil {
 		return nil, errors.New("ledger: a signer and its verifier are required")
 	}
@@ -298,30 +333,64 @@ func (l *Ledger) TryAppendBatch(ctx context.Context, evs []*event.Event) ([]Resu
 }
 
 func (l *Ledger) appendBatch(ctx context.Context, evs []*event.Event, wait bool) ([]Result, error) {
-	results := make([]Result, len(evs))
-	req := &request{done: make(chan error, 1)}
-	now := l.opts.Now().UTC()
-	for i, ev := range evs {
-		it, err := l.prepare(ev, now)
-		if err != nil {
-			results[i].Err = err
-			continue
-		}
-		it.res = &results[i]
-		req.items = append(req.items, it)
-	}
-	if len(req.items) == 0 {
-		return results, nil
-	}
-	if err := l.enqueue(ctx, req, wait); err != nil {
+	done := make(chan error, 1)
+	var res []Result
+	if _, err := l.Submit(ctx, evs, wait, func(r []Result, err error) { res = r; done <- err }); err != nil {
 		return nil, err
 	}
 	// Once queued, the request is committed or failed by the writer; waiting for it does not
 	// depend on ctx, so an acknowledged-but-abandoned event is never reported as lost.
-	if err := <-req.done; err != nil {
+	if err := <-done; err != nil {
 		return nil, err
 	}
-	return results, nil
+	return res, nil
+}
+
+// Submit is the ledger's one way in. It prepares evs in the caller's goroutine (normalize,
+// sanitize, validate, canonicalize, salt, hash), queues those that pass for the writer behind
+// everything queued before, and returns without waiting for the commit. refused is nil when
+// every event was queued; otherwise it holds, at each refused event's index, why (the same error
+// the results will carry). committed, if not nil, is called exactly once with the complete
+// results: on the writer goroutine after the durable commit (err nil) or its failure, or at once
+// when no event passed. It must not block. An error return means nothing was queued and
+// committed is not called: ctx done, ErrClosed, or ErrBackpressure when wait is false and the
+// queue is full.
+func (l *Ledger) Submit(ctx context.Context, evs []*event.Event, wait bool, committed func([]Result, error)) (refused []error, err error) {
+	req := &request{results: make([]Result, len(evs)), committed: committed}
+	now := l.opts.Now().UTC()
+	for i, ev := range evs {
+		it, err := l.prepare(ev, now)
+		if err != nil {
+			if refused == nil {
+				refused = make([]error, len(evs))
+			}
+			req.results[i].Err, refused[i] = err, err
+			continue
+		}
+		it.res = &req.results[i]
+		req.items = append(req.items, it)
+	}
+	if len(req.items) == 0 {
+		if committed != nil {
+			committed(req.results, nil)
+		}
+		return refused, nil
+	}
+	if err := l.enqueue(ctx, req, wait); err != nil {
+		return nil, err
+	}
+	return refused, nil
+}
+
+// Flush returns once everything queued before it is committed (or failed).
+func (l *Ledger) Flush(ctx context.Context) error {
+	done := make(chan error, 1)
+	req := &request{committed: func(_ []Result, err error) { done <- err }}
+	if err := l.enqueue(ctx, req, true); err != nil {
+		return err
+	}
+	<-done
+	return nil
 }
 
 func (l *Ledger) enqueue(ctx context.Context, req *request, wait bool) error {
@@ -356,10 +425,8 @@ func (l *Ledger) prepare(ev *event.Event, now time.Time) (*item, error) {
 	if err := ev.Normalize(now); err != nil {
 		return nil, err
 	}
-	if l.opts.Sanitizer != nil {
-		if err := l.opts.Sanitizer.Sanitize(ev); err != nil {
-			return nil, fmt.Errorf("sanitize: %w", err)
-		}
+	if err := l.opts.Sanitizer.Sanitize(ev); err != nil {
+		return nil, fmt.Errorf("sanitize: %w", err)
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, err
@@ -434,13 +501,18 @@ func (l *Ledger) commitRequests(reqs []*request) {
 	for _, r := range reqs {
 		items = append(items, r.items...)
 	}
-	start := time.Now()
-	err := l.commit(context.Background(), items)
-	if l.opts.OnCommit != nil {
-		l.opts.OnCommit(len(items), time.Since(start), err)
+	var err error
+	if len(items) > 0 { // a Flush alone commits nothing
+		start := time.Now()
+		err = l.commit(context.Background(), items)
+		if l.opts.OnCommit != nil {
+			l.opts.OnCommit(len(items), time.Since(start), err)
+		}
 	}
 	for _, r := range reqs {
-		r.done <- err
+		if r.committed != nil {
+			r.committed(r.results, err)
+		}
 	}
 }
 

@@ -110,7 +110,7 @@ func verify(t testing.TB, f *fixture, opts ledger.VerifyOptions) (*ledger.Report
 }
 
 func TestAppendVerifyProve(t *testing.T) {
-	f := newFixture(t, ledger.Options{})
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
 		r, err := f.l.Append(ctx, toolEvent(i))
@@ -147,7 +147,7 @@ func TestAppendVerifyProve(t *testing.T) {
 }
 
 func TestBundleTamperDetected(t *testing.T) {
-	f := newFixture(t, ledger.Options{})
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	appendN(t, f.l, 0, 20)
 	b, err := f.l.Prove(context.Background(), "ev-00007")
 	if err != nil {
@@ -194,7 +194,7 @@ func TestBundleTamperDetected(t *testing.T) {
 }
 
 func TestIdempotentRetries(t *testing.T) {
-	f := newFixture(t, ledger.Options{})
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	ctx := context.Background()
 	first, err := f.l.Append(ctx, toolEvent(1))
 	if err != nil {
@@ -241,7 +241,7 @@ func TestIdempotentRetries(t *testing.T) {
 }
 
 func TestBatchItemsFailAlone(t *testing.T) {
-	f := newFixture(t, ledger.Options{MaxEventBytes: 2048})
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized, MaxEventBytes: 2048})
 	big := toolEvent(2)
 	big.OutputText = strings.Repeat("x", 4096)
 	bad := toolEvent(3)
@@ -266,7 +266,7 @@ func TestBatchItemsFailAlone(t *testing.T) {
 }
 
 func TestConcurrentAppends(t *testing.T) {
-	f := newFixture(t, ledger.Options{})
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	const workers, per = 32, 100
 	var wg sync.WaitGroup
 	seqs := make([][]int64, workers)
@@ -307,7 +307,7 @@ func TestConcurrentAppends(t *testing.T) {
 }
 
 func TestCheckpointsWhileGrowing(t *testing.T) {
-	f := newFixture(t, ledger.Options{CheckpointInterval: 20 * time.Millisecond})
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized, CheckpointInterval: 20 * time.Millisecond})
 	for i := 0; i < 5; i++ {
 		appendN(t, f.l, i*10, 10)
 		time.Sleep(60 * time.Millisecond)
@@ -336,10 +336,10 @@ func TestCheckpointsWhileGrowing(t *testing.T) {
 }
 
 func TestReopenContinues(t *testing.T) {
-	f := newFixture(t, ledger.Options{})
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	appendN(t, f.l, 0, 37)
 	f.close()
-	f.open(t, ledger.Options{})
+	f.open(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	appendN(t, f.l, 37, 29)
 	if h := f.l.Head(); h.N != 66 {
 		t.Fatalf("head %d", h.N)
@@ -351,7 +351,7 @@ func TestReopenContinues(t *testing.T) {
 }
 
 func TestOpenRefusesWrongKey(t *testing.T) {
-	f := newFixture(t, ledger.Options{})
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	appendN(t, f.l, 0, 3)
 	f.close()
 	skey, vkey, _ := ledger.GenerateKey(origin)
@@ -362,10 +362,10 @@ func TestOpenRefusesWrongKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := ledger.Open(context.Background(), st, s, v, ledger.Options{}); !errors.Is(err, ledger.ErrTampered) {
+	if _, err := ledger.Open(context.Background(), st, s, v, ledger.Options{Sanitizer: ledger.Unsanitized}); !errors.Is(err, ledger.ErrTampered) {
 		t.Fatalf("opened with another key: %v", err)
 	}
-	if _, err := ledger.Open(context.Background(), st, f.signer, v, ledger.Options{}); err == nil {
+	if _, err := ledger.Open(context.Background(), st, f.signer, v, ledger.Options{Sanitizer: ledger.Unsanitized}); err == nil {
 		t.Fatal("opened with a verifier that is not the signer's")
 	}
 }

@@ -42,7 +42,7 @@ func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
 // tamperLog is a closed log of 50 events with checkpoints at 10, 20, ..., 50, and the size-20
 // and size-50 checkpoints kept aside as an auditor would.
 func tamperLog(t *testing.T) (f *fixture, saved20, saved50 []byte) {
-	f = newFixture(t, ledger.Options{CheckpointInterval: 1 << 40})
+	f = newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized, CheckpointInterval: 1 << 40})
 	for i := 0; i < 5; i++ {
 		appendN(t, f.l, i*10, 10)
 		cp, err := f.l.SignCheckpoint(context.Background())
@@ -223,7 +223,7 @@ func rewriteWithKey(t *testing.T, db *sql.DB, f *fixture) {
 	mustExec(t, db, "DELETE FROM tree_hashes")
 	mustExec(t, db, "DELETE FROM checkpoints")
 	db.Close()
-	f.open(t, ledger.Options{})
+	f.open(t, ledger.Options{Sanitizer: ledger.Unsanitized})
 	evs := make([]int, 50)
 	for i := range evs {
 		ev := toolEvent(i)
@@ -306,7 +306,7 @@ func TestOpenRefusesTamperedTree(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			if _, err := ledger.Open(context.Background(), st, f.signer, f.v, ledger.Options{}); !errors.Is(err, ledger.ErrTampered) {
+			if _, err := ledger.Open(context.Background(), st, f.signer, f.v, ledger.Options{Sanitizer: ledger.Unsanitized}); !errors.Is(err, ledger.ErrTampered) {
 				t.Fatalf("Open = %v, want ErrTampered", err)
 			}
 		})

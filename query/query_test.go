@@ -36,7 +36,7 @@ func logOf(t testing.TB, lines [][]byte) (*sqlite.Store, note.Verifier) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	l, err := ledger.Open(context.Background(), st, s, v, ledger.Options{Now: func() time.Time { return time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC) }})
+	l, err := ledger.Open(context.Background(), st, s, v, ledger.Options{Sanitizer: ledger.Unsanitized, Now: func() time.Time { return time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC) }})
 	if err != nil {
 		t.Fatal(err)
 	}

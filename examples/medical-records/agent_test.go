@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentaudit/agentaudit"
+	"github.com/agentaudit/agentaudit/embedded"
 	"github.com/agentaudit/agentaudit/event"
 	medicalrecords "github.com/agentaudit/agentaudit/examples/medical-records"
 	"github.com/agentaudit/agentaudit/examples/scriptedmodel"
@@ -23,7 +24,11 @@ func TestAccessTrail(t *testing.T) {
 	}
 	defer model.Close()
 	dir := t.TempDir()
-	rec, err := agentaudit.Open(dir)
+	sink, err := embedded.Open(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := agentaudit.New(sink)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,11 @@ import (
 	"testing"
 
 	"github.com/agentaudit/agentaudit"
+	"github.com/agentaudit/agentaudit/embedded"
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/examples/scriptedmodel"
 	supportagent "github.com/agentaudit/agentaudit/examples/support-agent"
+	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/query"
 	"github.com/agentaudit/agentaudit/store/sqlite"
 )
@@ -21,7 +23,11 @@ func TestTrail(t *testing.T) {
 	}
 	defer model.Close()
 	dir := t.TempDir()
-	rec, err := agentaudit.Open(dir)
+	sink, err := embedded.Open(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := agentaudit.New(sink)
 	if err != nil {
 		t.Fatal(err)
 	}
