@@ -527,3 +527,14 @@ func selfSigned(t *testing.T) (string, string) {
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
 	return certFile, keyFile
 }
+
+// TestAppendDefaultsTime: a line without time or id is stored with the clock's time, as on the
+// API and the SDK (one ingest step for every door).
+func TestAppendDefaultsTime(t *testing.T) {
+	dir := t.TempDir()
+	run(t, dir, "", "init")
+	code, out, errs := run(t, dir, `{"kind":"custom","session_id":"no-time"}`+"\n", "append", "-")
+	if code != 0 || !strings.Contains(out, "appended 1 events") {
+		t.Fatalf("append: %d %q %q", code, out, errs)
+	}
+}

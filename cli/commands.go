@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,7 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/agentaudit/agentaudit/datadir"
-	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ingest"
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/store"
 )
@@ -106,14 +104,8 @@ type appendSummary struct{ appended, duplicates, rejected int }
 // and nothing of it is stored.
 func appendLines(e *env, l *ledger.Ledger, in io.Reader, name string) (appendSummary, error) {
 	var sum appendSummary
-	r := bufio.NewReaderSize(in, 64<<10)
-	var evs []*event.Event
-	var lines []int
-	flush := func() error {
-		if len(evs) == 0 {
-			return nil
-		}
-		res, err := l.AppendBatch(e.ctx, evs)
+	err := ingest.Lines(in, maxLine, appendBatch, func(items []ingest.Item, lines []int) error {
+		res, err := ingest.Append(e.ctx, l.AppendBatch, items)
 		if err != nil {
 			return fmt.Errorf("lines %d-%d not stored: %w", lines[0], lines[len(lines)-1], err)
 		}
@@ -128,61 +120,12 @@ func appendLines(e *env, l *ledger.Ledger, in io.Reader, name string) (appendSum
 				sum.appended++
 			}
 		}
-		evs, lines = evs[:0], lines[:0]
 		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("%s: %w", name, err)
 	}
-	for n := 1; ; n++ {
-		line, tooLong, err := readLine(r, maxLine)
-		if err == io.EOF && line == nil {
-			break
-		}
-		if err != nil && err != io.EOF {
-			return sum, fmt.Errorf("%s:%d: %w", name, n, err)
-		}
-		if tooLong {
-			sum.rejected++
-			fmt.Fprintf(e.stderr, "%s:%d: line longer than %d bytes\n", name, n, maxLine)
-			continue
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		ev, perr := event.Parse(line)
-		if perr != nil {
-			sum.rejected++
-			fmt.Fprintf(e.stderr, "%s:%d: %v\n", name, n, perr)
-			continue
-		}
-		evs, lines = append(evs, ev), append(lines, n)
-		if len(evs) == appendBatch {
-			if err := flush(); err != nil {
-				return sum, err
-			}
-		}
-	}
-	return sum, flush()
-}
-
-// readLine reads one line of at most max bytes; a longer one is consumed and reported tooLong.
-func readLine(r *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if len(line)+len(chunk) > max {
-			tooLong = true
-		} else {
-			line = append(line, chunk...)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err == io.EOF && len(line) == 0 && !tooLong {
-			return nil, false, io.EOF
-		}
-		if tooLong {
-			line = nil
-		}
-		return line, tooLong, err
-	}
+	return sum, err
 }
 
 type shownEvent struct {

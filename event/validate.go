@@ -33,11 +33,16 @@ const (
 	MaxShortText = 4096 // reasons, user agents, error types
 )
 
-// Parse decodes one JSON event strictly: the input must be one valid I-JSON object (valid UTF-8, no
+// Decode reads one JSON event strictly: the input must be one valid I-JSON object (valid UTF-8, no
 // duplicate names: encoding/json would silently keep the last of two user_id members, or replace
-// invalid UTF-8, either of which could smuggle content past a reviewer), every member must be a
-// known field of the right type, and the result must pass Validate. Errors wrap ErrInvalid and
-// name the field or byte offset.
+// invalid UTF-8, either of which could smuggle content past a reviewer), and every member must be
+// a known field of the right type. It checks no rule of the model: a door decodes, and the ledger
+// completes (id, time), sanitizes and validates every event alike, whichever door it came by.
+// Errors wrap ErrInvalid and name the field or byte offset.
+func Decode(data []byte) (*Event, error) { return decode(data) }
+
+// Parse is Decode followed by Validate: for events that must already be complete, such as the
+// one inside a proof bundle.
 func Parse(data []byte) (*Event, error) {
 	ev, err := decode(data)
 	if err != nil {

@@ -93,8 +93,8 @@ func Find(ctx context.Context, st Store, f store.Filter, cursor string) (Page, e
 		return Page{}, fmt.Errorf("%d: %w", size, ErrPageSize)
 	}
 	f.FromSeq = max(f.FromSeq, from)
-	f.Limit = size + 1 // one more tells whether a next page exists
-	var p Page
+	f.Limit = size + 1             // one more tells whether a next page exists
+	p := Page{Records: []Record{}} // an empty page is [], never null
 	err = st.Find(ctx, f, func(e store.Entry) error {
 		if len(p.Records) == size {
 			p.Next = encodeCursor(e.Seq)

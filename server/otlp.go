@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -13,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agentaudit/agentaudit/apikey"
-	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ingest"
 	"github.com/agentaudit/agentaudit/otlp"
 )
 
@@ -23,16 +22,9 @@ func (s *Server) traces(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 	if ct != "application/x-protobuf" && ct != "application/json" {
 		return &Problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported content type", Detail: fmt.Sprintf("Content-Type %q (want application/x-protobuf or application/json)", ct)}
 	}
-	rd, err := s.body(w, r)
+	data, err := s.readBody(w, r)
 	if err != nil {
 		return err
-	}
-	data, err := io.ReadAll(rd)
-	if err != nil {
-		return &Problem{Status: http.StatusBadRequest, Title: "Unreadable body", Detail: err.Error()}
-	}
-	if int64(len(data)) > s.cfg.MaxBodyBytes {
-		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Body too large", Detail: fmt.Sprintf("the limit is %d bytes after decompression", s.cfg.MaxBodyBytes)}
 	}
 	var req *collectorpb.ExportTraceServiceRequest
 	if ct == "application/json" {
@@ -47,25 +39,23 @@ func (s *Server) traces(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 	if len(spans) > s.cfg.MaxBatch {
 		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Batch too large", Detail: fmt.Sprintf("%d spans; the limit is %d", len(spans), s.cfg.MaxBatch)}
 	}
-	var evs []*event.Event
-	var reasons []string
-	for _, sp := range spans {
-		if sp.Err != nil {
-			reasons = append(reasons, sp.Err.Error())
-			continue
-		}
-		evs = append(evs, sp.Event)
+	items := make([]ingest.Item, len(spans))
+	for i, sp := range spans {
+		items[i] = ingest.Item{Event: sp.Event, Err: sp.Err}
 	}
-	if len(evs) > 0 {
-		res, err := s.cfg.Ledger.TryAppendBatch(context.WithoutCancel(r.Context()), evs)
-		if err != nil {
-			return err
-		}
-		s.countIngested("otlp", res)
-		for i, x := range res {
-			if x.Err != nil {
-				reasons = append(reasons, fmt.Sprintf("span %s: %v", evs[i].ID, x.Err))
-			}
+	res, err := ingest.Append(context.WithoutCancel(r.Context()), s.cfg.Ledger.TryAppendBatch, items)
+	if err != nil {
+		return err
+	}
+	s.countIngested("otlp", res)
+	var reasons []string
+	for i, x := range res {
+		switch {
+		case x.Err == nil:
+		case spans[i].Event != nil:
+			reasons = append(reasons, fmt.Sprintf("span %s: %v", spans[i].Event.ID, x.Err))
+		default:
+			reasons = append(reasons, x.Err.Error())
 		}
 	}
 	msg := ""

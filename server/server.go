@@ -6,7 +6,6 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -25,10 +24,10 @@ import (
 
 	"github.com/agentaudit/agentaudit/apikey"
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ingest"
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/query"
 	"github.com/agentaudit/agentaudit/store"
-	"github.com/agentaudit/agentaudit/store/sqlite"
 )
 
 // Defaults for Config.
@@ -37,10 +36,19 @@ const (
 	DefaultMaxBatch     = 10000
 )
 
+// Store is what the server reads from the ledger's store: queries, proofs, verification, and
+// its size for readiness. Every driver that passes store/storetest provides it.
+type Store interface {
+	query.Store
+	ledger.ProofStore
+	ledger.VerifyStore
+	Size(ctx context.Context) (int64, error)
+}
+
 // Config wires a server.
 type Config struct {
 	Ledger   *ledger.Ledger
-	Store    *sqlite.Store // the ledger's store, for reads
+	Store    Store // the ledger's store, for reads
 	Keys     *apikey.Store
 	Verifier note.Verifier
 	// MaxBodyBytes bounds a request body after decompression; MaxBatch the events in one.
@@ -64,10 +72,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Ledger == nil || cfg.Store == nil || cfg.Keys == nil || cfg.Verifier == nil {
 		return nil, errors.New("server: Ledger, Store, Keys and Verifier are required")
 	}
-	if cfg.MaxBodyBytes <= 0 {
+	switch {
+	case cfg.MaxBodyBytes < 0:
+		return nil, fmt.Errorf("server: MaxBodyBytes is %d; want a positive size, or 0 for the default", cfg.MaxBodyBytes)
+	case cfg.MaxBatch < 0:
+		return nil, fmt.Errorf("server: MaxBatch is %d; want a positive count, or 0 for the default", cfg.MaxBatch)
+	}
+	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if cfg.MaxBatch <= 0 {
+	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
 	if cfg.Logger == nil {
@@ -131,7 +145,7 @@ func (s *Server) handle(pattern string, h handlerFunc, roles ...apikey.Role) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		k, err := s.authenticate(r)
 		if err == nil && !roleIn(k.Role, roles) {
-			err = &Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: fmt.Sprintf("role %s may not %s", k.Role, pattern)}
+			err = s.forbidden(r, k, pattern)
 		}
 		if err == nil {
 			err = h(w, r, k)
@@ -160,7 +174,8 @@ func (s *Server) authenticate(r *http.Request) (apikey.Key, error) {
 	auth := r.Header.Get("Authorization")
 	secret, ok := strings.CutPrefix(auth, "Bearer ")
 	var k apikey.Key
-	err := errors.New("no Authorization: Bearer header")
+	// Worded so that the sanitizer finds nothing to redact in it: it is recorded as the reason.
+	err := errors.New("no bearer token was sent")
 	if ok && secret != "" {
 		k, err = s.cfg.Keys.Lookup(strings.TrimSpace(secret))
 	}
@@ -183,6 +198,18 @@ func (s *Server) authenticate(r *http.Request) (apikey.Key, error) {
 	return apikey.Key{}, &Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: "send Authorization: Bearer KEY with a valid key"}
 }
 
+// forbidden records a valid key's attempt at what its role may not do as a denied access, and
+// returns the 403 to answer.
+func (s *Server) forbidden(r *http.Request, k apikey.Key, pattern string) error {
+	md, _ := json.Marshal(map[string]any{"endpoint": r.Method + " " + r.URL.Path, "reason": "role not allowed", "key_id": k.ID})
+	ev := &event.Event{Kind: event.KindAccess, UserID: "apikey:" + k.Name, UserRole: string(k.Role), ClientIP: clientIP(r),
+		UserAgent: r.UserAgent(), SubjectType: "audit_log", SubjectID: "api", Purpose: "authorization", Outcome: event.OutcomeDenied, Metadata: md}
+	if _, err := s.cfg.Ledger.Append(context.WithoutCancel(r.Context()), ev); err != nil {
+		s.cfg.Logger.Error("denied access not recorded", "err", err)
+	}
+	return &Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: fmt.Sprintf("role %s may not %s", k.Role, pattern)}
+}
+
 // Problem is an RFC 9457 problem detail; every error a handler returns becomes one.
 type Problem struct {
 	Status int            `json:"status"`
@@ -190,7 +217,9 @@ type Problem struct {
 	Detail string         `json:"detail,omitempty"`
 	Type   string         `json:"type,omitempty"`
 	Errors []EventProblem `json:"errors,omitempty"`
-	retry  int
+	// Results, on an ingest that stored nothing, is the answer per event.
+	Results []IngestResult `json:"results,omitempty"`
+	retry   int
 }
 
 // EventProblem is the error of one event of a batch.
@@ -242,8 +271,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// body returns the request body, decompressed and limited.
-func (s *Server) body(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
+// readBody returns the request body, decompressed, and refuses one over MaxBodyBytes after
+// decompression (so a gzip bomb stops there).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	var rd io.Reader = r.Body
 	switch enc := r.Header.Get("Content-Encoding"); enc {
 	case "", "identity":
@@ -256,8 +286,18 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) (io.Reader, error)
 	default:
 		return nil, &Problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported encoding", Detail: fmt.Sprintf("Content-Encoding %q (want gzip or none)", enc)}
 	}
-	// The limit applies after decompression, so a gzip bomb stops at MaxBodyBytes.
-	return io.LimitReader(rd, s.cfg.MaxBodyBytes+1), nil
+	data, err := io.ReadAll(io.LimitReader(rd, s.cfg.MaxBodyBytes+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, &Problem{Status: http.StatusBadRequest, Title: "Unreadable body", Detail: err.Error()}
+	}
+	if int64(len(data)) > s.cfg.MaxBodyBytes {
+		return nil, &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Body too large", Detail: fmt.Sprintf("the limit is %d bytes after decompression", s.cfg.MaxBodyBytes)}
+	}
+	return data, nil
 }
 
 // IngestResult is the answer per event.
@@ -271,25 +311,32 @@ type IngestResult struct {
 	Error     string `json:"error,omitempty"`
 }
 
+// ingest answers 200 when every event is stored (or was already), 207 when some were refused
+// and the others stored, and 422 with the same per-event results when none was stored: a client
+// that trusts any 2xx never takes a refused batch for a stored one. One event posted alone as a
+// JSON object gets its error as the answer.
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct != "application/json" && ct != "application/x-ndjson" && ct != "application/jsonl" {
 		return &Problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported content type", Detail: fmt.Sprintf("Content-Type %q (want application/json or application/x-ndjson)", ct)}
 	}
-	rd, err := s.body(w, r)
+	data, err := s.readBody(w, r)
 	if err != nil {
 		return err
 	}
-	data, err := io.ReadAll(rd)
-	if err != nil {
-		return &Problem{Status: http.StatusBadRequest, Title: "Unreadable body", Detail: err.Error()}
-	}
-	if int64(len(data)) > s.cfg.MaxBodyBytes {
-		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Body too large", Detail: fmt.Sprintf("the limit is %d bytes after decompression", s.cfg.MaxBodyBytes)}
-	}
-	items, err := splitEvents(data, ct)
-	if err != nil {
-		return err
+	var items []ingest.Item
+	if ct == "application/json" {
+		if items, err = ingest.Split(data); err != nil {
+			return &Problem{Status: http.StatusBadRequest, Title: "Malformed JSON", Detail: err.Error()}
+		}
+	} else {
+		err = ingest.Lines(bytes.NewReader(data), len(data), len(data)+1, func(batch []ingest.Item, _ []int) error {
+			items = append(items, batch...)
+			return nil
+		})
+		if err != nil {
+			return &Problem{Status: http.StatusBadRequest, Title: "Unreadable body", Detail: err.Error()}
+		}
 	}
 	single := ct == "application/json" && len(items) == 1 && bytes.TrimSpace(data)[0] == '{'
 	if len(items) == 0 {
@@ -298,87 +345,41 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 	if len(items) > s.cfg.MaxBatch {
 		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Batch too large", Detail: fmt.Sprintf("%d events; the limit is %d", len(items), s.cfg.MaxBatch)}
 	}
-	results := make([]IngestResult, len(items))
-	var evs []*event.Event
-	var at []int
-	for i, raw := range items {
-		results[i].Index = i
-		ev, err := event.Parse(raw)
-		if err != nil {
-			if single { // one event posted alone: its error is the answer
-				return err
+	// Detached from the request: once queued, a client hanging up does not drop the record.
+	res, err := ingest.Append(context.WithoutCancel(r.Context()), s.cfg.Ledger.TryAppendBatch, items)
+	if err != nil {
+		return err
+	}
+	if single && res[0].Err != nil {
+		return res[0].Err
+	}
+	s.countIngested("api", res)
+	results := make([]IngestResult, len(res))
+	stored, refused := 0, 0
+	for i, x := range res {
+		ir := &results[i]
+		ir.Index = i
+		if x.Err != nil {
+			refused++
+			var fe *event.FieldError
+			if errors.As(x.Err, &fe) {
+				ir.Field = fe.Field
 			}
-			setErr(&results[i], err)
+			ir.Error = x.Err.Error()
 			continue
 		}
-		evs, at = append(evs, ev), append(at, i)
+		stored++
+		seq := x.Seq
+		ir.ID, ir.Seq, ir.Leaf, ir.Duplicate = x.ID, &seq, fmt.Sprintf("%x", x.Leaf[:]), x.Duplicate
 	}
-	if len(evs) > 0 {
-		// Detached from the request: once queued, a client hanging up does not drop the record.
-		res, err := s.cfg.Ledger.TryAppendBatch(context.WithoutCancel(r.Context()), evs)
-		if err != nil {
-			return err
-		}
-		s.countIngested("api", res)
-		for j, x := range res {
-			ir := &results[at[j]]
-			if x.Err != nil {
-				if single {
-					return x.Err
-				}
-				setErr(ir, x.Err)
-				continue
-			}
-			seq := x.Seq
-			ir.ID, ir.Seq, ir.Leaf, ir.Duplicate = x.ID, &seq, fmt.Sprintf("%x", x.Leaf[:]), x.Duplicate
-		}
+	switch {
+	case stored == 0:
+		return &Problem{Status: http.StatusUnprocessableEntity, Title: "No event stored",
+			Detail: fmt.Sprintf("all %d events were refused; each result says why", refused), Results: results}
+	case refused > 0:
+		return writeJSON(w, http.StatusMultiStatus, map[string]any{"results": results})
 	}
-	status := http.StatusOK
-	for _, x := range results {
-		if x.Error != "" {
-			status = http.StatusMultiStatus // some events were refused; each result says which
-			break
-		}
-	}
-	return writeJSON(w, status, map[string]any{"results": results})
-}
-
-func setErr(ir *IngestResult, err error) {
-	var fe *event.FieldError
-	if errors.As(err, &fe) {
-		ir.Field = fe.Field
-	}
-	ir.Error = err.Error()
-}
-
-// splitEvents accepts one JSON object, a JSON array of objects, or NDJSON.
-func splitEvents(data []byte, ct string) ([]json.RawMessage, error) {
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
-		return nil, nil
-	}
-	if ct == "application/json" {
-		switch trimmed[0] {
-		case '[':
-			var arr []json.RawMessage
-			if err := json.Unmarshal(trimmed, &arr); err != nil {
-				return nil, &Problem{Status: http.StatusBadRequest, Title: "Malformed JSON", Detail: err.Error()}
-			}
-			return arr, nil
-		case '{':
-			return []json.RawMessage{trimmed}, nil
-		}
-		return nil, &Problem{Status: http.StatusBadRequest, Title: "Malformed JSON", Detail: "want an event object or an array of them"}
-	}
-	var out []json.RawMessage
-	sc := bufio.NewScanner(bytes.NewReader(trimmed))
-	sc.Buffer(nil, len(trimmed)+1)
-	for sc.Scan() {
-		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
-			out = append(out, json.RawMessage(bytes.Clone(line)))
-		}
-	}
-	return out, sc.Err()
+	return writeJSON(w, http.StatusOK, map[string]any{"results": results})
 }
 
 // audit records a read through the API: who, what, how many results.
