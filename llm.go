@@ -121,7 +121,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // error handler, since the caller already has its answer.
 func (t *Transport) record(req *http.Request, c *llmCall) {
 	lc := LLMCall{Model: c.model, InputMessages: c.input, OutputText: c.text.String(), InputTokens: c.inTokens,
-		OutputTokens: c.outTokens, Latency: time.Since(c.start), StopReason: c.stop}
+		OutputTokens: c.outTokens, Latency: time.Since(c.start), Start: c.start, StopReason: c.stop}
 	for _, tc := range c.tools {
 		lc.ToolCalls = append(lc.ToolCalls, RequestedTool{ID: tc.id, Name: tc.name, Input: rawOrString(tc.args.String())})
 	}

@@ -215,3 +215,39 @@ func TestAccessAndTimeline(t *testing.T) {
 		t.Errorf("subjects: %+v %+v", recs[1].Event, recs[2].Event)
 	}
 }
+
+// TestLLMCallDatedAtStart: an llm_call's time is when the call began (as OTLP spans are dated),
+// its duration in latency_ms.
+func TestLLMCallDatedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	rec, err := openEmbedded(dir, ledger.Options{}, agentaudit.WithMode(agentaudit.Sync))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, sess, _ := rec.StartSession(context.Background(), agentaudit.SessionInfo{ID: "dated", UserID: "u", AgentID: "a"})
+	start := time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
+	if _, err := sess.LLMCall(ctx, agentaudit.LLMCall{Start: start, Latency: 1500 * time.Millisecond, OutputText: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	if _, err := sess.LLMCall(ctx, agentaudit.LLMCall{Latency: 10 * time.Second, Err: errors.New("overloaded")}); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	rec.Close()
+	var llm []*event.Event
+	for _, r := range trail(t, dir, "dated") {
+		if r.Event.Kind == event.KindLLMCall {
+			llm = append(llm, r.Event)
+		}
+	}
+	if len(llm) != 2 || !llm[0].Time.Equal(start) || llm[0].LatencyMS != 1500 {
+		t.Fatalf("explicit start: %+v", llm)
+	}
+	if tm := llm[1].Time; tm.Before(before.Add(-10*time.Second)) || tm.After(after.Add(-10*time.Second)) {
+		t.Errorf("derived start %v, want 10s before the call was recorded (%v..%v)", tm, before, after)
+	}
+	if llm[1].ErrorType != "" {
+		t.Errorf("a plain error's type leaked: %q", llm[1].ErrorType)
+	}
+}

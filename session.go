@@ -135,9 +135,12 @@ type LLMCall struct {
 	InputTokens   int64
 	OutputTokens  int64
 	Latency       time.Duration
-	StopReason    string
-	Trigger       event.Trigger
-	Err           error
+	// Start is when the call was sent; the event's time. Zero: now less Latency, so an LLM
+	// call is dated when it began, as OpenTelemetry dates spans.
+	Start      time.Time
+	StopReason string
+	Trigger    event.Trigger
+	Err        error
 }
 
 // RequestedTool is a tool call an LLM asked for.
@@ -170,9 +173,12 @@ func (s *Session) recordLLM(ctx context.Context, c LLMCall, extra func(*event.Ev
 	}
 	ev.OutputText, ev.InputTokens, ev.OutputTokens, ev.StopReason = c.OutputText, c.InputTokens, c.OutputTokens, c.StopReason
 	ev.LatencyMS = ms(c.Latency)
+	if ev.Time = c.Start.UTC(); c.Start.IsZero() {
+		ev.Time = time.Now().UTC().Add(-c.Latency)
+	}
 	ev.Trigger = s.trigger(c.Trigger)
 	if c.Err != nil {
-		ev.Error, ev.Outcome = c.Err.Error(), event.OutcomeError
+		ev.Error, ev.ErrorType, ev.Outcome = c.Err.Error(), ErrorType(c.Err), event.OutcomeError
 	}
 	if extra != nil {
 		extra(ev)
@@ -244,7 +250,7 @@ func (s *Session) HumanIntervention(ctx context.Context, who, decision, rational
 // Error records an error of the agent itself (not of a tool call, which WrapTool records).
 func (s *Session) Error(ctx context.Context, err error) error {
 	ev := s.base(event.KindError)
-	ev.Error, ev.ErrorType, ev.Outcome = err.Error(), fmt.Sprintf("%T", err), event.OutcomeError
+	ev.Error, ev.ErrorType, ev.Outcome = err.Error(), ErrorType(err), event.OutcomeError
 	return s.rec.Record(ctx, ev)
 }
 
@@ -306,7 +312,7 @@ func (s *Session) ToolCall(ctx context.Context, c ToolCall) error {
 	}
 	ev.DurationMS = ms(c.Duration)
 	if c.Err != nil {
-		ev.Error, ev.ErrorType, ev.Success, ev.Outcome = c.Err.Error(), fmt.Sprintf("%T", c.Err), event.Bool(false), event.OutcomeError
+		ev.Error, ev.ErrorType, ev.Success, ev.Outcome = c.Err.Error(), ErrorType(c.Err), event.Bool(false), event.OutcomeError
 	} else {
 		ev.Success, ev.Outcome = event.Bool(true), event.OutcomeSuccess
 		if ev.Result, err = marshalPayload(c.Result); err != nil {

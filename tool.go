@@ -84,7 +84,7 @@ func WrapTool[In, Out any](r *Recorder, name string, fn func(context.Context, In
 		out, err = fn(ctx, in)
 		ev.DurationMS = ms(time.Since(start))
 		if err != nil {
-			ev.Error, ev.ErrorType, ev.Success, ev.Outcome = err.Error(), fmt.Sprintf("%T", err), event.Bool(false), event.OutcomeError
+			ev.Error, ev.ErrorType, ev.Success, ev.Outcome = err.Error(), ErrorType(err), event.Bool(false), event.OutcomeError
 		} else {
 			ev.Success, ev.Outcome = event.Bool(true), event.OutcomeSuccess
 			if ev.Result, err = marshalPayload(out); err != nil {

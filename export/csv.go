@@ -6,7 +6,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/agentaudit/agentaudit/event"
@@ -21,122 +23,62 @@ type csvColumn struct {
 	cell func(dst []byte, r *Record) []byte
 }
 
-func str(name string, f func(*event.Event) string) csvColumn {
-	return csvColumn{name, func(dst []byte, r *Record) []byte { return append(dst, f(r.Event)...) }}
-}
-
-func integer(name string, f func(*event.Event) int64) csvColumn {
-	return csvColumn{name, func(dst []byte, r *Record) []byte {
-		if v := f(r.Event); v != 0 {
-			return strconv.AppendInt(dst, v, 10)
+// cellOf writes field f of the record's event as text.
+func cellOf(f *event.Field) func(dst []byte, r *Record) []byte {
+	return func(dst []byte, r *Record) []byte {
+		switch v := f.Ptr(r.Event).(type) {
+		case *string:
+			return append(dst, *v...)
+		case *int64:
+			if *v != 0 {
+				return strconv.AppendInt(dst, *v, 10)
+			}
+		case *float64:
+			if *v != 0 {
+				return strconv.AppendFloat(dst, *v, 'f', -1, 64)
+			}
+		case *time.Time:
+			if !v.IsZero() {
+				return v.UTC().AppendFormat(dst, time.RFC3339Nano)
+			}
+		case *bool:
+			if *v {
+				return append(dst, "true"...)
+			} // false is the Event's absent value, as in its canonical form
+		case **bool:
+			if *v != nil {
+				return strconv.AppendBool(dst, **v)
+			}
+		case *json.RawMessage:
+			if len(*v) == 0 {
+				return dst
+			}
+			var b bytes.Buffer
+			if json.Compact(&b, *v) != nil {
+				return append(dst, *v...) // Validate rejects such events; keep what is there
+			}
+			return append(dst, b.Bytes()...)
+		case *[]event.Redaction:
+			if len(*v) > 0 {
+				b, _ := json.Marshal(*v) // strings only: cannot fail
+				return append(dst, b...)
+			}
 		}
 		return dst
-	}}
+	}
 }
 
-func float(name string, f func(*event.Event) float64) csvColumn {
-	return csvColumn{name, func(dst []byte, r *Record) []byte {
-		if v := f(r.Event); v != 0 {
-			return strconv.AppendFloat(dst, v, 'f', -1, 64)
-		}
-		return dst
-	}}
-}
-
-func timestamp(name string, f func(*event.Event) time.Time) csvColumn {
-	return csvColumn{name, func(dst []byte, r *Record) []byte {
-		if t := f(r.Event); !t.IsZero() {
-			return t.UTC().AppendFormat(dst, time.RFC3339Nano)
-		}
-		return dst
-	}}
-}
-
-func boolean(name string, f func(*event.Event) bool) csvColumn {
-	return csvColumn{name, func(dst []byte, r *Record) []byte {
-		if f(r.Event) {
-			return append(dst, "true"...)
-		}
-		return dst // false is the Event's absent value, as in its canonical form
-	}}
-}
-
-func rawJSON(name string, f func(*event.Event) json.RawMessage) csvColumn {
-	return csvColumn{name, func(dst []byte, r *Record) []byte {
-		v := f(r.Event)
-		if len(v) == 0 {
-			return dst
-		}
-		var b bytes.Buffer
-		if json.Compact(&b, v) != nil {
-			return append(dst, v...) // Validate rejects such events; keep what is there
-		}
-		return append(dst, b.Bytes()...)
-	}}
-}
-
-// csvColumns are seq and every Event field, in the Event type's order. A test checks that every
-// field of event.Event has a column, so a new field cannot be silently left out.
-var csvColumns = []csvColumn{
-	{"seq", func(dst []byte, r *Record) []byte { return strconv.AppendInt(dst, r.Seq, 10) }},
-	str("id", func(e *event.Event) string { return e.ID }),
-	str("session_id", func(e *event.Event) string { return e.SessionID }),
-	str("agent_id", func(e *event.Event) string { return e.AgentID }),
-	str("agent_version", func(e *event.Event) string { return e.AgentVersion }),
-	str("user_id", func(e *event.Event) string { return e.UserID }),
-	str("user_role", func(e *event.Event) string { return e.UserRole }),
-	str("client_ip", func(e *event.Event) string { return e.ClientIP }),
-	str("user_agent", func(e *event.Event) string { return e.UserAgent }),
-	rawJSON("metadata", func(e *event.Event) json.RawMessage { return e.Metadata }),
-	timestamp("time", func(e *event.Event) time.Time { return e.Time }),
-	timestamp("recorded_at", func(e *event.Event) time.Time { return e.RecordedAt }),
-	str("kind", func(e *event.Event) string { return string(e.Kind) }),
-	integer("turn", func(e *event.Event) int64 { return e.Turn }),
-	integer("step", func(e *event.Event) int64 { return e.Step }),
-	str("parent_id", func(e *event.Event) string { return e.ParentID }),
-	str("trigger", func(e *event.Event) string { return string(e.Trigger) }),
-	str("model", func(e *event.Event) string { return e.Model }),
-	str("system_prompt_hash", func(e *event.Event) string { return e.SystemPromptHash }),
-	rawJSON("input_messages", func(e *event.Event) json.RawMessage { return e.InputMessages }),
-	str("output_text", func(e *event.Event) string { return e.OutputText }),
-	rawJSON("tool_calls_requested", func(e *event.Event) json.RawMessage { return e.ToolCallsRequested }),
-	integer("input_tokens", func(e *event.Event) int64 { return e.InputTokens }),
-	integer("output_tokens", func(e *event.Event) int64 { return e.OutputTokens }),
-	float("latency_ms", func(e *event.Event) float64 { return e.LatencyMS }),
-	str("stop_reason", func(e *event.Event) string { return e.StopReason }),
-	str("tool_name", func(e *event.Event) string { return e.ToolName }),
-	str("tool_call_id", func(e *event.Event) string { return e.ToolCallID }),
-	rawJSON("arguments", func(e *event.Event) json.RawMessage { return e.Arguments }),
-	rawJSON("result", func(e *event.Event) json.RawMessage { return e.Result }),
-	rawJSON("result_summary", func(e *event.Event) json.RawMessage { return e.ResultSummary }),
-	str("error", func(e *event.Event) string { return e.Error }),
-	str("error_type", func(e *event.Event) string { return e.ErrorType }),
-	float("duration_ms", func(e *event.Event) float64 { return e.DurationMS }),
-	{"success", func(dst []byte, r *Record) []byte {
-		if s := r.Event.Success; s != nil {
-			return strconv.AppendBool(dst, *s)
-		}
-		return dst
-	}},
-	boolean("requires_approval", func(e *event.Event) bool { return e.RequiresApproval }),
-	str("approval_status", func(e *event.Event) string { return string(e.ApprovalStatus) }),
-	str("approver_id", func(e *event.Event) string { return e.ApproverID }),
-	str("decision", func(e *event.Event) string { return e.Decision }),
-	str("rationale", func(e *event.Event) string { return e.Rationale }),
-	str("subject_type", func(e *event.Event) string { return e.SubjectType }),
-	str("subject_id", func(e *event.Event) string { return e.SubjectID }),
-	str("purpose", func(e *event.Event) string { return e.Purpose }),
-	boolean("break_glass", func(e *event.Event) bool { return e.BreakGlass }),
-	str("break_glass_reason", func(e *event.Event) string { return e.BreakGlassReason }),
-	str("outcome", func(e *event.Event) string { return string(e.Outcome) }),
-	{"redactions", func(dst []byte, r *Record) []byte {
-		if len(r.Event.Redactions) == 0 {
-			return dst
-		}
-		b, _ := json.Marshal(r.Event.Redactions) // strings only: cannot fail
-		return append(dst, b...)
-	}},
-}
+// csvColumns are seq and every Event field (from the event's field table), in the Event type's
+// declaration order, which groups them for a reader (who, when, what, outcome).
+var csvColumns = func() []csvColumn {
+	cols := []csvColumn{{"seq", func(dst []byte, r *Record) []byte { return strconv.AppendInt(dst, r.Seq, 10) }}}
+	t := reflect.TypeFor[event.Event]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		cols = append(cols, csvColumn{name, cellOf(event.FieldByName(name))})
+	}
+	return cols
+}()
 
 // CSVHeader is the CSV export's header row: seq, then every Event field by its JSON name.
 func CSVHeader() []string {

@@ -254,17 +254,28 @@ func fhirOutcome(e *event.Event) string {
 	return "0"
 }
 
+// errorType is the event's error type as exports show it: a Go pointer type name ("*errors.
+// errorString"), which SDKs before the fix recorded for plain errors, says nothing to an auditor
+// and is left out.
+func errorType(e *event.Event) string {
+	if strings.HasPrefix(e.ErrorType, "*") {
+		return ""
+	}
+	return e.ErrorType
+}
+
 // outcomeDesc is the error text (with its type), "denied" for a denial without one, and the
 // break-glass reason.
 func outcomeDesc(e *event.Event) string {
 	var parts []string
+	et := errorType(e)
 	switch {
-	case e.Error != "" && e.ErrorType != "":
-		parts = append(parts, e.ErrorType+": "+e.Error)
+	case e.Error != "" && et != "":
+		parts = append(parts, et+": "+e.Error)
 	case e.Error != "":
 		parts = append(parts, e.Error)
-	case e.ErrorType != "":
-		parts = append(parts, e.ErrorType)
+	case et != "":
+		parts = append(parts, et)
 	case e.Outcome == event.OutcomeDenied:
 		parts = append(parts, "denied")
 	}

@@ -217,7 +217,7 @@ func OCSFAPIActivity(r Record, opts Options) *OCSFEvent {
 			AgentVersion: e.AgentVersion, SubjectType: e.SubjectType, SubjectID: e.SubjectID,
 			Purpose: e.Purpose, BreakGlass: e.BreakGlass, BreakGlassReason: e.BreakGlassReason,
 			ApprovalStatus: string(e.ApprovalStatus), ApproverID: e.ApproverID,
-			ErrorType: e.ErrorType, StopReason: e.StopReason,
+			ErrorType: errorType(e), StopReason: e.StopReason,
 		},
 	}
 	if !e.RecordedAt.IsZero() {
