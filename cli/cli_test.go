@@ -464,9 +464,24 @@ func TestServeAndKeys(t *testing.T) {
 	if code, _ := call(reader, "GET", "/v1/events/srv-1", ""); code != 401 {
 		t.Errorf("revoked key: %d, want 401", code)
 	}
+	// The README's "or without a server: agentaudit demo", and append, while the server holds
+	// the directory: both go through its API (issue 11.12).
+	if code, out, errs := run(t, dir, "", "demo"); code != 0 || !strings.Contains(out, "get_patient_record") || !strings.Contains(out, "OK: nothing was changed") {
+		t.Errorf("demo while serving: %d %s %s", code, out, errs)
+	}
+	code, out, errs := run(t, dir, `{"id":"via-api","kind":"custom"}`+"\n"+`{"kind":"nope"}`+"\n", "append", "-")
+	if code != 1 || !strings.Contains(out, "appended 1 events") || !strings.Contains(errs, "-:2:") || !strings.Contains(errs, "through the server") {
+		t.Errorf("append while serving: %d %q %q", code, out, errs)
+	}
+	if code, b := call(string(admin), "GET", "/v1/events/via-api", ""); code != 200 {
+		t.Errorf("appended through the API: %d %s", code, b)
+	}
 	cancel() // as SIGTERM does
 	if code := <-done; code != 0 {
 		t.Fatalf("serve exited %d: %s", code, serveErr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "server.json")); !os.IsNotExist(err) {
+		t.Errorf("server.json left after shutdown: %v", err)
 	}
 	if code, out, _ := run(t, dir, "", "verify"); code != 0 {
 		t.Errorf("verify after shutdown: %s", out)

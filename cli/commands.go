@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,9 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/datadir"
+	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/ingest"
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/store"
@@ -80,13 +83,24 @@ func runAppend(e *env) error {
 	default:
 		return usagef("at most one input file")
 	}
+	var sum appendSummary
 	w, err := e.openWriter(ledger.Options{MaxEventBytes: *maxEvent})
-	if err != nil {
+	switch {
+	case errors.Is(err, datadir.ErrLocked):
+		// A running server holds the directory: append through its API.
+		var r *agentaudit.Remote
+		if r, err = e.remote(err); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "appending through the server that holds %s\n", e.dir.Path)
+		sum, err = appendLines(e, remoteAppender(r), in, name)
+	case err != nil:
 		return err
-	}
-	sum, err := appendLines(e, w.Ledger, in, name)
-	if cerr := w.Close(); err == nil {
-		err = cerr
+	default:
+		sum, err = appendLines(e, w.AppendBatch, in, name)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
 	}
 	fmt.Fprintf(e.stdout, "appended %d events (%d already stored), %d lines rejected\n", sum.appended, sum.duplicates, sum.rejected)
 	if err != nil {
@@ -102,10 +116,10 @@ type appendSummary struct{ appended, duplicates, rejected int }
 
 // appendLines appends each JSON line of in; a bad line is reported with its number and skipped,
 // and nothing of it is stored.
-func appendLines(e *env, l *ledger.Ledger, in io.Reader, name string) (appendSummary, error) {
+func appendLines(e *env, appendFn ingest.Appender, in io.Reader, name string) (appendSummary, error) {
 	var sum appendSummary
 	err := ingest.Lines(in, maxLine, appendBatch, func(items []ingest.Item, lines []int) error {
-		res, err := ingest.Append(e.ctx, l.AppendBatch, items)
+		res, err := ingest.Append(e.ctx, appendFn, items)
 		if err != nil {
 			return fmt.Errorf("lines %d-%d not stored: %w", lines[0], lines[len(lines)-1], err)
 		}
@@ -337,6 +351,35 @@ func runVerifyBundle(e *env) error {
 	fmt.Fprintf(e.stdout, "OK: event %s is at seq %d of the log %s, signed at size %d (root %s)\n",
 		vb.Event.ID, vb.Seq, vb.Checkpoint.Origin, vb.Checkpoint.N, hex.EncodeToString(vb.Checkpoint.Hash[:]))
 	return nil
+}
+
+// remote is the API of the server that holds the directory (locked is the error that said so),
+// authenticated with the admin key the server wrote on first start.
+func (e *env) remote(locked error) (*agentaudit.Remote, error) {
+	info, err := e.dir.Server()
+	if err != nil {
+		return nil, fmt.Errorf("%w; stop that process, or run this command against its API", locked)
+	}
+	key, err := os.ReadFile(e.dir.AdminKey())
+	if err != nil {
+		return nil, fmt.Errorf("%w: the server at %s holds it, and its admin key could not be read: %w", locked, info.URL, err)
+	}
+	return agentaudit.Dial(info.URL, string(key))
+}
+
+// remoteAppender appends through a server, as the ledger would locally.
+func remoteAppender(r *agentaudit.Remote) ingest.Appender {
+	return func(ctx context.Context, evs []*event.Event) ([]ledger.Result, error) {
+		res, err := r.Send(ctx, evs)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]ledger.Result, len(res))
+		for i, x := range res {
+			out[i] = ledger.Result{Receipt: ledger.Receipt{Seq: x.Seq, ID: x.ID, Duplicate: x.Duplicate}, Err: x.Err}
+		}
+		return out, nil
+	}
 }
 
 // openWriter opens the directory for appending with the command line's redaction policy.

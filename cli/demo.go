@@ -75,7 +75,11 @@ func recordDemo(e *env) ([]demoSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	sink, err := embedded.Open(e.dir.Path, ledger.Options{Sanitizer: r})
+	var sink agentaudit.Sink
+	sink, err = embedded.Open(e.dir.Path, ledger.Options{Sanitizer: r})
+	if errors.Is(err, datadir.ErrLocked) {
+		sink, err = e.remote(err) // a running server holds the directory: record through it
+	}
 	if err != nil {
 		return nil, err
 	}

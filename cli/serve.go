@@ -93,6 +93,13 @@ func runServe(e *env) error {
 		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	fmt.Fprintf(e.stderr, "listening on %s://%s\n", scheme, ln.Addr())
+	// Commands that would write to the directory while it is held here go through the API.
+	if err := e.dir.WriteServer(datadir.ServerInfo{URL: scheme + "://" + ln.Addr().String(), PID: os.Getpid()}); err != nil {
+		ln.Close()
+		w.Close()
+		return err
+	}
+	defer e.dir.RemoveServer()
 	errc := make(chan error, 1)
 	go func() {
 		if *certFile != "" {
