@@ -512,3 +512,53 @@ func TestCustomSpanKeepsOutputMessages(t *testing.T) {
 func str(k, v string) *commonpb.KeyValue {
 	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
 }
+
+// oneSpan converts a single span under a resource with the given attributes.
+func oneSpan(t *testing.T, res []*commonpb.KeyValue, sp *tracepb.Span) *event.Event {
+	t.Helper()
+	req := &collectorpb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource:   &resourcepb.Resource{Attributes: res},
+		ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{sp}}},
+	}}}
+	spans := otlp.Events(req)
+	if len(spans) != 1 || spans[0].Err != nil {
+		t.Fatalf("%+v", spans)
+	}
+	return spans[0].Event
+}
+
+// An event's time is its span's start, to the nanosecond (as the SDK records an llm_call's time
+// as the call's start), and its latency_ms (llm_call) or duration_ms (tool_call) is the span's
+// duration; a span without a usable start or end has no duration rather than a wrong one.
+func TestSpanTiming(t *testing.T) {
+	const start = 1767225600123456789 // 2026-01-01T00:00:00.123456789Z
+	for _, tc := range []struct {
+		name              string
+		op                string
+		start, end        uint64
+		time              string // RFC 3339; "" for none
+		latency, duration float64
+	}{
+		{"chat", "chat", start, start + 1_250_000_000, "2026-01-01T00:00:00.123456789Z", 1250, 0},
+		{"chat, sub-millisecond", "chat", start, start + 1_500_001, "2026-01-01T00:00:00.123456789Z", 1.500001, 0},
+		{"execute_tool", "execute_tool", start, start + 38_000_000, "2026-01-01T00:00:00.123456789Z", 0, 38},
+		{"invoke_agent: custom, time only", "invoke_agent", start, start + 2_000_000_000, "2026-01-01T00:00:00.123456789Z", 0, 0},
+		{"no end", "chat", start, 0, "2026-01-01T00:00:00.123456789Z", 0, 0},
+		{"end before start", "execute_tool", start, start - 1, "2026-01-01T00:00:00.123456789Z", 0, 0},
+		{"zero length", "chat", start, start, "2026-01-01T00:00:00.123456789Z", 0, 0},
+		{"no start", "chat", 0, start, "", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := oneSpan(t, nil, &tracepb.Span{TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), Name: "s",
+				StartTimeUnixNano: tc.start, EndTimeUnixNano: tc.end,
+				Attributes: []*commonpb.KeyValue{str("gen_ai.operation.name", tc.op), str("gen_ai.tool.name", "t")}})
+			var got string
+			if !ev.Time.IsZero() {
+				got = ev.Time.Format(time.RFC3339Nano)
+			}
+			if got != tc.time || ev.LatencyMS != tc.latency || ev.DurationMS != tc.duration {
+				t.Errorf("time %q latency %v duration %v; want %q, %v, %v", got, ev.LatencyMS, ev.DurationMS, tc.time, tc.latency, tc.duration)
+			}
+		})
+	}
+}
