@@ -292,65 +292,75 @@ func toEvent(sp *tracepb.Span, res attrMap) (*event.Event, error) {
 	}
 	ev.SessionID = a.str("gen_ai.conversation.id", "session.id")
 	ev.UserID = a.str("user.id", "enduser.id")
-	ev.AgentID = a.str("gen_ai.agent.id", "gen_ai.agent.name", "service.name")
-	ev.AgentVersion = a.str("service.version")
-	ev.Model = a.str("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+	// The agent: gen_ai.agent.* (OpenInference: agent.name). Without an id the name identifies
+	// it, and without either the service does.
+	ev.AgentName = a.str("gen_ai.agent.name", "agent.name")
+	ev.AgentID = a.str("gen_ai.agent.id", "gen_ai.agent.name", "agent.name", "service.name")
+	ev.AgentVersion = a.str("gen_ai.agent.version", "service.version")
+	// model is the model asked for; response_model the one that answered. When only the answering
+	// model is known it is the model too, so filters and statistics by model still find the call.
+	ev.Model = a.str("gen_ai.request.model", "llm.model_name")
+	ev.ResponseModel = a.str("gen_ai.response.model")
+	if ev.Model == "" {
+		ev.Model = ev.ResponseModel
+	}
+	ev.ResponseID = a.str("gen_ai.response.id")
+	ev.Provider = a.str("gen_ai.provider.name", "gen_ai.system", "llm.provider")
 	ev.InputTokens = a.int("gen_ai.usage.input_tokens", "llm.token_count.prompt")
 	ev.OutputTokens = a.int("gen_ai.usage.output_tokens", "llm.token_count.completion")
 	ev.InputMessages = jsonOrString(a.str("gen_ai.input.messages", "llm.input_messages", "input.value"))
+	// Metadata: the span's name (to find the span in a tracing backend), the output messages, and
+	// for a custom event the convention that named it.
+	md := map[string]any{"span_name": sp.GetName()}
 	if out := a.str("gen_ai.output.messages", "llm.output_messages"); out != "" {
-		ev.Metadata = mustObject(map[string]any{"output_messages": json.RawMessage(jsonOrString(out))})
+		md["output_messages"] = json.RawMessage(jsonOrString(out))
 	}
 	ev.StopReason = finishReasons(a.get("gen_ai.response.finish_reasons"))
-	if ev.Kind == event.KindToolCall {
+	switch ev.Kind {
+	case event.KindToolCall:
 		ev.ToolName = a.str("gen_ai.tool.name", "tool.name")
 		if ev.ToolName == "" {
 			ev.ToolName = sp.GetName()
 		}
 		ev.ToolCallID = a.str("gen_ai.tool.call.id", "tool_call.id")
+		ev.ToolType = a.str("gen_ai.tool.type")
 		ev.Arguments = jsonOrString(a.str("gen_ai.tool.call.arguments", "tool.parameters", "input.value"))
 		ev.Result = jsonOrString(a.str("gen_ai.tool.call.result", "output.value"))
 		ev.InputMessages = nil
-	}
-	if ev.Kind == event.KindLLMCall {
-		if v := a.str("output.value"); v != "" && ev.Metadata == nil {
+	case event.KindLLMCall:
+		if v := a.str("output.value"); v != "" && md["output_messages"] == nil {
 			ev.OutputText = v
 		}
-	}
-	// Metadata: what the conversion put there (output messages) plus what names the span.
-	md := map[string]any{}
-	if ev.Metadata != nil {
-		json.Unmarshal(ev.Metadata, &md)
-	}
-	if ev.Kind == event.KindCustom {
-		md["span_name"] = sp.GetName()
+	case event.KindCustom:
 		if op != "" {
 			md["gen_ai.operation.name"] = op
 		}
 		if oiKind != "" {
 			md["openinference.span.kind"] = oiKind
 		}
-		if p := a.str("gen_ai.provider.name", "gen_ai.system"); p != "" {
-			md["gen_ai.provider.name"] = p
-		}
-	} else if p := a.str("gen_ai.provider.name", "gen_ai.system", "llm.provider"); p != "" {
-		md["gen_ai.provider.name"], md["span_name"] = p, sp.GetName()
 	}
-	if len(md) > 0 {
-		ev.Metadata = mustObject(md)
-	}
-	if sp.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR {
-		ev.Outcome = event.OutcomeError
-		ev.Error = sp.GetStatus().GetMessage()
-		if ev.Error == "" {
-			ev.Error = "span status ERROR"
+	ev.Metadata = mustObject(md)
+	// Failure, per the conventions' Recording Errors: status ERROR, or error.type on a span whose
+	// status was left unset (an explicit OK is the application's last word). A model or tool call
+	// that did not fail succeeded; other spans say nothing of success.
+	code := sp.GetStatus().GetCode()
+	errType := a.str("error.type")
+	switch {
+	case code == tracepb.Status_STATUS_CODE_ERROR || code == tracepb.Status_STATUS_CODE_UNSET && errType != "":
+		ev.Outcome, ev.ErrorType = event.OutcomeError, errType
+		if code == tracepb.Status_STATUS_CODE_ERROR {
+			ev.Error = sp.GetStatus().GetMessage()
+			if ev.Error == "" {
+				ev.Error = "span status ERROR"
+			}
 		}
-		ev.ErrorType = a.str("error.type")
 		if ev.Kind == event.KindToolCall {
 			ev.Success = event.Bool(false)
 		}
-	} else if ev.Kind == event.KindToolCall {
+	case ev.Kind == event.KindToolCall:
 		ev.Success, ev.Outcome = event.Bool(true), event.OutcomeSuccess
+	case ev.Kind == event.KindLLMCall:
+		ev.Outcome = event.OutcomeSuccess
 	}
 	return ev, nil
 }

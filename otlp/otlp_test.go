@@ -33,49 +33,54 @@ var fixtures = []struct {
 	want []want
 }{
 	{"genai_chat.json", []want{
-		// invoke_agent is kept as a custom event with the agent's fields; resource attributes
-		// (service.name, service.version, user.id) fill what the span does not say.
+		// invoke_agent is kept as a custom event with the agent's fields (its name is its id when it
+		// has no gen_ai.agent.id); resource attributes (service.name, service.version, user.id) fill
+		// what the span does not say.
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-1111111111111111","kind":"custom","time":"2026-01-01T00:00:00Z",
-			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support","agent_version":"1.4.2",
-			"metadata":{"span_name":"invoke_agent support","gen_ai.operation.name":"invoke_agent","gen_ai.provider.name":"anthropic"}}`},
-		// chat: model (the response model wins over the request model), tokens (as a string and as
-		// a JSON number), latency from the span's times, messages, finish reason; the span's user.id
-		// wins over the resource's; the parent is the agent span.
+			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support","agent_name":"support","agent_version":"1.4.2","provider":"anthropic",
+			"metadata":{"span_name":"invoke_agent support","gen_ai.operation.name":"invoke_agent"}}`},
+		// chat: the requested model, the model and response id that answered, the provider, tokens
+		// (as a string and as a JSON number), latency from the span's times, messages, finish
+		// reason, success (the status is unset, no error.type); the span's user.id wins over the
+		// resource's; the parent is the agent span.
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222","parent_id":"otel-5b8efff798038103d269b633813fc60c-1111111111111111",
 			"kind":"llm_call","time":"2026-01-01T00:00:00.1Z","latency_ms":1250,
 			"session_id":"conv-1","user_id":"usr_98765","agent_id":"support-agent","agent_version":"1.4.2",
-			"model":"claude-opus-4-6-20260101","input_tokens":812,"output_tokens":64,"stop_reason":"tool_call",
+			"model":"claude-opus-4-6","response_model":"claude-opus-4-6-20260101","response_id":"msg_01XFDUDYJgAACzvnptvVoYEL","provider":"anthropic",
+			"input_tokens":812,"output_tokens":64,"stop_reason":"tool_call","outcome":"success",
 			"input_messages":[{"role":"user","parts":[{"type":"text","content":"Cancel order ORD-456"}]}],
-			"metadata":{"gen_ai.provider.name":"anthropic","span_name":"chat claude-opus-4-6",
+			"metadata":{"span_name":"chat claude-opus-4-6",
 				"output_messages":[{"role":"assistant","parts":[{"type":"tool_call","id":"call_1","name":"update_order_status"}],"finish_reason":"tool_call"}]}}`},
-		// execute_tool: tool name, call id, JSON arguments and result, duration, success.
+		// execute_tool: tool name, call id, tool type, JSON arguments and result, duration, success.
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-3333333333333333","parent_id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222",
 			"kind":"tool_call","time":"2026-01-01T00:00:01.4Z","duration_ms":38,
 			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support-agent","agent_version":"1.4.2",
-			"tool_name":"get_order","tool_call_id":"call_0","arguments":{"order_id":"ORD-456"},"result":{"status":"shipped"},
-			"success":true,"outcome":"success"}`},
+			"tool_name":"get_order","tool_call_id":"call_0","tool_type":"function","arguments":{"order_id":"ORD-456"},"result":{"status":"shipped"},
+			"success":true,"outcome":"success","metadata":{"span_name":"execute_tool get_order"}}`},
 		// A tool span with status ERROR: the status message and error.type, success false.
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-4444444444444444","parent_id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222",
 			"kind":"tool_call","time":"2026-01-01T00:00:01.5Z","duration_ms":40,
 			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support-agent","agent_version":"1.4.2",
 			"tool_name":"update_order_status","tool_call_id":"call_1","arguments":{"order_id":"ORD-456","status":"cancelled"},
-			"success":false,"outcome":"error","error":"Cannot cancel shipped order","error_type":"OrderShipped"}`},
+			"success":false,"outcome":"error","error":"Cannot cancel shipped order","error_type":"OrderShipped",
+			"metadata":{"span_name":"execute_tool update_order_status"}}`},
 	}},
 	{"genai_operations.json", []want{
-		// text_completion with the older gen_ai.system, tokens as a string and a double, two
-		// finish reasons (one per choice), and an ERROR status without a message.
+		// text_completion with the older gen_ai.system as the provider, tokens as a string and a
+		// double, two finish reasons (one per choice), and an ERROR status without a message.
 		{event: `{"id":"otel-0102030405060708090a0b0c0d0e0f10-0000000000000001","kind":"llm_call","time":"2026-01-01T00:00:00Z","latency_ms":400,
-			"agent_id":"batch-worker","model":"gpt-3.5-turbo-instruct","input_tokens":12,"output_tokens":7,"stop_reason":"stop,length",
+			"agent_id":"batch-worker","model":"gpt-3.5-turbo-instruct","provider":"openai","input_tokens":12,"output_tokens":7,"stop_reason":"stop,length",
 			"outcome":"error","error":"span status ERROR",
-			"metadata":{"gen_ai.provider.name":"openai","span_name":"text_completion gpt-3.5-turbo-instruct"}}`},
-		// generate_content: gen_ai.agent.id wins over the agent name and service.name; plain-text
-		// input is kept as a JSON string; finish reasons sent as a JSON-array string.
+			"metadata":{"span_name":"text_completion gpt-3.5-turbo-instruct"}}`},
+		// generate_content: gen_ai.agent.id wins over the agent name and service.name, and the name
+		// is kept; plain-text input is kept as a JSON string; finish reasons sent as a JSON-array
+		// string.
 		{event: `{"id":"otel-0102030405060708090a0b0c0d0e0f10-0000000000000002","kind":"llm_call","time":"2026-01-01T00:00:01Z",
-			"agent_id":"agent-7","model":"gemini-2.5-pro","input_messages":"Summarize the ticket","stop_reason":"STOP",
-			"metadata":{"gen_ai.provider.name":"gcp.gemini","span_name":"generate_content gemini-2.5-pro"}}`},
+			"agent_id":"agent-7","agent_name":"summarizer","model":"gemini-2.5-pro","provider":"gcp.gemini","input_messages":"Summarize the ticket",
+			"stop_reason":"STOP","outcome":"success","metadata":{"span_name":"generate_content gemini-2.5-pro"}}`},
 		{event: `{"id":"otel-0102030405060708090a0b0c0d0e0f10-0000000000000003","kind":"custom","time":"2025-12-31T23:59:59Z",
-			"agent_id":"summarizer",
-			"metadata":{"span_name":"create_agent summarizer","gen_ai.operation.name":"create_agent","gen_ai.provider.name":"gcp.gemini"}}`},
+			"agent_id":"summarizer","agent_name":"summarizer","provider":"gcp.gemini",
+			"metadata":{"span_name":"create_agent summarizer","gen_ai.operation.name":"create_agent"}}`},
 	}},
 	{"openinference.json", []want{
 		// CHAIN is kept as custom, with its kind in the metadata.
@@ -85,14 +90,14 @@ var fixtures = []struct {
 		// LLM: llm.model_name, llm.token_count.*, llm.provider, input.value, output.value.
 		{event: `{"id":"otel-0af7651916cd43dd8448eb211c80319c-c7ad6b7169203331","parent_id":"otel-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
 			"kind":"llm_call","time":"2026-01-01T00:00:00.1Z","latency_ms":800,
-			"session_id":"oi-sess","agent_id":"py-agent","model":"gpt-4o","input_tokens":25,"output_tokens":9,
+			"session_id":"oi-sess","agent_id":"py-agent","model":"gpt-4o","provider":"openai","input_tokens":25,"output_tokens":9,
 			"input_messages":{"messages":[{"role":"user","content":"what's the weather in Paris?"}]},"output_text":"Let me check.",
-			"metadata":{"gen_ai.provider.name":"openai","span_name":"ChatOpenAI"}}`},
+			"outcome":"success","metadata":{"span_name":"ChatOpenAI"}}`},
 		// TOOL (in lower case) without tool.name: the span name is the tool name.
 		{event: `{"id":"otel-0af7651916cd43dd8448eb211c80319c-d7ad6b7169203331","parent_id":"otel-0af7651916cd43dd8448eb211c80319c-c7ad6b7169203331",
 			"kind":"tool_call","time":"2026-01-01T00:00:01Z","duration_ms":20,
 			"session_id":"oi-sess","agent_id":"py-agent","tool_name":"get_weather","arguments":{"city":"Paris"},"result":{"temp_c":21},
-			"success":true,"outcome":"success"}`},
+			"success":true,"outcome":"success","metadata":{"span_name":"get_weather"}}`},
 		{event: `{"id":"otel-0af7651916cd43dd8448eb211c80319c-e7ad6b7169203331","parent_id":"otel-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
 			"kind":"custom","time":"2026-01-01T00:00:02Z","session_id":"oi-sess","agent_id":"py-agent",
 			"metadata":{"span_name":"WeatherAgent","openinference.span.kind":"AGENT"}}`},
@@ -116,7 +121,7 @@ var fixtures = []struct {
 	{"numeric.json", []want{
 		// Times sent as JSON numbers keep every nanosecond (float64 would round them).
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-dddddddddddddddd","kind":"llm_call","time":"2026-01-01T00:00:00.123456789Z",
-			"latency_ms":500,"input_tokens":30}`},
+			"latency_ms":500,"input_tokens":30,"outcome":"success","metadata":{"span_name":"chat"}}`},
 	}},
 }
 
@@ -558,6 +563,75 @@ func TestSpanTiming(t *testing.T) {
 			}
 			if got != tc.time || ev.LatencyMS != tc.latency || ev.DurationMS != tc.duration {
 				t.Errorf("time %q latency %v duration %v; want %q, %v, %v", got, ev.LatencyMS, ev.DurationMS, tc.time, tc.latency, tc.duration)
+			}
+		})
+	}
+}
+
+// The GenAI facts each have their field: the requested model (model) and the one that answered
+// (response_model), the response id, the provider (gen_ai.provider.name, else the older
+// gen_ai.system, else OpenInference's llm.provider), the tool type and the agent's name and
+// version. An llm_call or tool_call always has an outcome: error when the status is ERROR or
+// error.type is set (the conventions' two signs of failure), success otherwise.
+func TestGenAIFacts(t *testing.T) {
+	const head = `"id":"otel-30313233343536373839616263646566-3031323334353637","time":"2026-01-01T00:00:00Z"`
+	ok := &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK}
+	failed := &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: "rate limited"}
+	for _, tc := range []struct {
+		name   string
+		res    []*commonpb.KeyValue
+		attrs  []*commonpb.KeyValue
+		status *tracepb.Status
+		want   string // the event without id and time
+	}{
+		{"request and response model kept apart", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"),
+			str("gen_ai.request.model", "claude-opus-4-6"), str("gen_ai.response.model", "claude-opus-4-6-20260101"),
+			str("gen_ai.response.id", "msg_01XFDUDYJgAACzvnptvVoYEL"), str("gen_ai.provider.name", "anthropic")}, nil,
+			`"kind":"llm_call","model":"claude-opus-4-6","response_model":"claude-opus-4-6-20260101","response_id":"msg_01XFDUDYJgAACzvnptvVoYEL",
+			"provider":"anthropic","outcome":"success","metadata":{"span_name":"s"}`},
+		{"only the response model: it is the model too", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"),
+			str("gen_ai.response.model", "gpt-4o-2024-08-06")}, nil,
+			`"kind":"llm_call","model":"gpt-4o-2024-08-06","response_model":"gpt-4o-2024-08-06","outcome":"success","metadata":{"span_name":"s"}`},
+		{"only the request model", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"), str("gen_ai.request.model", "gpt-4o")}, ok,
+			`"kind":"llm_call","model":"gpt-4o","outcome":"success","metadata":{"span_name":"s"}`},
+		{"older gen_ai.system is the provider", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "text_completion"), str("gen_ai.system", "openai")}, nil,
+			`"kind":"llm_call","provider":"openai","outcome":"success","metadata":{"span_name":"s"}`},
+		{"gen_ai.provider.name wins over gen_ai.system", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"),
+			str("gen_ai.system", "az.ai.openai"), str("gen_ai.provider.name", "azure.ai.openai")}, nil,
+			`"kind":"llm_call","provider":"azure.ai.openai","outcome":"success","metadata":{"span_name":"s"}`},
+		{"OpenInference model and provider", nil, []*commonpb.KeyValue{str("openinference.span.kind", "LLM"),
+			str("llm.model_name", "gpt-4o"), str("llm.provider", "openai")}, nil,
+			`"kind":"llm_call","model":"gpt-4o","provider":"openai","outcome":"success","metadata":{"span_name":"s"}`},
+		{"chat failed: status ERROR", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"), str("error.type", "429")}, failed,
+			`"kind":"llm_call","outcome":"error","error":"rate limited","error_type":"429","metadata":{"span_name":"s"}`},
+		{"chat failed: error.type without a status", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"), str("error.type", "timeout")}, nil,
+			`"kind":"llm_call","outcome":"error","error_type":"timeout","metadata":{"span_name":"s"}`},
+		{"an explicit OK status is the application's last word", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"), str("error.type", "timeout")}, ok,
+			`"kind":"llm_call","outcome":"success","metadata":{"span_name":"s"}`},
+		{"tool type", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "execute_tool"), str("gen_ai.tool.name", "get_weather"),
+			str("gen_ai.tool.type", "function")}, nil,
+			`"kind":"tool_call","tool_name":"get_weather","tool_type":"function","success":true,"outcome":"success","metadata":{"span_name":"s"}`},
+		{"tool failed: error.type without a status", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "execute_tool"),
+			str("gen_ai.tool.name", "get_weather"), str("error.type", "TimeoutError")}, nil,
+			`"kind":"tool_call","tool_name":"get_weather","success":false,"outcome":"error","error_type":"TimeoutError","metadata":{"span_name":"s"}`},
+		{"agent id, name, version and provider", []*commonpb.KeyValue{str("service.name", "svc"), str("service.version", "2.0.0")},
+			[]*commonpb.KeyValue{str("gen_ai.operation.name", "invoke_agent"), str("gen_ai.agent.id", "asst_5j66UpCpwteGg4YSxUnt7lPY"),
+				str("gen_ai.agent.name", "Math Tutor"), str("gen_ai.agent.version", "1.0.0"), str("gen_ai.provider.name", "openai")}, nil,
+			`"kind":"custom","agent_id":"asst_5j66UpCpwteGg4YSxUnt7lPY","agent_name":"Math Tutor","agent_version":"1.0.0","provider":"openai",
+			"metadata":{"span_name":"s","gen_ai.operation.name":"invoke_agent"}`},
+		{"agent name only: it is the id too", []*commonpb.KeyValue{str("service.name", "svc"), str("service.version", "2.0.0")},
+			[]*commonpb.KeyValue{str("gen_ai.operation.name", "invoke_agent"), str("gen_ai.agent.name", "Math Tutor")}, nil,
+			`"kind":"custom","agent_id":"Math Tutor","agent_name":"Math Tutor","agent_version":"2.0.0","metadata":{"span_name":"s","gen_ai.operation.name":"invoke_agent"}`},
+		{"OpenInference agent.name", nil, []*commonpb.KeyValue{str("openinference.span.kind", "AGENT"), str("agent.name", "WeatherAgent")}, nil,
+			`"kind":"custom","agent_id":"WeatherAgent","agent_name":"WeatherAgent","metadata":{"span_name":"s","openinference.span.kind":"AGENT"}`},
+		{"a failed custom span has an outcome, a plain one none", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "invoke_agent"), str("error.type", "_OTHER")}, nil,
+			`"kind":"custom","outcome":"error","error_type":"_OTHER","metadata":{"span_name":"s","gen_ai.operation.name":"invoke_agent"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := oneSpan(t, tc.res, &tracepb.Span{TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), Name: "s",
+				StartTimeUnixNano: 1767225600000000000, Attributes: tc.attrs, Status: tc.status})
+			if got, want := canonical(t, ev), mustCanon(t, "{"+head+","+tc.want+"}"); got != want {
+				t.Errorf("\n got %s\nwant %s", got, want)
 			}
 		})
 	}
