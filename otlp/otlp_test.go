@@ -1,7 +1,9 @@
 package otlp_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/otlp"
+	"github.com/agentaudit/agentaudit/store"
 )
 
 // want is what one span of an export must become: an event (as JSON, compared canonically, so
@@ -39,28 +42,30 @@ var fixtures = []struct {
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-1111111111111111","kind":"custom","time":"2026-01-01T00:00:00Z",
 			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support","agent_name":"support","agent_version":"1.4.2","provider":"anthropic",
 			"metadata":{"span_name":"invoke_agent support","gen_ai.operation.name":"invoke_agent"}}`},
-		// chat: the requested model, the model and response id that answered, the provider, tokens
-		// (as a string and as a JSON number), latency from the span's times, messages, finish
-		// reason, success (the status is unset, no error.type); the span's user.id wins over the
-		// resource's; the parent is the agent span.
+		// chat: the agent of its invoke_agent parent (not service.name), the requested model, the
+		// model and response id that answered, the provider, tokens (as a string and as a JSON
+		// number), latency from the span's times, messages, finish reason, success (the status is
+		// unset, no error.type); the span's user.id wins over the resource's; the parent is the
+		// agent span.
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222","parent_id":"otel-5b8efff798038103d269b633813fc60c-1111111111111111",
 			"kind":"llm_call","time":"2026-01-01T00:00:00.1Z","latency_ms":1250,
-			"session_id":"conv-1","user_id":"usr_98765","agent_id":"support-agent","agent_version":"1.4.2",
+			"session_id":"conv-1","user_id":"usr_98765","agent_id":"support","agent_name":"support","agent_version":"1.4.2",
 			"model":"claude-opus-4-6","response_model":"claude-opus-4-6-20260101","response_id":"msg_01XFDUDYJgAACzvnptvVoYEL","provider":"anthropic",
 			"input_tokens":812,"output_tokens":64,"stop_reason":"tool_call","outcome":"success",
 			"input_messages":[{"role":"user","parts":[{"type":"text","content":"Cancel order ORD-456"}]}],
 			"metadata":{"span_name":"chat claude-opus-4-6",
 				"output_messages":[{"role":"assistant","parts":[{"type":"tool_call","id":"call_1","name":"update_order_status"}],"finish_reason":"tool_call"}]}}`},
-		// execute_tool: tool name, call id, tool type, JSON arguments and result, duration, success.
+		// execute_tool: the agent of its grandparent, tool name, call id, tool type, JSON arguments
+		// and result, duration, success.
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-3333333333333333","parent_id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222",
 			"kind":"tool_call","time":"2026-01-01T00:00:01.4Z","duration_ms":38,
-			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support-agent","agent_version":"1.4.2",
+			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support","agent_name":"support","agent_version":"1.4.2",
 			"tool_name":"get_order","tool_call_id":"call_0","tool_type":"function","arguments":{"order_id":"ORD-456"},"result":{"status":"shipped"},
 			"success":true,"outcome":"success","metadata":{"span_name":"execute_tool get_order"}}`},
 		// A tool span with status ERROR: the status message and error.type, success false.
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-4444444444444444","parent_id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222",
 			"kind":"tool_call","time":"2026-01-01T00:00:01.5Z","duration_ms":40,
-			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support-agent","agent_version":"1.4.2",
+			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support","agent_name":"support","agent_version":"1.4.2",
 			"tool_name":"update_order_status","tool_call_id":"call_1","arguments":{"order_id":"ORD-456","status":"cancelled"},
 			"success":false,"outcome":"error","error":"Cannot cancel shipped order","error_type":"OrderShipped",
 			"metadata":{"span_name":"execute_tool update_order_status"}}`},
@@ -634,5 +639,206 @@ func TestGenAIFacts(t *testing.T) {
 				t.Errorf("\n got %s\nwant %s", got, want)
 			}
 		})
+	}
+}
+
+// spanSpec is a span of an inheritance case: its id and its parent's (short names, padded to 8
+// bytes), in one trace.
+type spanSpec struct {
+	id, parent string
+	attrs      []*commonpb.KeyValue
+}
+
+func spanID(name string) []byte {
+	b := make([]byte, 8)
+	copy(b, name)
+	return b
+}
+
+var inheritTrace = []byte("0123456789abcdef")
+
+func exportOf(specs []spanSpec) *collectorpb.ExportTraceServiceRequest {
+	var spans []*tracepb.Span
+	for _, s := range specs {
+		sp := &tracepb.Span{TraceId: inheritTrace, SpanId: spanID(s.id), Name: s.id, StartTimeUnixNano: 1767225600000000000, Attributes: s.attrs}
+		if s.parent != "" {
+			sp.ParentSpanId = spanID(s.parent)
+		}
+		spans = append(spans, sp)
+	}
+	return &collectorpb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource:   &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", "svc"), str("service.version", "9")}},
+		ScopeSpans: []*tracepb.ScopeSpans{{Spans: spans}},
+	}}}
+}
+
+// fakeStore is the log as the OTLP receiver reads it: canonical bodies by event id.
+type fakeStore struct {
+	bodies  map[string][]byte
+	err     error // returned by every read when set
+	lookups int
+}
+
+func (f *fakeStore) EntryByID(_ context.Context, id string) (store.Entry, error) {
+	f.lookups++
+	if f.err != nil {
+		return store.Entry{}, f.err
+	}
+	b, ok := f.bodies[id]
+	if !ok {
+		return store.Entry{}, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+	}
+	return store.Entry{ID: id, Body: b}, nil
+}
+
+// record converts an export as the server does, reading ancestors from the store, and stores
+// its events.
+func (f *fakeStore) record(t *testing.T, specs []spanSpec) []otlp.Span {
+	t.Helper()
+	spans, err := otlp.Convert(context.Background(), exportOf(specs), otlp.Options{Lookup: otlp.FromStore(f)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range spans {
+		if sp.Err != nil {
+			t.Fatal(sp.Err)
+		}
+		f.bodies[sp.Event.ID] = []byte(canonical(t, sp.Event))
+	}
+	return spans
+}
+
+func invokeAgent(kv ...*commonpb.KeyValue) []*commonpb.KeyValue {
+	return append([]*commonpb.KeyValue{str("gen_ai.operation.name", "invoke_agent")}, kv...)
+}
+
+var (
+	chatAttrs = []*commonpb.KeyValue{str("gen_ai.operation.name", "chat")}
+	toolAttrs = []*commonpb.KeyValue{str("gen_ai.operation.name", "execute_tool"), str("gen_ai.tool.name", "t")}
+	support   = invokeAgent(str("gen_ai.agent.id", "asst_1"), str("gen_ai.agent.name", "Support"), str("gen_ai.agent.version", "1.0"))
+)
+
+// Spans inherit the agent (id, name, version) of their nearest invoke_agent (or OpenInference
+// AGENT) ancestor, whether it came in the same export, in any order, or was recorded from an
+// earlier one; a span that names its own agent keeps it.
+func TestAgentInheritance(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before [][]spanSpec // exports recorded earlier, in order
+		export []spanSpec
+		want   map[string]string // span id: agent_id/agent_name/agent_version
+	}{
+		{"same export, parent first", nil,
+			[]spanSpec{{"agent", "", support}, {"chat", "agent", chatAttrs}, {"tool", "chat", toolAttrs}},
+			map[string]string{"agent": "asst_1/Support/1.0", "chat": "asst_1/Support/1.0", "tool": "asst_1/Support/1.0"}},
+		{"same export, children first", nil,
+			[]spanSpec{{"tool", "chat", toolAttrs}, {"chat", "agent", chatAttrs}, {"agent", "", support}},
+			map[string]string{"agent": "asst_1/Support/1.0", "chat": "asst_1/Support/1.0", "tool": "asst_1/Support/1.0"}},
+		{"nested agents: the nearest wins", nil,
+			[]spanSpec{{"tool2", "chat2", toolAttrs}, {"chat2", "inner", chatAttrs},
+				{"inner", "outer", invokeAgent(str("gen_ai.agent.id", "asst_2"), str("gen_ai.agent.name", "Refunds"))},
+				{"chat1", "outer", chatAttrs}, {"outer", "", support}},
+			map[string]string{"outer": "asst_1/Support/1.0", "chat1": "asst_1/Support/1.0",
+				"inner": "asst_2/Refunds/9", "chat2": "asst_2/Refunds/9", "tool2": "asst_2/Refunds/9"}},
+		{"the nearest agent span names no agent: its service", nil,
+			[]spanSpec{{"outer", "", support}, {"inner", "outer", invokeAgent()}, {"chat", "inner", chatAttrs}},
+			map[string]string{"outer": "asst_1/Support/1.0", "inner": "svc//9", "chat": "svc//9"}},
+		{"a span naming another agent keeps it", nil,
+			[]spanSpec{{"agent", "", support}, {"chat", "agent", append([]*commonpb.KeyValue{str("gen_ai.agent.id", "asst_9")}, chatAttrs...)}},
+			map[string]string{"agent": "asst_1/Support/1.0", "chat": "asst_9//9"}},
+		{"a span naming its agent by name alone gets the id", nil,
+			[]spanSpec{{"agent", "", support}, {"chat", "agent", append([]*commonpb.KeyValue{str("gen_ai.agent.name", "Support")}, chatAttrs...)}},
+			map[string]string{"agent": "asst_1/Support/1.0", "chat": "asst_1/Support/1.0"}},
+		{"no agent above: the service", nil,
+			[]spanSpec{{"root", "", nil}, {"chat", "root", chatAttrs}, {"orphan", "gone", toolAttrs}},
+			map[string]string{"root": "svc//9", "chat": "svc//9", "orphan": "svc//9"}},
+		{"OpenInference AGENT span", nil,
+			[]spanSpec{{"agent", "", []*commonpb.KeyValue{str("openinference.span.kind", "AGENT"), str("agent.name", "WeatherAgent")}},
+				{"llm", "agent", []*commonpb.KeyValue{str("openinference.span.kind", "LLM")}}},
+			map[string]string{"agent": "WeatherAgent/WeatherAgent/9", "llm": "WeatherAgent/WeatherAgent/9"}},
+		{"a parent cycle ends", nil,
+			[]spanSpec{{"a", "b", chatAttrs}, {"b", "a", chatAttrs}},
+			map[string]string{"a": "svc//9", "b": "svc//9"}},
+		{"across exports: the agent was recorded earlier",
+			[][]spanSpec{{{"agent", "", support}}},
+			[]spanSpec{{"tool", "chat", toolAttrs}, {"chat", "agent", chatAttrs}},
+			map[string]string{"chat": "asst_1/Support/1.0", "tool": "asst_1/Support/1.0"}},
+		{"across exports: through a recorded span that inherited nothing",
+			// The chat was recorded before its agent, so it kept the service; its tool, exported
+			// after both, still finds the agent through it.
+			[][]spanSpec{{{"chat", "agent", chatAttrs}}, {{"agent", "", support}}},
+			[]spanSpec{{"tool", "chat", toolAttrs}},
+			map[string]string{"tool": "asst_1/Support/1.0"}},
+		{"across exports: a recorded inner agent is nearer than an outer one in the export",
+			[][]spanSpec{{{"inner", "outer", invokeAgent(str("gen_ai.agent.id", "asst_2"))}}},
+			[]spanSpec{{"outer", "", support}, {"chat", "inner", chatAttrs}},
+			map[string]string{"outer": "asst_1/Support/1.0", "chat": "asst_2//9"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &fakeStore{bodies: map[string][]byte{}}
+			for _, b := range tc.before {
+				st.record(t, b)
+			}
+			spans := st.record(t, tc.export)
+			got := map[string]string{}
+			for i, sp := range spans {
+				got[tc.export[i].id] = sp.Event.AgentID + "/" + sp.Event.AgentName + "/" + sp.Event.AgentVersion
+			}
+			for id, want := range tc.want {
+				if got[id] != want {
+					t.Errorf("%s: agent %s, want %s", id, got[id], want)
+				}
+			}
+		})
+	}
+}
+
+// The store is read at most once per ancestor in an export, and a failed read fails the
+// conversion (the receiver answers 503, and the exporter retries) rather than recording spans
+// under the wrong agent for good.
+func TestConvertReadsTheStore(t *testing.T) {
+	st := &fakeStore{bodies: map[string][]byte{}}
+	st.record(t, []spanSpec{{"agent", "", support}})
+	st.lookups = 0
+	spans := st.record(t, []spanSpec{{"chat1", "agent", chatAttrs}, {"chat2", "agent", chatAttrs}, {"tool", "chat1", toolAttrs}})
+	if st.lookups != 1 {
+		t.Errorf("%d reads of the store, want 1", st.lookups)
+	}
+	for _, sp := range spans {
+		if sp.Event.AgentID != "asst_1" {
+			t.Errorf("%s: agent %s", sp.Event.ID, sp.Event.AgentID)
+		}
+	}
+	broken := errors.New("disk on fire")
+	st.err = broken
+	if spans, err := otlp.Convert(context.Background(), exportOf([]spanSpec{{"chat3", "agent", chatAttrs}}), otlp.Options{Lookup: otlp.FromStore(st)}); !errors.Is(err, broken) || spans != nil {
+		t.Errorf("store failing: %v, %v; want the store's error and no spans", spans, err)
+	}
+	// Spans without a parent, or whose parents are all in the export, never read the store.
+	st.lookups = 0
+	if _, err := otlp.Convert(context.Background(), exportOf([]spanSpec{{"chat4", "root", chatAttrs}, {"root", "", support}}), otlp.Options{Lookup: otlp.FromStore(st)}); err != nil || st.lookups != 0 {
+		t.Errorf("%v, %d reads", err, st.lookups)
+	}
+}
+
+// FromStore reads stored events: an absent event is no ancestor, and so is one whose body can
+// no longer be read (a purged payload), since the spans below it are still worth recording.
+func TestFromStore(t *testing.T) {
+	agent := otlp.Events(exportOf([]spanSpec{{"agent", "", support}}))[0].Event
+	good := []byte(canonical(t, agent))
+	st := &fakeStore{bodies: map[string][]byte{"good": good, "purged": nil, "garbage": []byte("{not json")}}
+	lookup := otlp.FromStore(st)
+	for _, tc := range []struct {
+		id    string
+		found bool
+	}{{"good", true}, {"absent", false}, {"purged", false}, {"garbage", false}} {
+		ev, found, err := lookup(context.Background(), tc.id)
+		if err != nil || found != tc.found || found && (ev == nil || ev.AgentID != "asst_1") {
+			t.Errorf("%s: %v, %v, %v; want found %v", tc.id, ev, found, err, tc.found)
+		}
+	}
+	st.err = errors.New("disk on fire")
+	if _, _, err := lookup(context.Background(), "good"); !errors.Is(err, st.err) {
+		t.Errorf("failing store: %v", err)
 	}
 }
