@@ -132,6 +132,18 @@ type Options struct {
 	Lookup Lookup
 }
 
+// SpanCount is the number of spans in the export, for a limit checked before Convert reads the
+// store.
+func SpanCount(req *collectorpb.ExportTraceServiceRequest) int {
+	n := 0
+	for _, rs := range req.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			n += len(ss.GetSpans())
+		}
+	}
+	return n
+}
+
 // Events maps every span of the export to an event, in order, with agents inherited within the
 // export only.
 func Events(req *collectorpb.ExportTraceServiceRequest) []Span {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -274,5 +275,21 @@ func TestOTLPUnreadableLogIsRetried(t *testing.T) {
 	code, hdr, b := e.do(t, apikey.Writer, "POST", "/v1/traces", "application/json", []byte(body))
 	if code != 503 || hdr.Get("Retry-After") == "" {
 		t.Errorf("%d %v %s, want 503 with Retry-After", code, hdr, b)
+	}
+}
+
+// An export over the batch limit is refused before any span's ancestors are read from the log.
+func TestOTLPBatchLimitBeforeReads(t *testing.T) {
+	e := start(t, server.Config{MaxBatch: 2})
+	var spans []string
+	for i := range 3 {
+		spans = append(spans, fmt.Sprintf(`{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"00000000000000%02x","parentSpanId":"00000000000001%02x","name":"s"}`, i, i))
+	}
+	body := `{"resourceSpans":[{"scopeSpans":[{"spans":[` + strings.Join(spans, ",") + `]}]}]}`
+	if err := e.w.Store.Close(); err != nil { // a read would answer 503
+		t.Fatal(err)
+	}
+	if code, _, b := e.do(t, apikey.Writer, "POST", "/v1/traces", "application/json", []byte(body)); code != 413 || !strings.Contains(string(b), "3 spans; the limit is 2") {
+		t.Errorf("%d %s, want 413", code, b)
 	}
 }
