@@ -4,6 +4,8 @@
 // create_agent) and OpenInference spans (openinference.span.kind LLM, TOOL, AGENT, CHAIN) become
 // events of the matching kind; other spans are kept as custom events. Each event's id derives from
 // its trace and span ids, so a re-sent export is idempotent, and parent links follow span parents.
+// Model and tool calls take the agent of their nearest agent span (Convert), which the
+// conventions alone name.
 //
 // Both OTLP/HTTP encodings are read: application/x-protobuf, and application/json with trace and
 // span ids as hex strings (the OTLP JSON rule, which differs from protobuf's JSON mapping).
@@ -11,6 +13,7 @@ package otlp
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -29,6 +32,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/store"
 )
 
 // ErrMalformed: the body is not an OTLP trace export in the declared encoding.
@@ -116,19 +120,222 @@ type Span struct {
 	Err   error
 }
 
-// Events maps every span of the export to an event, in order.
+// Lookup finds an event already recorded, by id: (nil, false, nil) when there is none. An error
+// means the log could not be read.
+type Lookup func(ctx context.Context, id string) (*event.Event, bool, error)
+
+// Options tunes Convert.
+type Options struct {
+	// Lookup finds the events of spans exported in earlier requests, so that spans whose agent
+	// span was exported before them still inherit its agent. Nil: only the export itself is
+	// searched.
+	Lookup Lookup
+}
+
+// SpanCount is the number of spans in the export, for a limit checked before Convert reads the
+// store.
+func SpanCount(req *collectorpb.ExportTraceServiceRequest) int {
+	n := 0
+	for _, rs := range req.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			n += len(ss.GetSpans())
+		}
+	}
+	return n
+}
+
+// Events maps every span of the export to an event, in order, with agents inherited within the
+// export only.
 func Events(req *collectorpb.ExportTraceServiceRequest) []Span {
+	spans, _ := Convert(context.Background(), req, Options{}) // no Lookup, no error
+	return spans
+}
+
+// Convert maps every span of the export to an event, in order. A span that names no agent of its
+// own takes the agent (id, name, version) of its nearest agent span ancestor (invoke_agent, or
+// OpenInference AGENT), looked for in the export, in any order, and then through
+// opts.Lookup among the events already recorded: the conventions put gen_ai.agent.* on the
+// agent span only, and without this its model and tool calls would be split from it under the
+// service's name. The error is Lookup's: the export should then be retried, not recorded under
+// the wrong agent for good.
+//
+// A span exported before its agent span (a BatchSpanProcessor exports spans as they end, and a
+// parent ends last) cannot inherit from it: the log is append-only, and the span is recorded with
+// what was known when it came.
+func Convert(ctx context.Context, req *collectorpb.ExportTraceServiceRequest, opts Options) ([]Span, error) {
 	var out []Span
+	var nodes []*node
+	byID := map[string]*node{}
 	for _, rs := range req.GetResourceSpans() {
 		res := attrs(rs.GetResource().GetAttributes())
 		for _, ss := range rs.GetScopeSpans() {
 			for _, sp := range ss.GetSpans() {
-				ev, err := toEvent(sp, res)
-				out = append(out, Span{Event: ev, Err: err})
+				n, err := toNode(sp, res)
+				if err != nil {
+					out = append(out, Span{Err: err})
+					continue
+				}
+				out = append(out, Span{Event: n.ev})
+				nodes = append(nodes, n)
+				byID[n.ev.ID] = n
 			}
 		}
 	}
-	return out
+	in := inheritance{ctx: ctx, export: byID, lookup: opts.Lookup, nearest: map[string]agentOf{}}
+	for _, n := range nodes {
+		if n.agent || n.ev.ParentID == "" {
+			continue // an agent span names the agent that ran (or the service does), never its caller
+		}
+		a, err := in.nearestAgent(n.ev.ParentID)
+		if err != nil {
+			return nil, err
+		}
+		if a.found {
+			n.inherit(a)
+		}
+	}
+	return out, nil
+}
+
+// node is a span's event and what inheritance needs of the span.
+type node struct {
+	ev    *event.Event
+	agent bool // an agent span: invoke_agent or OpenInference AGENT
+	// The agent the span's own attributes name (not its resource's: one process may run many).
+	ownID, ownName, ownVersion string
+}
+
+// agentOf is the agent of the nearest agent span above a span, if one was found.
+type agentOf struct {
+	found             bool
+	id, name, version string
+}
+
+func agentOfEvent(ev *event.Event) agentOf {
+	return agentOf{found: true, id: ev.AgentID, name: ev.AgentName, version: ev.AgentVersion}
+}
+
+// inherit gives the span its agent span's agent, unless the span names another agent itself. A
+// span that names the same agent (by id, or by name alone) gets what it left out.
+func (n *node) inherit(a agentOf) {
+	switch {
+	case n.ownID == "" && n.ownName == "":
+	case n.ownID != "" && n.ownID == a.id, n.ownID == "" && n.ownName == a.name:
+	default:
+		return
+	}
+	n.ev.AgentID = a.id
+	if n.ownName == "" {
+		n.ev.AgentName = a.name
+	}
+	if n.ownVersion == "" && a.version != "" {
+		n.ev.AgentVersion = a.version
+	}
+}
+
+// maxAncestors bounds the walk up a trace: deeper agents are not looked for.
+const maxAncestors = 64
+
+// inheritance finds each span's nearest agent span, in the export or among recorded events,
+// reading each recorded ancestor at most once per export.
+type inheritance struct {
+	ctx     context.Context
+	export  map[string]*node
+	lookup  Lookup
+	nearest map[string]agentOf // event id: the agent at or above it
+}
+
+func (in *inheritance) nearestAgent(id string) (agentOf, error) {
+	var path []string
+	onPath := map[string]bool{}
+	var found agentOf
+	for id != "" && len(path) < maxAncestors {
+		if a, ok := in.nearest[id]; ok {
+			found = a
+			break
+		}
+		if onPath[id] {
+			break // a parent cycle: malformed, no agent
+		}
+		path, onPath[id] = append(path, id), true
+		parent, a, err := in.step(id)
+		if err != nil {
+			return agentOf{}, err
+		}
+		if a.found {
+			found = a
+			break
+		}
+		id = parent
+	}
+	for _, p := range path {
+		in.nearest[p] = found
+	}
+	return found, nil
+}
+
+// step reads one ancestor: its agent if it is an agent span, else its parent.
+func (in *inheritance) step(id string) (parent string, a agentOf, err error) {
+	if n, ok := in.export[id]; ok {
+		if n.agent {
+			return "", agentOfEvent(n.ev), nil
+		}
+		return n.ev.ParentID, agentOf{}, nil
+	}
+	if in.lookup == nil {
+		return "", agentOf{}, nil
+	}
+	ev, ok, err := in.lookup(in.ctx, id)
+	if err != nil {
+		return "", agentOf{}, fmt.Errorf("otlp: read ancestor %s: %w", id, err)
+	}
+	if !ok {
+		return "", agentOf{}, nil
+	}
+	if isAgentEvent(ev) {
+		return "", agentOfEvent(ev), nil
+	}
+	return ev.ParentID, agentOf{}, nil
+}
+
+// isAgentEvent reports whether a recorded event was made from an agent span, which Convert
+// keeps as a custom event naming its convention in the metadata.
+func isAgentEvent(ev *event.Event) bool {
+	if ev.Kind != event.KindCustom || len(ev.Metadata) == 0 {
+		return false
+	}
+	var md struct {
+		Op     string `json:"gen_ai.operation.name"`
+		OIKind string `json:"openinference.span.kind"`
+	}
+	if json.Unmarshal(ev.Metadata, &md) != nil {
+		return false
+	}
+	return md.Op == "invoke_agent" || md.OIKind == "AGENT"
+}
+
+// EntryReader is what FromStore needs of the log's store (store/sqlite's Store has it).
+type EntryReader interface {
+	EntryByID(ctx context.Context, id string) (store.Entry, error)
+}
+
+// FromStore is a Lookup that reads the store. An event whose body no longer parses (a purged
+// payload) is no ancestor: the spans below it are still worth recording.
+func FromStore(st EntryReader) Lookup {
+	return func(ctx context.Context, id string) (*event.Event, bool, error) {
+		e, err := st.EntryByID(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		ev, err := event.ParseStored(e.Body)
+		if err != nil {
+			return nil, false, nil
+		}
+		return ev, true, nil
+	}
 }
 
 type attrMap map[string]*commonpb.AnyValue
@@ -260,7 +467,7 @@ func EventID(traceID, spanID []byte) string {
 	return "otel-" + hex.EncodeToString(traceID) + "-" + hex.EncodeToString(spanID)
 }
 
-func toEvent(sp *tracepb.Span, res attrMap) (*event.Event, error) {
+func toNode(sp *tracepb.Span, res attrMap) (*node, error) {
 	if len(sp.GetTraceId()) != 16 || len(sp.GetSpanId()) != 8 {
 		return nil, fmt.Errorf("%w: span %q: trace id must be 16 bytes and span id 8", ErrMalformed, sp.GetName())
 	}
@@ -292,67 +499,79 @@ func toEvent(sp *tracepb.Span, res attrMap) (*event.Event, error) {
 	}
 	ev.SessionID = a.str("gen_ai.conversation.id", "session.id")
 	ev.UserID = a.str("user.id", "enduser.id")
-	ev.AgentID = a.str("gen_ai.agent.id", "gen_ai.agent.name", "service.name")
-	ev.AgentVersion = a.str("service.version")
-	ev.Model = a.str("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+	// The agent: gen_ai.agent.* (OpenInference: agent.name). Without an id the name identifies
+	// it, and without either the service does.
+	ev.AgentName = a.str("gen_ai.agent.name", "agent.name")
+	ev.AgentID = a.str("gen_ai.agent.id", "gen_ai.agent.name", "agent.name", "service.name")
+	ev.AgentVersion = a.str("gen_ai.agent.version", "service.version")
+	// model is the model asked for; response_model the one that answered. When only the answering
+	// model is known it is the model too, so filters and statistics by model still find the call.
+	ev.Model = a.str("gen_ai.request.model", "llm.model_name")
+	ev.ResponseModel = a.str("gen_ai.response.model")
+	if ev.Model == "" {
+		ev.Model = ev.ResponseModel
+	}
+	ev.ResponseID = a.str("gen_ai.response.id")
+	ev.Provider = a.str("gen_ai.provider.name", "gen_ai.system", "llm.provider")
 	ev.InputTokens = a.int("gen_ai.usage.input_tokens", "llm.token_count.prompt")
 	ev.OutputTokens = a.int("gen_ai.usage.output_tokens", "llm.token_count.completion")
 	ev.InputMessages = jsonOrString(a.str("gen_ai.input.messages", "llm.input_messages", "input.value"))
+	// Metadata: the span's name (to find the span in a tracing backend), the output messages, and
+	// for a custom event the convention that named it.
+	md := map[string]any{"span_name": sp.GetName()}
 	if out := a.str("gen_ai.output.messages", "llm.output_messages"); out != "" {
-		ev.Metadata = mustObject(map[string]any{"output_messages": json.RawMessage(jsonOrString(out))})
+		md["output_messages"] = json.RawMessage(jsonOrString(out))
 	}
 	ev.StopReason = finishReasons(a.get("gen_ai.response.finish_reasons"))
-	if ev.Kind == event.KindToolCall {
+	n := &node{ev: ev, agent: op == "invoke_agent" || oiKind == "AGENT",
+		ownID: a.span.str("gen_ai.agent.id"), ownName: a.span.str("gen_ai.agent.name", "agent.name"), ownVersion: a.span.str("gen_ai.agent.version")}
+	switch ev.Kind {
+	case event.KindToolCall:
 		ev.ToolName = a.str("gen_ai.tool.name", "tool.name")
 		if ev.ToolName == "" {
 			ev.ToolName = sp.GetName()
 		}
 		ev.ToolCallID = a.str("gen_ai.tool.call.id", "tool_call.id")
+		ev.ToolType = a.str("gen_ai.tool.type")
 		ev.Arguments = jsonOrString(a.str("gen_ai.tool.call.arguments", "tool.parameters", "input.value"))
 		ev.Result = jsonOrString(a.str("gen_ai.tool.call.result", "output.value"))
 		ev.InputMessages = nil
-	}
-	if ev.Kind == event.KindLLMCall {
-		if v := a.str("output.value"); v != "" && ev.Metadata == nil {
+	case event.KindLLMCall:
+		if v := a.str("output.value"); v != "" && md["output_messages"] == nil {
 			ev.OutputText = v
 		}
-	}
-	// Metadata: what the conversion put there (output messages) plus what names the span.
-	md := map[string]any{}
-	if ev.Metadata != nil {
-		json.Unmarshal(ev.Metadata, &md)
-	}
-	if ev.Kind == event.KindCustom {
-		md["span_name"] = sp.GetName()
+	case event.KindCustom:
 		if op != "" {
 			md["gen_ai.operation.name"] = op
 		}
 		if oiKind != "" {
 			md["openinference.span.kind"] = oiKind
 		}
-		if p := a.str("gen_ai.provider.name", "gen_ai.system"); p != "" {
-			md["gen_ai.provider.name"] = p
-		}
-	} else if p := a.str("gen_ai.provider.name", "gen_ai.system", "llm.provider"); p != "" {
-		md["gen_ai.provider.name"], md["span_name"] = p, sp.GetName()
 	}
-	if len(md) > 0 {
-		ev.Metadata = mustObject(md)
-	}
-	if sp.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR {
-		ev.Outcome = event.OutcomeError
-		ev.Error = sp.GetStatus().GetMessage()
-		if ev.Error == "" {
-			ev.Error = "span status ERROR"
+	ev.Metadata = mustObject(md)
+	// Failure, per the conventions' Recording Errors: status ERROR, or error.type on a span whose
+	// status was left unset (an explicit OK is the application's last word). A model or tool call
+	// that did not fail succeeded; other spans say nothing of success.
+	code := sp.GetStatus().GetCode()
+	errType := a.str("error.type")
+	switch {
+	case code == tracepb.Status_STATUS_CODE_ERROR || code == tracepb.Status_STATUS_CODE_UNSET && errType != "":
+		ev.Outcome, ev.ErrorType = event.OutcomeError, errType
+		if code == tracepb.Status_STATUS_CODE_ERROR {
+			ev.Error = sp.GetStatus().GetMessage()
+			if ev.Error == "" {
+				ev.Error = "span status ERROR"
+			}
 		}
-		ev.ErrorType = a.str("error.type")
 		if ev.Kind == event.KindToolCall {
 			ev.Success = event.Bool(false)
 		}
-	} else if ev.Kind == event.KindToolCall {
+	case ev.Kind == event.KindToolCall:
 		ev.Success, ev.Outcome = event.Bool(true), event.OutcomeSuccess
+	case ev.Kind == event.KindLLMCall:
+		ev.Outcome = event.OutcomeSuccess
 	}
-	return ev, nil
+	return n, nil
 }
 
 // finishReasons is gen_ai.response.finish_reasons (a string array, one reason per choice) as one

@@ -1,7 +1,9 @@
 package otlp_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/otlp"
+	"github.com/agentaudit/agentaudit/store"
 )
 
 // want is what one span of an export must become: an event (as JSON, compared canonically, so
@@ -33,49 +36,56 @@ var fixtures = []struct {
 	want []want
 }{
 	{"genai_chat.json", []want{
-		// invoke_agent is kept as a custom event with the agent's fields; resource attributes
-		// (service.name, service.version, user.id) fill what the span does not say.
+		// invoke_agent is kept as a custom event with the agent's fields (its name is its id when it
+		// has no gen_ai.agent.id); resource attributes (service.name, service.version, user.id) fill
+		// what the span does not say.
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-1111111111111111","kind":"custom","time":"2026-01-01T00:00:00Z",
-			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support","agent_version":"1.4.2",
-			"metadata":{"span_name":"invoke_agent support","gen_ai.operation.name":"invoke_agent","gen_ai.provider.name":"anthropic"}}`},
-		// chat: model (the response model wins over the request model), tokens (as a string and as
-		// a JSON number), latency from the span's times, messages, finish reason; the span's user.id
-		// wins over the resource's; the parent is the agent span.
+			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support","agent_name":"support","agent_version":"1.4.2","provider":"anthropic",
+			"metadata":{"span_name":"invoke_agent support","gen_ai.operation.name":"invoke_agent"}}`},
+		// chat: the agent of its invoke_agent parent (not service.name), the requested model, the
+		// model and response id that answered, the provider, tokens (as a string and as a JSON
+		// number), latency from the span's times, messages, finish reason, success (the status is
+		// unset, no error.type); the span's user.id wins over the resource's; the parent is the
+		// agent span.
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222","parent_id":"otel-5b8efff798038103d269b633813fc60c-1111111111111111",
 			"kind":"llm_call","time":"2026-01-01T00:00:00.1Z","latency_ms":1250,
-			"session_id":"conv-1","user_id":"usr_98765","agent_id":"support-agent","agent_version":"1.4.2",
-			"model":"claude-opus-4-6-20260101","input_tokens":812,"output_tokens":64,"stop_reason":"tool_call",
+			"session_id":"conv-1","user_id":"usr_98765","agent_id":"support","agent_name":"support","agent_version":"1.4.2",
+			"model":"claude-opus-4-6","response_model":"claude-opus-4-6-20260101","response_id":"msg_01XFDUDYJgAACzvnptvVoYEL","provider":"anthropic",
+			"input_tokens":812,"output_tokens":64,"stop_reason":"tool_call","outcome":"success",
 			"input_messages":[{"role":"user","parts":[{"type":"text","content":"Cancel order ORD-456"}]}],
-			"metadata":{"gen_ai.provider.name":"anthropic","span_name":"chat claude-opus-4-6",
+			"metadata":{"span_name":"chat claude-opus-4-6",
 				"output_messages":[{"role":"assistant","parts":[{"type":"tool_call","id":"call_1","name":"update_order_status"}],"finish_reason":"tool_call"}]}}`},
-		// execute_tool: tool name, call id, JSON arguments and result, duration, success.
+		// execute_tool: the agent of its grandparent, tool name, call id, tool type, JSON arguments
+		// and result, duration, success.
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-3333333333333333","parent_id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222",
 			"kind":"tool_call","time":"2026-01-01T00:00:01.4Z","duration_ms":38,
-			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support-agent","agent_version":"1.4.2",
-			"tool_name":"get_order","tool_call_id":"call_0","arguments":{"order_id":"ORD-456"},"result":{"status":"shipped"},
-			"success":true,"outcome":"success"}`},
+			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support","agent_name":"support","agent_version":"1.4.2",
+			"tool_name":"get_order","tool_call_id":"call_0","tool_type":"function","arguments":{"order_id":"ORD-456"},"result":{"status":"shipped"},
+			"success":true,"outcome":"success","metadata":{"span_name":"execute_tool get_order"}}`},
 		// A tool span with status ERROR: the status message and error.type, success false.
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-4444444444444444","parent_id":"otel-5b8efff798038103d269b633813fc60c-2222222222222222",
 			"kind":"tool_call","time":"2026-01-01T00:00:01.5Z","duration_ms":40,
-			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support-agent","agent_version":"1.4.2",
+			"session_id":"conv-1","user_id":"usr_resource","agent_id":"support","agent_name":"support","agent_version":"1.4.2",
 			"tool_name":"update_order_status","tool_call_id":"call_1","arguments":{"order_id":"ORD-456","status":"cancelled"},
-			"success":false,"outcome":"error","error":"Cannot cancel shipped order","error_type":"OrderShipped"}`},
+			"success":false,"outcome":"error","error":"Cannot cancel shipped order","error_type":"OrderShipped",
+			"metadata":{"span_name":"execute_tool update_order_status"}}`},
 	}},
 	{"genai_operations.json", []want{
-		// text_completion with the older gen_ai.system, tokens as a string and a double, two
-		// finish reasons (one per choice), and an ERROR status without a message.
+		// text_completion with the older gen_ai.system as the provider, tokens as a string and a
+		// double, two finish reasons (one per choice), and an ERROR status without a message.
 		{event: `{"id":"otel-0102030405060708090a0b0c0d0e0f10-0000000000000001","kind":"llm_call","time":"2026-01-01T00:00:00Z","latency_ms":400,
-			"agent_id":"batch-worker","model":"gpt-3.5-turbo-instruct","input_tokens":12,"output_tokens":7,"stop_reason":"stop,length",
+			"agent_id":"batch-worker","model":"gpt-3.5-turbo-instruct","provider":"openai","input_tokens":12,"output_tokens":7,"stop_reason":"stop,length",
 			"outcome":"error","error":"span status ERROR",
-			"metadata":{"gen_ai.provider.name":"openai","span_name":"text_completion gpt-3.5-turbo-instruct"}}`},
-		// generate_content: gen_ai.agent.id wins over the agent name and service.name; plain-text
-		// input is kept as a JSON string; finish reasons sent as a JSON-array string.
+			"metadata":{"span_name":"text_completion gpt-3.5-turbo-instruct"}}`},
+		// generate_content: gen_ai.agent.id wins over the agent name and service.name, and the name
+		// is kept; plain-text input is kept as a JSON string; finish reasons sent as a JSON-array
+		// string.
 		{event: `{"id":"otel-0102030405060708090a0b0c0d0e0f10-0000000000000002","kind":"llm_call","time":"2026-01-01T00:00:01Z",
-			"agent_id":"agent-7","model":"gemini-2.5-pro","input_messages":"Summarize the ticket","stop_reason":"STOP",
-			"metadata":{"gen_ai.provider.name":"gcp.gemini","span_name":"generate_content gemini-2.5-pro"}}`},
+			"agent_id":"agent-7","agent_name":"summarizer","model":"gemini-2.5-pro","provider":"gcp.gemini","input_messages":"Summarize the ticket",
+			"stop_reason":"STOP","outcome":"success","metadata":{"span_name":"generate_content gemini-2.5-pro"}}`},
 		{event: `{"id":"otel-0102030405060708090a0b0c0d0e0f10-0000000000000003","kind":"custom","time":"2025-12-31T23:59:59Z",
-			"agent_id":"summarizer",
-			"metadata":{"span_name":"create_agent summarizer","gen_ai.operation.name":"create_agent","gen_ai.provider.name":"gcp.gemini"}}`},
+			"agent_id":"summarizer","agent_name":"summarizer","provider":"gcp.gemini",
+			"metadata":{"span_name":"create_agent summarizer","gen_ai.operation.name":"create_agent"}}`},
 	}},
 	{"openinference.json", []want{
 		// CHAIN is kept as custom, with its kind in the metadata.
@@ -85,14 +95,14 @@ var fixtures = []struct {
 		// LLM: llm.model_name, llm.token_count.*, llm.provider, input.value, output.value.
 		{event: `{"id":"otel-0af7651916cd43dd8448eb211c80319c-c7ad6b7169203331","parent_id":"otel-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
 			"kind":"llm_call","time":"2026-01-01T00:00:00.1Z","latency_ms":800,
-			"session_id":"oi-sess","agent_id":"py-agent","model":"gpt-4o","input_tokens":25,"output_tokens":9,
+			"session_id":"oi-sess","agent_id":"py-agent","model":"gpt-4o","provider":"openai","input_tokens":25,"output_tokens":9,
 			"input_messages":{"messages":[{"role":"user","content":"what's the weather in Paris?"}]},"output_text":"Let me check.",
-			"metadata":{"gen_ai.provider.name":"openai","span_name":"ChatOpenAI"}}`},
+			"outcome":"success","metadata":{"span_name":"ChatOpenAI"}}`},
 		// TOOL (in lower case) without tool.name: the span name is the tool name.
 		{event: `{"id":"otel-0af7651916cd43dd8448eb211c80319c-d7ad6b7169203331","parent_id":"otel-0af7651916cd43dd8448eb211c80319c-c7ad6b7169203331",
 			"kind":"tool_call","time":"2026-01-01T00:00:01Z","duration_ms":20,
 			"session_id":"oi-sess","agent_id":"py-agent","tool_name":"get_weather","arguments":{"city":"Paris"},"result":{"temp_c":21},
-			"success":true,"outcome":"success"}`},
+			"success":true,"outcome":"success","metadata":{"span_name":"get_weather"}}`},
 		{event: `{"id":"otel-0af7651916cd43dd8448eb211c80319c-e7ad6b7169203331","parent_id":"otel-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
 			"kind":"custom","time":"2026-01-01T00:00:02Z","session_id":"oi-sess","agent_id":"py-agent",
 			"metadata":{"span_name":"WeatherAgent","openinference.span.kind":"AGENT"}}`},
@@ -116,7 +126,7 @@ var fixtures = []struct {
 	{"numeric.json", []want{
 		// Times sent as JSON numbers keep every nanosecond (float64 would round them).
 		{event: `{"id":"otel-5b8efff798038103d269b633813fc60c-dddddddddddddddd","kind":"llm_call","time":"2026-01-01T00:00:00.123456789Z",
-			"latency_ms":500,"input_tokens":30}`},
+			"latency_ms":500,"input_tokens":30,"outcome":"success","metadata":{"span_name":"chat"}}`},
 	}},
 }
 
@@ -511,4 +521,324 @@ func TestCustomSpanKeepsOutputMessages(t *testing.T) {
 // str is a string attribute.
 func str(k, v string) *commonpb.KeyValue {
 	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+}
+
+// oneSpan converts a single span under a resource with the given attributes.
+func oneSpan(t *testing.T, res []*commonpb.KeyValue, sp *tracepb.Span) *event.Event {
+	t.Helper()
+	req := &collectorpb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource:   &resourcepb.Resource{Attributes: res},
+		ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{sp}}},
+	}}}
+	spans := otlp.Events(req)
+	if len(spans) != 1 || spans[0].Err != nil {
+		t.Fatalf("%+v", spans)
+	}
+	return spans[0].Event
+}
+
+// An event's time is its span's start, to the nanosecond (as the SDK records an llm_call's time
+// as the call's start), and its latency_ms (llm_call) or duration_ms (tool_call) is the span's
+// duration; a span without a usable start or end has no duration rather than a wrong one.
+func TestSpanTiming(t *testing.T) {
+	const start = 1767225600123456789 // 2026-01-01T00:00:00.123456789Z
+	for _, tc := range []struct {
+		name              string
+		op                string
+		start, end        uint64
+		time              string // RFC 3339; "" for none
+		latency, duration float64
+	}{
+		{"chat", "chat", start, start + 1_250_000_000, "2026-01-01T00:00:00.123456789Z", 1250, 0},
+		{"chat, sub-millisecond", "chat", start, start + 1_500_001, "2026-01-01T00:00:00.123456789Z", 1.500001, 0},
+		{"execute_tool", "execute_tool", start, start + 38_000_000, "2026-01-01T00:00:00.123456789Z", 0, 38},
+		{"invoke_agent: custom, time only", "invoke_agent", start, start + 2_000_000_000, "2026-01-01T00:00:00.123456789Z", 0, 0},
+		{"no end", "chat", start, 0, "2026-01-01T00:00:00.123456789Z", 0, 0},
+		{"end before start", "execute_tool", start, start - 1, "2026-01-01T00:00:00.123456789Z", 0, 0},
+		{"zero length", "chat", start, start, "2026-01-01T00:00:00.123456789Z", 0, 0},
+		{"no start", "chat", 0, start, "", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := oneSpan(t, nil, &tracepb.Span{TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), Name: "s",
+				StartTimeUnixNano: tc.start, EndTimeUnixNano: tc.end,
+				Attributes: []*commonpb.KeyValue{str("gen_ai.operation.name", tc.op), str("gen_ai.tool.name", "t")}})
+			var got string
+			if !ev.Time.IsZero() {
+				got = ev.Time.Format(time.RFC3339Nano)
+			}
+			if got != tc.time || ev.LatencyMS != tc.latency || ev.DurationMS != tc.duration {
+				t.Errorf("time %q latency %v duration %v; want %q, %v, %v", got, ev.LatencyMS, ev.DurationMS, tc.time, tc.latency, tc.duration)
+			}
+		})
+	}
+}
+
+// The GenAI facts each have their field: the requested model (model) and the one that answered
+// (response_model), the response id, the provider (gen_ai.provider.name, else the older
+// gen_ai.system, else OpenInference's llm.provider), the tool type and the agent's name and
+// version. An llm_call or tool_call always has an outcome: error when the status is ERROR or
+// error.type is set (the conventions' two signs of failure), success otherwise.
+func TestGenAIFacts(t *testing.T) {
+	const head = `"id":"otel-30313233343536373839616263646566-3031323334353637","time":"2026-01-01T00:00:00Z"`
+	ok := &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK}
+	failed := &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: "rate limited"}
+	for _, tc := range []struct {
+		name   string
+		res    []*commonpb.KeyValue
+		attrs  []*commonpb.KeyValue
+		status *tracepb.Status
+		want   string // the event without id and time
+	}{
+		{"request and response model kept apart", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"),
+			str("gen_ai.request.model", "claude-opus-4-6"), str("gen_ai.response.model", "claude-opus-4-6-20260101"),
+			str("gen_ai.response.id", "msg_01XFDUDYJgAACzvnptvVoYEL"), str("gen_ai.provider.name", "anthropic")}, nil,
+			`"kind":"llm_call","model":"claude-opus-4-6","response_model":"claude-opus-4-6-20260101","response_id":"msg_01XFDUDYJgAACzvnptvVoYEL",
+			"provider":"anthropic","outcome":"success","metadata":{"span_name":"s"}`},
+		{"only the response model: it is the model too", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"),
+			str("gen_ai.response.model", "gpt-4o-2024-08-06")}, nil,
+			`"kind":"llm_call","model":"gpt-4o-2024-08-06","response_model":"gpt-4o-2024-08-06","outcome":"success","metadata":{"span_name":"s"}`},
+		{"only the request model", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"), str("gen_ai.request.model", "gpt-4o")}, ok,
+			`"kind":"llm_call","model":"gpt-4o","outcome":"success","metadata":{"span_name":"s"}`},
+		{"older gen_ai.system is the provider", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "text_completion"), str("gen_ai.system", "openai")}, nil,
+			`"kind":"llm_call","provider":"openai","outcome":"success","metadata":{"span_name":"s"}`},
+		{"gen_ai.provider.name wins over gen_ai.system", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"),
+			str("gen_ai.system", "az.ai.openai"), str("gen_ai.provider.name", "azure.ai.openai")}, nil,
+			`"kind":"llm_call","provider":"azure.ai.openai","outcome":"success","metadata":{"span_name":"s"}`},
+		{"OpenInference model and provider", nil, []*commonpb.KeyValue{str("openinference.span.kind", "LLM"),
+			str("llm.model_name", "gpt-4o"), str("llm.provider", "openai")}, nil,
+			`"kind":"llm_call","model":"gpt-4o","provider":"openai","outcome":"success","metadata":{"span_name":"s"}`},
+		{"chat failed: status ERROR", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"), str("error.type", "429")}, failed,
+			`"kind":"llm_call","outcome":"error","error":"rate limited","error_type":"429","metadata":{"span_name":"s"}`},
+		{"chat failed: error.type without a status", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"), str("error.type", "timeout")}, nil,
+			`"kind":"llm_call","outcome":"error","error_type":"timeout","metadata":{"span_name":"s"}`},
+		{"an explicit OK status is the application's last word", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"), str("error.type", "timeout")}, ok,
+			`"kind":"llm_call","outcome":"success","metadata":{"span_name":"s"}`},
+		{"tool type", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "execute_tool"), str("gen_ai.tool.name", "get_weather"),
+			str("gen_ai.tool.type", "function")}, nil,
+			`"kind":"tool_call","tool_name":"get_weather","tool_type":"function","success":true,"outcome":"success","metadata":{"span_name":"s"}`},
+		{"tool failed: error.type without a status", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "execute_tool"),
+			str("gen_ai.tool.name", "get_weather"), str("error.type", "TimeoutError")}, nil,
+			`"kind":"tool_call","tool_name":"get_weather","success":false,"outcome":"error","error_type":"TimeoutError","metadata":{"span_name":"s"}`},
+		{"agent id, name, version and provider", []*commonpb.KeyValue{str("service.name", "svc"), str("service.version", "2.0.0")},
+			[]*commonpb.KeyValue{str("gen_ai.operation.name", "invoke_agent"), str("gen_ai.agent.id", "asst_5j66UpCpwteGg4YSxUnt7lPY"),
+				str("gen_ai.agent.name", "Math Tutor"), str("gen_ai.agent.version", "1.0.0"), str("gen_ai.provider.name", "openai")}, nil,
+			`"kind":"custom","agent_id":"asst_5j66UpCpwteGg4YSxUnt7lPY","agent_name":"Math Tutor","agent_version":"1.0.0","provider":"openai",
+			"metadata":{"span_name":"s","gen_ai.operation.name":"invoke_agent"}`},
+		{"agent name only: it is the id too", []*commonpb.KeyValue{str("service.name", "svc"), str("service.version", "2.0.0")},
+			[]*commonpb.KeyValue{str("gen_ai.operation.name", "invoke_agent"), str("gen_ai.agent.name", "Math Tutor")}, nil,
+			`"kind":"custom","agent_id":"Math Tutor","agent_name":"Math Tutor","agent_version":"2.0.0","metadata":{"span_name":"s","gen_ai.operation.name":"invoke_agent"}`},
+		{"OpenInference agent.name", nil, []*commonpb.KeyValue{str("openinference.span.kind", "AGENT"), str("agent.name", "WeatherAgent")}, nil,
+			`"kind":"custom","agent_id":"WeatherAgent","agent_name":"WeatherAgent","metadata":{"span_name":"s","openinference.span.kind":"AGENT"}`},
+		{"a failed custom span has an outcome, a plain one none", nil, []*commonpb.KeyValue{str("gen_ai.operation.name", "invoke_agent"), str("error.type", "_OTHER")}, nil,
+			`"kind":"custom","outcome":"error","error_type":"_OTHER","metadata":{"span_name":"s","gen_ai.operation.name":"invoke_agent"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := oneSpan(t, tc.res, &tracepb.Span{TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), Name: "s",
+				StartTimeUnixNano: 1767225600000000000, Attributes: tc.attrs, Status: tc.status})
+			if got, want := canonical(t, ev), mustCanon(t, "{"+head+","+tc.want+"}"); got != want {
+				t.Errorf("\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// spanSpec is a span of an inheritance case: its id and its parent's (short names, padded to 8
+// bytes), in one trace.
+type spanSpec struct {
+	id, parent string
+	attrs      []*commonpb.KeyValue
+}
+
+func spanID(name string) []byte {
+	b := make([]byte, 8)
+	copy(b, name)
+	return b
+}
+
+var inheritTrace = []byte("0123456789abcdef")
+
+func exportOf(specs []spanSpec) *collectorpb.ExportTraceServiceRequest {
+	var spans []*tracepb.Span
+	for _, s := range specs {
+		sp := &tracepb.Span{TraceId: inheritTrace, SpanId: spanID(s.id), Name: s.id, StartTimeUnixNano: 1767225600000000000, Attributes: s.attrs}
+		if s.parent != "" {
+			sp.ParentSpanId = spanID(s.parent)
+		}
+		spans = append(spans, sp)
+	}
+	return &collectorpb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource:   &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", "svc"), str("service.version", "9")}},
+		ScopeSpans: []*tracepb.ScopeSpans{{Spans: spans}},
+	}}}
+}
+
+// fakeStore is the log as the OTLP receiver reads it: canonical bodies by event id.
+type fakeStore struct {
+	bodies  map[string][]byte
+	err     error // returned by every read when set
+	lookups int
+}
+
+func (f *fakeStore) EntryByID(_ context.Context, id string) (store.Entry, error) {
+	f.lookups++
+	if f.err != nil {
+		return store.Entry{}, f.err
+	}
+	b, ok := f.bodies[id]
+	if !ok {
+		return store.Entry{}, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+	}
+	return store.Entry{ID: id, Body: b}, nil
+}
+
+// record converts an export as the server does, reading ancestors from the store, and stores
+// its events.
+func (f *fakeStore) record(t *testing.T, specs []spanSpec) []otlp.Span {
+	t.Helper()
+	spans, err := otlp.Convert(context.Background(), exportOf(specs), otlp.Options{Lookup: otlp.FromStore(f)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range spans {
+		if sp.Err != nil {
+			t.Fatal(sp.Err)
+		}
+		f.bodies[sp.Event.ID] = []byte(canonical(t, sp.Event))
+	}
+	return spans
+}
+
+func invokeAgent(kv ...*commonpb.KeyValue) []*commonpb.KeyValue {
+	return append([]*commonpb.KeyValue{str("gen_ai.operation.name", "invoke_agent")}, kv...)
+}
+
+var (
+	chatAttrs = []*commonpb.KeyValue{str("gen_ai.operation.name", "chat")}
+	toolAttrs = []*commonpb.KeyValue{str("gen_ai.operation.name", "execute_tool"), str("gen_ai.tool.name", "t")}
+	support   = invokeAgent(str("gen_ai.agent.id", "asst_1"), str("gen_ai.agent.name", "Support"), str("gen_ai.agent.version", "1.0"))
+)
+
+// Spans inherit the agent (id, name, version) of their nearest invoke_agent (or OpenInference
+// AGENT) ancestor, whether it came in the same export, in any order, or was recorded from an
+// earlier one; a span that names its own agent keeps it.
+func TestAgentInheritance(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before [][]spanSpec // exports recorded earlier, in order
+		export []spanSpec
+		want   map[string]string // span id: agent_id/agent_name/agent_version
+	}{
+		{"same export, parent first", nil,
+			[]spanSpec{{"agent", "", support}, {"chat", "agent", chatAttrs}, {"tool", "chat", toolAttrs}},
+			map[string]string{"agent": "asst_1/Support/1.0", "chat": "asst_1/Support/1.0", "tool": "asst_1/Support/1.0"}},
+		{"same export, children first", nil,
+			[]spanSpec{{"tool", "chat", toolAttrs}, {"chat", "agent", chatAttrs}, {"agent", "", support}},
+			map[string]string{"agent": "asst_1/Support/1.0", "chat": "asst_1/Support/1.0", "tool": "asst_1/Support/1.0"}},
+		{"nested agents: the nearest wins", nil,
+			[]spanSpec{{"tool2", "chat2", toolAttrs}, {"chat2", "inner", chatAttrs},
+				{"inner", "outer", invokeAgent(str("gen_ai.agent.id", "asst_2"), str("gen_ai.agent.name", "Refunds"))},
+				{"chat1", "outer", chatAttrs}, {"outer", "", support}},
+			map[string]string{"outer": "asst_1/Support/1.0", "chat1": "asst_1/Support/1.0",
+				"inner": "asst_2/Refunds/9", "chat2": "asst_2/Refunds/9", "tool2": "asst_2/Refunds/9"}},
+		{"the nearest agent span names no agent: its service", nil,
+			[]spanSpec{{"outer", "", support}, {"inner", "outer", invokeAgent()}, {"chat", "inner", chatAttrs}},
+			map[string]string{"outer": "asst_1/Support/1.0", "inner": "svc//9", "chat": "svc//9"}},
+		{"a span naming another agent keeps it", nil,
+			[]spanSpec{{"agent", "", support}, {"chat", "agent", append([]*commonpb.KeyValue{str("gen_ai.agent.id", "asst_9")}, chatAttrs...)}},
+			map[string]string{"agent": "asst_1/Support/1.0", "chat": "asst_9//9"}},
+		{"a span naming its agent by name alone gets the id", nil,
+			[]spanSpec{{"agent", "", support}, {"chat", "agent", append([]*commonpb.KeyValue{str("gen_ai.agent.name", "Support")}, chatAttrs...)}},
+			map[string]string{"agent": "asst_1/Support/1.0", "chat": "asst_1/Support/1.0"}},
+		{"no agent above: the service", nil,
+			[]spanSpec{{"root", "", nil}, {"chat", "root", chatAttrs}, {"orphan", "gone", toolAttrs}},
+			map[string]string{"root": "svc//9", "chat": "svc//9", "orphan": "svc//9"}},
+		{"OpenInference AGENT span", nil,
+			[]spanSpec{{"agent", "", []*commonpb.KeyValue{str("openinference.span.kind", "AGENT"), str("agent.name", "WeatherAgent")}},
+				{"llm", "agent", []*commonpb.KeyValue{str("openinference.span.kind", "LLM")}}},
+			map[string]string{"agent": "WeatherAgent/WeatherAgent/9", "llm": "WeatherAgent/WeatherAgent/9"}},
+		{"a parent cycle ends", nil,
+			[]spanSpec{{"a", "b", chatAttrs}, {"b", "a", chatAttrs}},
+			map[string]string{"a": "svc//9", "b": "svc//9"}},
+		{"across exports: the agent was recorded earlier",
+			[][]spanSpec{{{"agent", "", support}}},
+			[]spanSpec{{"tool", "chat", toolAttrs}, {"chat", "agent", chatAttrs}},
+			map[string]string{"chat": "asst_1/Support/1.0", "tool": "asst_1/Support/1.0"}},
+		{"across exports: through a recorded span that inherited nothing",
+			// The chat was recorded before its agent, so it kept the service; its tool, exported
+			// after both, still finds the agent through it.
+			[][]spanSpec{{{"chat", "agent", chatAttrs}}, {{"agent", "", support}}},
+			[]spanSpec{{"tool", "chat", toolAttrs}},
+			map[string]string{"tool": "asst_1/Support/1.0"}},
+		{"across exports: a recorded inner agent is nearer than an outer one in the export",
+			[][]spanSpec{{{"inner", "outer", invokeAgent(str("gen_ai.agent.id", "asst_2"))}}},
+			[]spanSpec{{"outer", "", support}, {"chat", "inner", chatAttrs}},
+			map[string]string{"outer": "asst_1/Support/1.0", "chat": "asst_2//9"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &fakeStore{bodies: map[string][]byte{}}
+			for _, b := range tc.before {
+				st.record(t, b)
+			}
+			spans := st.record(t, tc.export)
+			got := map[string]string{}
+			for i, sp := range spans {
+				got[tc.export[i].id] = sp.Event.AgentID + "/" + sp.Event.AgentName + "/" + sp.Event.AgentVersion
+			}
+			for id, want := range tc.want {
+				if got[id] != want {
+					t.Errorf("%s: agent %s, want %s", id, got[id], want)
+				}
+			}
+		})
+	}
+}
+
+// The store is read at most once per ancestor in an export, and a failed read fails the
+// conversion (the receiver answers 503, and the exporter retries) rather than recording spans
+// under the wrong agent for good.
+func TestConvertReadsTheStore(t *testing.T) {
+	st := &fakeStore{bodies: map[string][]byte{}}
+	st.record(t, []spanSpec{{"agent", "", support}})
+	st.lookups = 0
+	spans := st.record(t, []spanSpec{{"chat1", "agent", chatAttrs}, {"chat2", "agent", chatAttrs}, {"tool", "chat1", toolAttrs}})
+	if st.lookups != 1 {
+		t.Errorf("%d reads of the store, want 1", st.lookups)
+	}
+	for _, sp := range spans {
+		if sp.Event.AgentID != "asst_1" {
+			t.Errorf("%s: agent %s", sp.Event.ID, sp.Event.AgentID)
+		}
+	}
+	broken := errors.New("disk on fire")
+	st.err = broken
+	if spans, err := otlp.Convert(context.Background(), exportOf([]spanSpec{{"chat3", "agent", chatAttrs}}), otlp.Options{Lookup: otlp.FromStore(st)}); !errors.Is(err, broken) || spans != nil {
+		t.Errorf("store failing: %v, %v; want the store's error and no spans", spans, err)
+	}
+	// Spans without a parent, or whose parents are all in the export, never read the store.
+	st.lookups = 0
+	if _, err := otlp.Convert(context.Background(), exportOf([]spanSpec{{"chat4", "root", chatAttrs}, {"root", "", support}}), otlp.Options{Lookup: otlp.FromStore(st)}); err != nil || st.lookups != 0 {
+		t.Errorf("%v, %d reads", err, st.lookups)
+	}
+}
+
+// FromStore reads stored events: an absent event is no ancestor, and so is one whose body can
+// no longer be read (a purged payload), since the spans below it are still worth recording.
+func TestFromStore(t *testing.T) {
+	agent := otlp.Events(exportOf([]spanSpec{{"agent", "", support}}))[0].Event
+	good := []byte(canonical(t, agent))
+	st := &fakeStore{bodies: map[string][]byte{"good": good, "purged": nil, "garbage": []byte("{not json")}}
+	lookup := otlp.FromStore(st)
+	for _, tc := range []struct {
+		id    string
+		found bool
+	}{{"good", true}, {"absent", false}, {"purged", false}, {"garbage", false}} {
+		ev, found, err := lookup(context.Background(), tc.id)
+		if err != nil || found != tc.found || found && (ev == nil || ev.AgentID != "asst_1") {
+			t.Errorf("%s: %v, %v, %v; want found %v", tc.id, ev, found, err, tc.found)
+		}
+	}
+	st.err = errors.New("disk on fire")
+	if _, _, err := lookup(context.Background(), "good"); !errors.Is(err, st.err) {
+		t.Errorf("failing store: %v", err)
+	}
 }

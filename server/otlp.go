@@ -35,9 +35,15 @@ func (s *Server) traces(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 	if err != nil {
 		return &Problem{Status: http.StatusBadRequest, Title: "Malformed OTLP", Detail: err.Error()}
 	}
-	spans := otlp.Events(req)
-	if len(spans) > s.cfg.MaxBatch {
-		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Batch too large", Detail: fmt.Sprintf("%d spans; the limit is %d", len(spans), s.cfg.MaxBatch)}
+	if n := otlp.SpanCount(req); n > s.cfg.MaxBatch { // before Convert reads the store
+		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Batch too large", Detail: fmt.Sprintf("%d spans; the limit is %d", n, s.cfg.MaxBatch)}
+	}
+	// Spans inherit the agent of an agent span recorded from an earlier export. If the log cannot
+	// be read, 503 makes the exporter retry rather than record them under the wrong agent.
+	spans, err := otlp.Convert(r.Context(), req, otlp.Options{Lookup: otlp.FromStore(s.cfg.Store)})
+	if err != nil {
+		s.cfg.Logger.Error("OTLP: ancestors not read", "err", err)
+		return &Problem{Status: http.StatusServiceUnavailable, Title: "Storage unavailable", Detail: "the log cannot be read now", retry: 5}
 	}
 	items := make([]ingest.Item, len(spans))
 	for i, sp := range spans {

@@ -3,8 +3,12 @@ package server_test
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -148,4 +152,144 @@ func TestOTLPJSONAndBadBodies(t *testing.T) {
 func hexb(s string) []byte {
 	b, _ := hex.DecodeString(s)
 	return b
+}
+
+// TestOTLPAgentInheritanceAcrossExports sends an agent's spans with the OpenTelemetry Go SDK's
+// batching exporter, the agent span in an earlier export than its model and tool calls (as when
+// it ends first), and finds the whole run under the agent's id through GET /v1/events?agent_id=.
+func TestOTLPAgentInheritanceAcrossExports(t *testing.T) {
+	e := start(t, server.Config{})
+	ctx := context.Background()
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(e.url+"/v1/traces"),
+		otlptracehttp.WithHeaders(map[string]string{"Authorization": "Bearer " + e.keys[apikey.Writer]}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Exports happen only at ForceFlush: each flush below is one request.
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Hour)),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "support-agent-py"))))
+	tr := tp.Tracer("test")
+	flush := func() {
+		t.Helper()
+		if err := tp.ForceFlush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Export 1: the agent span alone.
+	actx, agent := tr.Start(ctx, "invoke_agent Support", trace2(attribute.String("gen_ai.operation.name", "invoke_agent"),
+		attribute.String("gen_ai.agent.id", "asst_1"), attribute.String("gen_ai.agent.name", "Support"),
+		attribute.String("gen_ai.provider.name", "anthropic")))
+	agent.End()
+	flush()
+
+	// Export 2: a chat and its tool call, and a nested agent with its own chat, ended (so sent)
+	// children first.
+	start := time.Date(2026, 1, 1, 0, 0, 0, 123456789, time.UTC)
+	cctx, chat := tr.Start(actx, "chat claude-opus-4-6", trace.WithTimestamp(start), trace2(attribute.String("gen_ai.operation.name", "chat"),
+		attribute.String("gen_ai.provider.name", "anthropic"), attribute.String("gen_ai.request.model", "claude-opus-4-6"),
+		attribute.String("gen_ai.response.model", "claude-opus-4-6-20260101"), attribute.String("gen_ai.response.id", "msg_01")))
+	_, tool := tr.Start(cctx, "execute_tool get_order", trace2(attribute.String("gen_ai.operation.name", "execute_tool"),
+		attribute.String("gen_ai.tool.name", "get_order"), attribute.String("gen_ai.tool.type", "function")))
+	tool.End()
+	chat.End(trace.WithTimestamp(start.Add(1250 * time.Millisecond)))
+	ictx, inner := tr.Start(actx, "invoke_agent Refunds", trace2(attribute.String("gen_ai.operation.name", "invoke_agent"),
+		attribute.String("gen_ai.agent.id", "asst_2"), attribute.String("gen_ai.agent.name", "Refunds")))
+	_, chat2 := tr.Start(ictx, "chat gpt-4o", trace2(attribute.String("gen_ai.operation.name", "chat"), attribute.String("gen_ai.request.model", "gpt-4o")))
+	chat2.End()
+	inner.End()
+	flush()
+
+	// Export 3: a late tool call under the chat of export 2.
+	_, late := tr.Start(cctx, "execute_tool refund", trace2(attribute.String("gen_ai.operation.name", "execute_tool"), attribute.String("gen_ai.tool.name", "refund")))
+	late.End()
+	if err := tp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	byAgent := func(id string) map[string]*event.Event {
+		t.Helper()
+		code, _, b := e.do(t, apikey.Auditor, "GET", "/v1/events?agent_id="+id, "", nil)
+		var page query.Page
+		if err := json.Unmarshal(b, &page); code != 200 || err != nil {
+			t.Fatalf("agent %s: %d %s", id, code, b)
+		}
+		out := map[string]*event.Event{}
+		for _, r := range page.Records {
+			out[spanName(t, r.Event)] = r.Event
+		}
+		return out
+	}
+	want := map[string][]string{
+		"asst_1": {"chat claude-opus-4-6", "execute_tool get_order", "execute_tool refund", "invoke_agent Support"},
+		"asst_2": {"chat gpt-4o", "invoke_agent Refunds"},
+	}
+	runs := map[string]map[string]*event.Event{}
+	for id, names := range want {
+		runs[id] = byAgent(id)
+		var got []string
+		for name, ev := range runs[id] {
+			got = append(got, name)
+			if wantName := map[string]string{"asst_1": "Support", "asst_2": "Refunds"}[id]; ev.AgentName != wantName {
+				t.Errorf("%s: agent name %q, want %q", name, ev.AgentName, wantName)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, names) {
+			t.Errorf("agent_id=%s: %q, want %q", id, got, names)
+		}
+	}
+	// The chat keeps both models, the provider and the response id; its time is its span's
+	// start and its latency the span's duration. The tool keeps its type.
+	c := runs["asst_1"]["chat claude-opus-4-6"]
+	if c == nil || c.Model != "claude-opus-4-6" || c.ResponseModel != "claude-opus-4-6-20260101" || c.Provider != "anthropic" ||
+		c.ResponseID != "msg_01" || c.Outcome != event.OutcomeSuccess || !c.Time.Equal(start) || c.LatencyMS != 1250 {
+		t.Errorf("chat: %+v", c)
+	}
+	if tl := runs["asst_1"]["execute_tool get_order"]; tl == nil || tl.ToolType != "function" {
+		t.Errorf("tool: %+v", tl)
+	}
+}
+
+func spanName(t *testing.T, ev *event.Event) string {
+	t.Helper()
+	var md struct {
+		SpanName string `json:"span_name"`
+	}
+	if err := json.Unmarshal(ev.Metadata, &md); err != nil {
+		t.Fatalf("%s: metadata %s: %v", ev.ID, ev.Metadata, err)
+	}
+	return md.SpanName
+}
+
+// When the log cannot be read for the agent of a span's ancestors, the export is refused with a
+// status the OTLP exporters retry (503 with Retry-After), not a 500 they would drop.
+func TestOTLPUnreadableLogIsRetried(t *testing.T) {
+	e := start(t, server.Config{})
+	body := `{"resourceSpans":[{"scopeSpans":[{"spans":[
+	 {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b175","parentSpanId":"eee19b7ec3c1b174","name":"chat",
+	  "attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}]}]}]}]}`
+	if err := e.w.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, hdr, b := e.do(t, apikey.Writer, "POST", "/v1/traces", "application/json", []byte(body))
+	if code != 503 || hdr.Get("Retry-After") == "" {
+		t.Errorf("%d %v %s, want 503 with Retry-After", code, hdr, b)
+	}
+}
+
+// An export over the batch limit is refused before any span's ancestors are read from the log.
+func TestOTLPBatchLimitBeforeReads(t *testing.T) {
+	e := start(t, server.Config{MaxBatch: 2})
+	var spans []string
+	for i := range 3 {
+		spans = append(spans, fmt.Sprintf(`{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"00000000000000%02x","parentSpanId":"00000000000001%02x","name":"s"}`, i, i))
+	}
+	body := `{"resourceSpans":[{"scopeSpans":[{"spans":[` + strings.Join(spans, ",") + `]}]}]}`
+	if err := e.w.Store.Close(); err != nil { // a read would answer 503
+		t.Fatal(err)
+	}
+	if code, _, b := e.do(t, apikey.Writer, "POST", "/v1/traces", "application/json", []byte(body)); code != 413 || !strings.Contains(string(b), "3 spans; the limit is 2") {
+		t.Errorf("%d %s, want 413", code, b)
+	}
 }
