@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strings"
 
-	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	collectorpb "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
