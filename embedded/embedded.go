@@ -26,8 +26,13 @@ type Sink struct {
 var _ agentaudit.QueueSink = (*Sink)(nil)
 
 // Open opens dir for appending, initializing it (keys, store) on first use, and takes its writer
-// lock. Zero opts sanitize with the built-in policy and the directory's pseudonym key.
+// lock. Zero opts sanitize with the built-in policy and the directory's pseudonym key, and queue
+// up to agentaudit.DefaultQueueSize events (each event is its own request on this path, so an
+// agent's burst waits in the ledger's queue instead of blocking the agent).
 func Open(dir string, opts ledger.Options) (*Sink, error) {
+	if opts.QueueSize == 0 {
+		opts.QueueSize = agentaudit.DefaultQueueSize
+	}
 	d := datadir.Dir{Path: dir}
 	if _, err := d.Init(context.Background(), ""); err != nil && !errors.Is(err, datadir.ErrInitialized) {
 		return nil, err
@@ -58,11 +63,8 @@ func (s *Sink) AppendBatch(ctx context.Context, evs []*event.Event) ([]error, er
 // Enqueue prepares ev in the caller's goroutine and queues it for the ledger's writer.
 func (s *Sink) Enqueue(ctx context.Context, ev *event.Event, committed func(error)) error {
 	refused, err := s.w.Submit(ctx, []*event.Event{ev}, true, func(res []ledger.Result, err error) {
-		if res[0].Err != nil && err == nil {
-			return // refused: Enqueue returns the error itself
-		}
 		if err == nil {
-			err = res[0].Err
+			err = res[0].Err // refused while being prepared (too large, say)
 		}
 		committed(err)
 	})

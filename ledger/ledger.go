@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"hash"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -167,7 +168,8 @@ type Ledger struct {
 	origin string
 	opts   Options
 
-	queue   chan *request
+	queue   chan *request // in log order, for the writer
+	prep    chan *request // the same requests, for the preparers
 	stop    chan struct{} // closed by Close: the writer drains and exits
 	done    chan struct{} // closed when the writer and checkpointer have exited
 	closeMu sync.RWMutex  // held for reading while enqueueing, so Close sees every queued request
@@ -188,15 +190,18 @@ type item struct {
 	salt          []byte
 	leaf          tlog.Hash
 	timeDefaulted bool
+	failed        bool // preparation failed; res.Err says why
 	res           *Result
 }
 
 // request is one caller's group of items; committed (may be nil) learns the outcome of their
-// commit on the writer goroutine. results is what committed is given, complete by then.
+// commit on the writer goroutine. results is what committed is given, complete by then. ready is
+// closed once a preparer has sanitized, encoded and hashed every item.
 type request struct {
 	items     []*item
 	results   []Result
 	committed func([]Result, error)
+	ready     chan struct{}
 }
 
 // Open opens the ledger on st. The signer's name is the checkpoint origin; verifier must be the
@@ -215,8 +220,8 @@ func Open(ctx context.Context, st Store, signer note.Signer, verifier note.Verif
 	}
 	l := &Ledger{
 		st: st, signer: signer, origin: signer.Name(), opts: opts,
-		queue: make(chan *request, opts.QueueSize),
-		stop:  make(chan struct{}), done: make(chan struct{}),
+		queue: make(chan *request, opts.QueueSize), prep: make(chan *request, opts.QueueSize),
+		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if err := l.load(ctx, verifier); err != nil {
 		return nil, err
@@ -225,6 +230,10 @@ func Open(ctx context.Context, st Store, signer note.Signer, verifier note.Verif
 	wg.Add(2)
 	go func() { defer wg.Done(); l.writer() }()
 	go func() { defer wg.Done(); l.checkpointer() }()
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() { defer wg.Done(); l.preparer() }()
+	}
 	go func() { wg.Wait(); close(l.done) }()
 	return l, nil
 }
@@ -335,8 +344,16 @@ func (l *Ledger) TryAppendBatch(ctx context.Context, evs []*event.Event) ([]Resu
 func (l *Ledger) appendBatch(ctx context.Context, evs []*event.Event, wait bool) ([]Result, error) {
 	done := make(chan error, 1)
 	var res []Result
-	if _, err := l.Submit(ctx, evs, wait, func(r []Result, err error) { res = r; done <- err }); err != nil {
+	refused, err := l.Submit(ctx, evs, wait, func(r []Result, err error) { res = r; done <- err })
+	if err != nil {
 		return nil, err
+	}
+	if queued(refused, len(evs)) == 0 {
+		res = make([]Result, len(evs))
+		for i, err := range refused {
+			res[i].Err = err
+		}
+		return res, nil
 	}
 	// Once queued, the request is committed or failed by the writer; waiting for it does not
 	// depend on ctx, so an acknowledged-but-abandoned event is never reported as lost.
@@ -346,20 +363,32 @@ func (l *Ledger) appendBatch(ctx context.Context, evs []*event.Event, wait bool)
 	return res, nil
 }
 
-// Submit is the ledger's one way in. It prepares evs in the caller's goroutine (normalize,
-// sanitize, validate, canonicalize, salt, hash), queues those that pass for the writer behind
-// everything queued before, and returns without waiting for the commit. refused is nil when
+// queued counts the events of n that Submit did not refuse.
+func queued(refused []error, n int) int {
+	for _, err := range refused {
+		if err != nil {
+			n--
+		}
+	}
+	return n
+}
+
+// Submit is the ledger's one way in. In the caller's goroutine it completes each event (id,
+// time) and validates it, the one validation every door gets; it queues those that pass behind
+// everything queued before and returns without waiting: preparers sanitize, canonicalize, salt
+// and hash them in parallel, and the writer commits them in queue order. refused is nil when
 // every event was queued; otherwise it holds, at each refused event's index, why (the same error
-// the results will carry). committed, if not nil, is called exactly once with the complete
-// results: on the writer goroutine after the durable commit (err nil) or its failure, or at once
-// when no event passed. It must not block. An error return means nothing was queued and
-// committed is not called: ctx done, ErrClosed, or ErrBackpressure when wait is false and the
-// queue is full.
+// the results will carry). Preparation can still refuse an event (malformed JSON in a payload,
+// over MaxEventBytes): its result says so. When at least one event was queued, committed (if not
+// nil) is called exactly once with the complete results, on the writer goroutine, after the
+// durable commit (err nil) or its failure; it must not block. When every event was refused, or on
+// an error return (nothing queued: ctx done, ErrClosed, or ErrBackpressure when wait is false and
+// the queue is full), it is not called.
 func (l *Ledger) Submit(ctx context.Context, evs []*event.Event, wait bool, committed func([]Result, error)) (refused []error, err error) {
-	req := &request{results: make([]Result, len(evs)), committed: committed}
+	req := &request{results: make([]Result, len(evs)), committed: committed, ready: make(chan struct{})}
 	now := l.opts.Now().UTC()
 	for i, ev := range evs {
-		it, err := l.prepare(ev, now)
+		it, err := l.check(ev, now)
 		if err != nil {
 			if refused == nil {
 				refused = make([]error, len(evs))
@@ -371,9 +400,6 @@ func (l *Ledger) Submit(ctx context.Context, evs []*event.Event, wait bool, comm
 		req.items = append(req.items, it)
 	}
 	if len(req.items) == 0 {
-		if committed != nil {
-			committed(req.results, nil)
-		}
 		return refused, nil
 	}
 	if err := l.enqueue(ctx, req, wait); err != nil {
@@ -385,7 +411,7 @@ func (l *Ledger) Submit(ctx context.Context, evs []*event.Event, wait bool, comm
 // Flush returns once everything queued before it is committed (or failed).
 func (l *Ledger) Flush(ctx context.Context) error {
 	done := make(chan error, 1)
-	req := &request{committed: func(_ []Result, err error) { done <- err }}
+	req := &request{committed: func(_ []Result, err error) { done <- err }, ready: make(chan struct{})}
 	if err := l.enqueue(ctx, req, true); err != nil {
 		return err
 	}
@@ -402,22 +428,24 @@ func (l *Ledger) enqueue(ctx context.Context, req *request, wait bool) error {
 	if !wait {
 		select {
 		case l.queue <- req:
-			return nil
 		default:
 			return ErrBackpressure
 		}
+	} else {
+		select {
+		case l.queue <- req:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	select {
-	case l.queue <- req:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// prep has the queue's capacity and preparers always drain it, so this waits at most for one
+	// of them to take a request.
+	l.prep <- req
+	return nil
 }
 
-// prepare does the per-event work in the caller's goroutine: normalize, sanitize, validate,
-// canonicalize, salt and hash.
-func (l *Ledger) prepare(ev *event.Event, now time.Time) (*item, error) {
+// check does the caller's part: complete the event and validate it.
+func (l *Ledger) check(ev *event.Event, now time.Time) (*item, error) {
 	if ev == nil {
 		return nil, fmt.Errorf("%w: nil event", event.ErrInvalid)
 	}
@@ -425,25 +453,43 @@ func (l *Ledger) prepare(ev *event.Event, now time.Time) (*item, error) {
 	if err := ev.Normalize(now); err != nil {
 		return nil, err
 	}
-	if err := l.opts.Sanitizer.Sanitize(ev); err != nil {
-		return nil, fmt.Errorf("sanitize: %w", err)
-	}
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
 	ev.RecordedAt = now
-	body, err := ev.Canonical()
+	return it, nil
+}
+
+// preparer prepares queued requests until Close: the work that may run in parallel.
+func (l *Ledger) preparer() {
+	for req := range l.prep {
+		for _, it := range req.items {
+			if err := l.prepare(it); err != nil {
+				it.failed, it.res.Err = true, err
+			}
+		}
+		close(req.ready)
+	}
+}
+
+// prepare sanitizes, canonicalizes, salts and hashes a checked item. The sanitizer keeps a valid
+// event valid (redact's tests hold it to that), so validation need not run again.
+func (l *Ledger) prepare(it *item) error {
+	if err := l.opts.Sanitizer.Sanitize(it.ev); err != nil {
+		return fmt.Errorf("sanitize: %w", err)
+	}
+	body, err := it.ev.Canonical()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(body) > l.opts.MaxEventBytes {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), l.opts.MaxEventBytes)
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), l.opts.MaxEventBytes)
 	}
 	it.body = body
 	it.salt = make([]byte, SaltSize)
 	rand.Read(it.salt)
 	it.leaf = LeafHash(it.salt, body)
-	return it, nil
+	return nil
 }
 
 // LeafHash is the RFC 6962 leaf hash of salt ‖ body: tlog.RecordHash of their concatenation,
@@ -499,7 +545,12 @@ func (l *Ledger) writer() {
 func (l *Ledger) commitRequests(reqs []*request) {
 	var items []*item
 	for _, r := range reqs {
-		items = append(items, r.items...)
+		<-r.ready
+		for _, it := range r.items {
+			if !it.failed {
+				items = append(items, it)
+			}
+		}
 	}
 	var err error
 	if len(items) > 0 { // a Flush alone commits nothing
@@ -691,6 +742,7 @@ func (l *Ledger) Close() error {
 	}
 	l.closed = true
 	close(l.stop)
+	close(l.prep) // no request can be queued any more; the preparers finish what is there
 	l.closeMu.Unlock()
 	<-l.done
 	_, err := l.SignCheckpoint(context.Background())

@@ -79,9 +79,14 @@ func TestSubmitReturnsBeforeCommit(t *testing.T) {
 	if evs[0].ID == "" {
 		t.Error("Submit did not give the event its id in the caller's goroutine")
 	}
-	// Nothing valid: the callback still runs, at once.
+	// Nothing valid: all refused at once, and the callback is not called.
 	called := false
-	if _, err := f.l.Submit(ctx, []*event.Event{{}}, true, func([]ledger.Result, error) { called = true }); err != nil || !called {
-		t.Errorf("all refused: err %v, called %v", err, called)
+	refused, err = f.l.Submit(ctx, []*event.Event{{}}, true, func([]ledger.Result, error) { called = true })
+	if err != nil || len(refused) != 1 || refused[0] == nil {
+		t.Errorf("all refused: %v %v", refused, err)
+	}
+	f.l.Flush(ctx)
+	if called {
+		t.Error("callback called for a request that queued nothing")
 	}
 }
