@@ -418,13 +418,13 @@ func (r *Redactor) Sanitize(ev *event.Event) error {
 				continue
 			}
 			out, red := r.String(f.Name, *v)
-			*v = out
+			*v = r.withinLimit(f, out, &red)
 			all = append(all, red...)
 		case event.ClassIdentifier:
 			// Written only when changed: a caller may still read its event (the SDK reads the id).
 			v := f.Str(ev)
 			if len(*v) >= r.minScan {
-				if out := r.identifier(f.Name, *v, &all); out != *v {
+				if out := r.withinLimit(f, r.identifier(f.Name, *v, &all), &all); out != *v {
 					*v = out
 				}
 			}
@@ -447,6 +447,17 @@ func (r *Redactor) Sanitize(ev *event.Event) error {
 		ev.Redactions = all
 	}
 	return nil
+}
+
+// withinLimit keeps a sanitized value within its field's length limit: markers and pseudonyms can
+// be longer than what they replace, and the ledger validates an event before sanitizing it. A
+// value pushed over the limit becomes one pseudonym of the whole.
+func (r *Redactor) withinLimit(f *event.Field, v string, red *[]Redaction) string {
+	if f.MaxLen == 0 || len(v) <= f.MaxLen {
+		return v
+	}
+	*red = append(*red, Redaction{Path: f.Name, Kind: "over_length", Action: "pseudonymize"})
+	return r.Pseudonym(f.Name, v)
 }
 
 // identifier sanitizes an identifier field: what a detector finds is pseudonymized (kept only
