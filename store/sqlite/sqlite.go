@@ -343,22 +343,6 @@ func (s *Store) one(ctx context.Context, query string, arg any) (store.Entry, er
 	return e, mapErr("sqlite: read event", err)
 }
 
-// EntriesByID returns the stored entries among ids (absent ids are left out).
-func (s *Store) EntriesByID(ctx context.Context, ids []string) ([]store.Entry, error) {
-	var out []store.Entry
-	for _, id := range ids {
-		e, err := s.EntryByID(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
 // Tail returns the last n entries in seq order.
 func (s *Store) Tail(ctx context.Context, n int) ([]store.Entry, error) {
 	rows, err := s.r.QueryContext(ctx, "SELECT seq, id, salt, body FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq", n)
