@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/bits"
 	"sort"
@@ -15,10 +16,12 @@ import (
 	"github.com/agentaudit/agentaudit/store"
 )
 
-// VerifyStore is what a full verification reads.
+// VerifyStore is what a full verification reads. ReadHashes serves only to tell which events
+// differ from a saved checkpoint the log does not reproduce.
 type VerifyStore interface {
 	ScanEntries(ctx context.Context, from int64, fn func(store.Entry) error) error
 	ScanHashes(ctx context.Context, from int64, fn func(idx int64, h tlog.Hash) error) error
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 	Checkpoints(ctx context.Context) ([]store.Checkpoint, error)
 }
 
@@ -133,7 +136,11 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 
 	found, firstExplained := classify(w.mismatches, heads.authentic(w.eventRootOK))
 	r.Problems = append(r.Problems, found...)
-	r.Problems = append(r.Problems, heads.check(w, firstExplained, v)...)
+	saved, err := checkSaved(ctx, st, heads.saved, w, found)
+	if err != nil {
+		return nil, err
+	}
+	r.Problems = append(r.Problems, heads.check(w, firstExplained, saved, v)...)
 	if len(heads.roots) > 0 {
 		r.RootVerified = w.eventRootOK[heads.sizes[len(heads.sizes)-1]]
 	}
@@ -215,9 +222,9 @@ func (h *signedHeads) authentic(eventRootOK map[int64]bool) func(seq int64) bool
 
 // check compares the log as walked with the signed heads: a log shorter than a signed size is
 // truncated; a stored signed root the events do not reproduce, where no event-level problem
-// below it explains why, is a root problem; a saved checkpoint the events do not reproduce means
-// history was rewritten; a log with events and no valid stored checkpoint is signed by no one.
-func (h *signedHeads) check(w *treeWalk, firstExplained int64, v note.Verifier) []Problem {
+// below it explains why, is a root problem; then comes saved, checkSaved's finding (if any); a
+// log with events and no valid stored checkpoint is signed by no one.
+func (h *signedHeads) check(w *treeWalk, firstExplained int64, saved *Problem, v note.Verifier) []Problem {
 	var ps []Problem
 	for _, s := range h.sizes {
 		if s > w.size {
@@ -230,17 +237,96 @@ func (h *signedHeads) check(w *treeWalk, firstExplained int64, v note.Verifier) 
 			ps = append(ps, Problem{Kind: ProblemRoot, Seq: -1, Detail: fmt.Sprintf("the events do not reproduce the signed root of size %d", s)})
 		}
 	}
-	if h.saved != nil {
-		if h.saved.N > w.size {
-			// Reported as truncation above.
-		} else if !w.eventRootOK[h.saved.N] {
-			ps = append(ps, Problem{Kind: ProblemInconsistent, Seq: -1, Detail: fmt.Sprintf("the log's first %d events are not the ones in the saved checkpoint: history was rewritten", h.saved.N)})
-		}
+	if saved != nil {
+		ps = append(ps, *saved)
 	}
 	if len(h.stored) == 0 && w.size > 0 {
 		ps = append(ps, Problem{Kind: ProblemNoCheckpoint, Seq: -1, Detail: "no checkpoint in the log is signed by key " + v.Name()})
 	}
 	return ps
+}
+
+// checkSaved checks that the root of the log's first N events is the root of the checkpoint an
+// auditor saved (nil: no saved checkpoint). When it is not, history was rewritten — truncation
+// included: the log is then no longer an extension of what was signed — and the problem says
+// which events differ where that can be known. The checkpoint holds only a root, so that needs
+// the stored tree hashes: where they still reproduce the saved root they are what was signed,
+// and the events that differ from them (the event-level problems below N, found) are exactly
+// the ones that changed. Where they do not, a rewrite rebuilt them too.
+func checkSaved(ctx context.Context, st VerifyStore, saved *Checkpoint, w *treeWalk, found []Problem) (*Problem, error) {
+	if saved == nil {
+		return nil, nil
+	}
+	if empty, _ := tlog.TreeHash(0, nil); w.eventRootOK[saved.N] || (saved.N == 0 && saved.Hash == empty) {
+		return nil, nil // the empty tree, which walkTree does not check, is a prefix of every log
+	}
+	p := &Problem{Kind: ProblemInconsistent, Seq: -1, Expected: hex.EncodeToString(saved.Hash[:])}
+	if root, ok := w.eventRoots[saved.N]; ok {
+		p.Found = hex.EncodeToString(root[:])
+	}
+	var b strings.Builder
+	if w.size < saved.N {
+		fmt.Fprintf(&b, "the saved checkpoint signs %d events and the log has %d, which cannot reproduce its root: history was rewritten (a truncation too rewrites it)", saved.N, w.size)
+	} else {
+		fmt.Fprintf(&b, "the log's first %d events do not reproduce the root of the saved checkpoint: history was rewritten", saved.N)
+	}
+	differ := describeSeqs(found, saved.N)
+	storedRoot, err := tlog.TreeHash(saved.N, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return st.ReadHashes(ctx, idx) }))
+	switch {
+	case errors.Is(err, store.ErrNotFound), err == nil && storedRoot != saved.Hash:
+		b.WriteString("; the stored tree hashes do not reproduce it either, so which events differ cannot be told from the checkpoint alone")
+		if differ != "" {
+			b.WriteString("; the events that differ from the stored tree: " + differ)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("saved checkpoint: stored tree hashes: %w", err)
+	case differ != "":
+		b.WriteString("; the stored tree hashes still reproduce it, and the events that differ from what was signed are " + differ)
+	}
+	p.Detail = b.String()
+	return p, nil
+}
+
+// describeSeqs lists the event-level problems (missing, moved, inserted, modified) below seq n,
+// as "seq 4 (modified), 7..9 (missing)", runs of one kind collapsed, at most a dozen runs shown.
+func describeSeqs(ps []Problem, n int64) string {
+	type run struct {
+		kind     ProblemKind
+		from, to int64
+	}
+	var runs []run
+	for _, p := range ps {
+		switch p.Kind {
+		case ProblemMissing, ProblemMoved, ProblemInserted, ProblemModified:
+		default:
+			continue
+		}
+		if p.Seq < 0 || p.Seq >= n {
+			continue
+		}
+		if k := len(runs) - 1; k >= 0 && runs[k].kind == p.Kind && runs[k].to == p.Seq-1 {
+			runs[k].to = p.Seq
+			continue
+		}
+		runs = append(runs, run{p.Kind, p.Seq, p.Seq})
+	}
+	const show = 12
+	var parts []string
+	for i, r := range runs {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("and %d more", len(runs)-show))
+			break
+		}
+		if r.from == r.to {
+			parts = append(parts, fmt.Sprintf("%d (%s)", r.from, r.kind))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d..%d (%s)", r.from, r.to, r.kind))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "seq " + strings.Join(parts, ", ")
 }
 
 // sortProblems puts the problems about one event first, in seq order, then the others, each
@@ -423,8 +509,9 @@ type treeWalk struct {
 	events, treeHashes int64 // read
 	size               int64 // the last event's seq + 1
 	mismatches         []mismatch
-	eventRootOK        map[int64]bool // by signed size: whether the events reproduce its root
-	problems           []Problem      // stored tree hashes that differ from the events' tree
+	eventRootOK        map[int64]bool      // by signed size: whether the events reproduce its root
+	eventRoots         map[int64]tlog.Hash // by signed size: the events' root, where they reach it
+	problems           []Problem           // stored tree hashes that differ from the events' tree
 }
 
 // walkTree merges the events' leaves with the stored tree hashes, record by record (the stored
@@ -433,7 +520,7 @@ type treeWalk struct {
 // records whose event and stored leaf differ for classify, and computes the events' root at
 // every signed size.
 func walkTree(ev *stream[leafAt], th *stream[hashAt], signed map[int64]tlog.Hash) (*treeWalk, error) {
-	w := &treeWalk{eventRootOK: map[int64]bool{}}
+	w := &treeWalk{eventRootOK: map[int64]bool{}, eventRoots: map[int64]tlog.Hash{}}
 	evTree := newFrontier(0, nil)
 	evBroken := false // the tree cannot grow past a missing event
 	var lastSeq int64 = -1
@@ -512,7 +599,7 @@ func walkTree(ev *stream[leafAt], th *stream[hashAt], signed map[int64]tlog.Hash
 			if err != nil {
 				return nil, err
 			}
-			w.eventRootOK[n+1] = got == want
+			w.eventRootOK[n+1], w.eventRoots[n+1] = got == want, got
 		}
 	}
 	// Anything left in the tree stream is past the last record.
