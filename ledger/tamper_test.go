@@ -155,6 +155,12 @@ func TestTamperDetected(t *testing.T) {
 			mustExec(t, db, "DELETE FROM checkpoints WHERE size = 50")
 		}, saved: 50, want: []want{{ledger.ProblemModified, 48}, {ledger.ProblemTruncated, 49}, {ledger.ProblemInconsistent, -1}},
 			inconsistent: []string{"history was rewritten", "cannot be told", "differ from the stored tree: seq 48 (modified)"}},
+		{name: "insert a tree hash far past the end", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "INSERT INTO tree_hashes(idx, hash) VALUES (?, randomblob(32))", tlog.StoredHashIndex(0, 1<<40))
+		}, want: []want{{ledger.ProblemMissing, 1 << 40}}},
+		{name: "insert an event far past the end", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "INSERT INTO events(seq, id, salt, body) VALUES (?, 'forged', zeroblob(16), ?)", int64(1)<<40, forged)
+		}, want: []want{{ledger.ProblemInserted, 1 << 40}}},
 		{name: "delete events under a saved checkpoint", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
 			mustExec(t, db, "DELETE FROM events WHERE seq IN (7, 8, 9, 12)")
 		}, saved: 20, want: []want{{ledger.ProblemMissing, 7}, {ledger.ProblemMissing, 8}, {ledger.ProblemMissing, 9}, {ledger.ProblemMissing, 12}, {ledger.ProblemInconsistent, -1}},

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"sort"
 	"strings"
@@ -531,11 +532,18 @@ func walkTree(ev *stream[leafAt], th *stream[hashAt], signed map[int64]tlog.Hash
 		h, hasTree := th.peek()
 		hasTree = hasTree && h.idx == base
 		if !hasEvent && !hasTree {
-			// Past the end of both, or a gap in both: stop when nothing at all remains.
-			_, moreE := ev.peek()
-			_, moreH := th.peek()
-			if !moreE && !moreH {
+			// Past the end of both, or a gap in both: stop when nothing at all remains, else go on
+			// at the next record that holds an event or a stored hash. The records between hold
+			// nothing to compare, and stepping through them one by one would let a single row at a
+			// far seq or index stall verification.
+			next, more := nextRecord(ev, th)
+			if !more {
 				break
+			}
+			if next > n {
+				evBroken = true
+				n = next - 1
+				continue
 			}
 		}
 		if hasEvent {
@@ -613,6 +621,20 @@ func walkTree(ev *stream[leafAt], th *stream[hashAt], signed map[int64]tlog.Hash
 	}
 	w.size = lastSeq + 1
 	return w, nil
+}
+
+// nextRecord returns the first record that the next event or the next stored hash belongs to,
+// and false when both streams are done.
+func nextRecord(ev *stream[leafAt], th *stream[hashAt]) (int64, bool) {
+	next, more := int64(math.MaxInt64), false
+	if e, ok := ev.peek(); ok {
+		next, more = e.seq, true
+	}
+	if h, ok := th.peek(); ok {
+		level, k := tlog.SplitStoredHashIndex(h.idx)
+		next, more = min(next, (k+1)<<level-1), true // a level-L hash is stored with the record that completes it
+	}
+	return next, more
 }
 
 // classify explains each mismatch as a problem: an event missing, moved (its leaf was committed
