@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -213,6 +214,61 @@ func TestVerifyProveTamper(t *testing.T) {
 	}
 	if code, out, _ := run(t, dir, "", "verify", "--key", keyFile, "--checkpoint", savedFile); code != 1 || !strings.Contains(out, "modified seq 4") {
 		t.Errorf("verify --checkpoint: %d %s", code, out)
+	}
+}
+
+// An insider with file access and the signing key rewrites the log — seq 38 replaced, seq 39
+// dropped — and re-signs it. The log verifies on its own; the checkpoint an auditor saved when it
+// had 40 events shows history was rewritten, not only that an event is gone.
+func TestVerifyCheckpointRewritten(t *testing.T) {
+	dir := t.TempDir()
+	run(t, dir, "", "init")
+	events := func(n, changed int) string {
+		var b strings.Builder
+		for i := range n {
+			tool := "lookup_order"
+			if i == changed {
+				tool = "refund_order"
+			}
+			fmt.Fprintf(&b, `{"id":"0192f5a0-0000-7000-8000-%012d","session_id":"s-1","kind":"tool_call","time":"2026-03-02T09:14:%02d.000Z","agent_id":"support-v1","user_id":"usr_1","tool_name":%q}`+"\n", i+1, i, tool)
+		}
+		return b.String()
+	}
+	if code, out, errs := run(t, dir, events(40, -1), "append", "-"); code != 0 || !strings.Contains(out, "appended 40 events") {
+		t.Fatalf("append: %d %s %s", code, out, errs)
+	}
+	_, saved, _ := run(t, dir, "", "checkpoint")
+	savedFile := filepath.Join(t.TempDir(), "saved.txt")
+	os.WriteFile(savedFile, []byte(saved), 0o644)
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DROP TRIGGER events_no_delete", "DROP TRIGGER tree_hashes_no_delete", "DROP TRIGGER checkpoints_no_delete",
+		"DELETE FROM events", "DELETE FROM tree_hashes", "DELETE FROM checkpoints"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	if code, out, errs := run(t, dir, events(39, 38), "append", "-"); code != 0 || !strings.Contains(out, "appended 39 events") {
+		t.Fatalf("append the rewritten log: %d %s %s", code, out, errs)
+	}
+	run(t, dir, "", "checkpoint")
+	if code, out, _ := run(t, dir, "", "verify"); code != 0 {
+		t.Fatalf("the rewritten log should verify on its own: %d\n%s", code, out)
+	}
+	code, out, _ := run(t, dir, "", "verify", "--checkpoint", savedFile)
+	for _, want := range []string{
+		"FAILED: 2 problem(s)",
+		"truncated seq 39: a signed checkpoint covers 40 events; the log has 39",
+		"inconsistent: the saved checkpoint signs 40 events and the log has 39, which cannot reproduce its root: history was rewritten",
+		"which events differ cannot be told from the checkpoint alone",
+	} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("verify --checkpoint: exit %d, output lacks %q:\n%s", code, want, out)
+		}
 	}
 }
 

@@ -91,6 +91,8 @@ func TestTamperDetected(t *testing.T) {
 		want   []want
 		// extra problems allowed beyond want (a shift moves every later event)
 		allowMoved bool
+		// inconsistent, when set, is what the inconsistent problem's detail must say
+		inconsistent []string
 	}{
 		{name: "change one field of one event", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
 			mustExec(t, db, "UPDATE events SET body = replace(body, 'ORD-17', 'ORD-99') WHERE seq = 17")
@@ -132,10 +134,37 @@ func TestTamperDetected(t *testing.T) {
 		}, want: []want{{ledger.ProblemTreeHash, 12}}},
 		{name: "truncate and re-sign with a new key", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
 			truncateAndResign(t, db, 40)
-		}, saved: 50, want: []want{{ledger.ProblemTruncated, 40}, {ledger.ProblemSignature, -1}, {ledger.ProblemNoCheckpoint, -1}}},
+		}, saved: 50, want: []want{{ledger.ProblemTruncated, 40}, {ledger.ProblemSignature, -1}, {ledger.ProblemNoCheckpoint, -1}, {ledger.ProblemInconsistent, -1}},
+			inconsistent: []string{"the saved checkpoint signs 50 events and the log has 40", "cannot be told"}},
 		{name: "rewrite history and re-sign with the stolen key", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
-			rewriteWithKey(t, db, f)
-		}, saved: 20, want: []want{{ledger.ProblemInconsistent, -1}}},
+			rewriteWithKey(t, db, f, 50)
+		}, saved: 20, want: []want{{ledger.ProblemInconsistent, -1}}, inconsistent: []string{"history was rewritten", "cannot be told"}},
+		{name: "replace one, remove the last and re-sign with the stolen key", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			rewriteWithKey(t, db, f, 49)
+		}, saved: 50, want: []want{{ledger.ProblemTruncated, 49}, {ledger.ProblemInconsistent, -1}},
+			inconsistent: []string{"history was rewritten", "the saved checkpoint signs 50 events and the log has 49", "cannot be told"}},
+		{name: "replace one and remove the last", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "UPDATE events SET body = replace(body, 'ORD-48', 'ORD-99') WHERE seq = 48")
+			mustExec(t, db, "DELETE FROM events WHERE seq = 49")
+		}, saved: 50, want: []want{{ledger.ProblemModified, 48}, {ledger.ProblemMissing, 49}, {ledger.ProblemTruncated, 49}, {ledger.ProblemInconsistent, -1}},
+			inconsistent: []string{"history was rewritten", "seq 48 (modified), 49 (missing)"}},
+		{name: "replace one and remove the last with their tree hashes", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "UPDATE events SET body = replace(body, 'ORD-48', 'ORD-99') WHERE seq = 48")
+			mustExec(t, db, "DELETE FROM events WHERE seq = 49")
+			mustExec(t, db, "DELETE FROM tree_hashes WHERE idx >= ?", tlog.StoredHashIndex(0, 49))
+			mustExec(t, db, "DELETE FROM checkpoints WHERE size = 50")
+		}, saved: 50, want: []want{{ledger.ProblemModified, 48}, {ledger.ProblemTruncated, 49}, {ledger.ProblemInconsistent, -1}},
+			inconsistent: []string{"history was rewritten", "cannot be told", "differ from the stored tree: seq 48 (modified)"}},
+		{name: "insert a tree hash far past the end", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "INSERT INTO tree_hashes(idx, hash) VALUES (?, randomblob(32))", tlog.StoredHashIndex(0, 1<<40))
+		}, want: []want{{ledger.ProblemMissing, 1 << 40}}},
+		{name: "insert an event far past the end", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "INSERT INTO events(seq, id, salt, body) VALUES (?, 'forged', zeroblob(16), ?)", int64(1)<<40, forged)
+		}, want: []want{{ledger.ProblemInserted, 1 << 40}}},
+		{name: "delete events under a saved checkpoint", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "DELETE FROM events WHERE seq IN (7, 8, 9, 12)")
+		}, saved: 20, want: []want{{ledger.ProblemMissing, 7}, {ledger.ProblemMissing, 8}, {ledger.ProblemMissing, 9}, {ledger.ProblemMissing, 12}, {ledger.ProblemInconsistent, -1}},
+			inconsistent: []string{"seq 7..9 (missing), 12 (missing)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,6 +207,13 @@ func TestTamperDetected(t *testing.T) {
 					t.Errorf("report blames %s at seq %d, which was not tampered with", g.kind, g.seq)
 				}
 			}
+			for _, p := range rep.Problems {
+				for _, w := range tt.inconsistent {
+					if p.Kind == ledger.ProblemInconsistent && p.Seq == -1 && !strings.Contains(p.Detail, w) {
+						t.Errorf("inconsistent: %q does not say %q", p.Detail, w)
+					}
+				}
+			}
 		})
 	}
 }
@@ -215,19 +251,23 @@ func hashReaderDB(db *sql.DB) tlog.HashReader {
 	})
 }
 
-// rewriteWithKey empties the log and appends the same events again, one changed, with the real
-// signing key: a consistent, validly signed log that is not the one the auditor saw.
-func rewriteWithKey(t *testing.T, db *sql.DB, f *fixture) {
+// rewriteWithKey empties the log and appends n of the same events again, the one at 3 (n = 50)
+// or the last one changed, with the real signing key: a consistent, validly signed log that is
+// not the one the auditor saw.
+func rewriteWithKey(t *testing.T, db *sql.DB, f *fixture, n int) {
 	t.Helper()
 	mustExec(t, db, "DELETE FROM events")
 	mustExec(t, db, "DELETE FROM tree_hashes")
 	mustExec(t, db, "DELETE FROM checkpoints")
 	db.Close()
 	f.open(t, ledger.Options{Sanitizer: ledger.Unsanitized})
-	evs := make([]int, 50)
-	for i := range evs {
+	changed := 3
+	if n < 50 {
+		changed = n - 1
+	}
+	for i := range n {
 		ev := toolEvent(i)
-		if i == 3 {
+		if i == changed {
 			ev.UserID = "someone_else"
 		}
 		if _, err := f.l.Append(context.Background(), ev); err != nil {
@@ -243,6 +283,29 @@ func rewriteWithKey(t *testing.T, db *sql.DB, f *fixture) {
 	defer st.Close()
 	if _, err := ledger.Verify(context.Background(), st, f.v, ledger.VerifyOptions{}); err != nil {
 		t.Fatalf("rewritten log should verify without the saved checkpoint: %v", err)
+	}
+}
+
+// An honest log verifies against any checkpoint an auditor saved from it, the empty tree's too.
+func TestVerifySavedCheckpointOfHonestLog(t *testing.T) {
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized, CheckpointInterval: 1 << 40})
+	saved := map[int][]byte{}
+	n := 0
+	for _, size := range []int{0, 1, 20, 33, 50} {
+		appendN(t, f.l, n, size-n)
+		n = size
+		cp, err := f.l.SignCheckpoint(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved[size] = cp
+	}
+	for size, cp := range saved {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			if rep, err := verify(t, f, ledger.VerifyOptions{Saved: cp}); err != nil {
+				t.Errorf("saved checkpoint of size %d: %v %+v", size, err, rep.Problems)
+			}
+		})
 	}
 }
 

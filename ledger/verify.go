@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"sort"
 	"strings"
@@ -15,10 +17,12 @@ import (
 	"github.com/agentaudit/agentaudit/store"
 )
 
-// VerifyStore is what a full verification reads.
+// VerifyStore is what a full verification reads. ReadHashes serves only to tell which events
+// differ from a saved checkpoint the log does not reproduce.
 type VerifyStore interface {
 	ScanEntries(ctx context.Context, from int64, fn func(store.Entry) error) error
 	ScanHashes(ctx context.Context, from int64, fn func(idx int64, h tlog.Hash) error) error
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 	Checkpoints(ctx context.Context) ([]store.Checkpoint, error)
 }
 
@@ -96,6 +100,249 @@ type VerifyOptions struct {
 	Saved []byte
 }
 
+// Verify recomputes every leaf from the stored events, rebuilds the tree, compares it with every
+// stored tree hash, and checks every checkpoint's signature (with v, never with a key found in the
+// store) and root. It returns the report, and a *TamperError when there is any problem.
+//
+// How a finding is classified: the signed checkpoints are the reference. Where the events
+// reproduce a signed root, the events are authentic and any differing stored hash is reported as
+// tree_hash; elsewhere an event whose leaf differs from the committed one is moved when it was
+// committed at another seq, inserted when the event committed at its seq still exists elsewhere,
+// and modified otherwise.
+//
+// The phases: openHeads checks the checkpoints' signatures; readLog streams the events (through
+// scanEntries and hashLeaves) and the stored hashes (scanTreeHashes) to walkTree, which merges
+// them record by record; classify explains each record where they differ; checkHeads compares
+// the log with the signed sizes and roots.
+func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOptions) (*Report, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	heads, err := openHeads(ctx, st, v, opts.Saved)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Checkpoints: heads.count, SignedSize: heads.largestStored, Saved: heads.saved}
+	r.Problems = append(r.Problems, heads.problems...)
+
+	ev, th, wait := readLog(ctx, st)
+	w, err := walkTree(ev, th, heads.roots)
+	if err != nil {
+		return nil, err
+	}
+	if err := wait(); err != nil {
+		return nil, err
+	}
+	r.Events, r.TreeHashes = w.events, w.treeHashes
+	r.Problems = append(r.Problems, w.problems...)
+
+	found, firstExplained := classify(w.mismatches, heads.authentic(w.eventRootOK))
+	r.Problems = append(r.Problems, found...)
+	saved, err := checkSaved(ctx, st, heads.saved, w, found)
+	if err != nil {
+		return nil, err
+	}
+	r.Problems = append(r.Problems, heads.check(w, firstExplained, saved, v)...)
+	if len(heads.roots) > 0 {
+		r.RootVerified = w.eventRootOK[heads.sizes[len(heads.sizes)-1]]
+	}
+	sortProblems(r.Problems)
+	if !r.OK() {
+		return r, &TamperError{Report: r}
+	}
+	return r, nil
+}
+
+// signedHeads are the tree heads the log is checked against: each stored checkpoint that
+// verifies with the key, and the saved one the caller brought.
+type signedHeads struct {
+	roots         map[int64]tlog.Hash // signed root by tree size
+	stored        map[int64]bool      // sizes the log itself holds a valid checkpoint of
+	sizes         []int64             // the keys of roots, ascending
+	saved         *Checkpoint
+	count         int   // checkpoints stored, valid or not
+	largestStored int64 // largest stored size signed by the key
+	problems      []Problem
+}
+
+// openHeads reads the stored checkpoints and keeps those whose signature verifies with v (a
+// checkpoint signed by any other key is a problem, never a reference), then opens the saved
+// checkpoint, which must verify.
+func openHeads(ctx context.Context, st VerifyStore, v note.Verifier, savedNote []byte) (*signedHeads, error) {
+	h := &signedHeads{roots: map[int64]tlog.Hash{}, stored: map[int64]bool{}}
+	cps, err := st.Checkpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.count = len(cps)
+	for _, cp := range cps {
+		c, err := OpenCheckpoint(cp.Note, v)
+		if err != nil {
+			h.problems = append(h.problems, Problem{Kind: ProblemSignature, Seq: -1, Detail: fmt.Sprintf("checkpoint of size %d does not verify with key %s: %v", cp.Size, v.Name(), err)})
+			continue
+		}
+		if c.N != cp.Size {
+			h.problems = append(h.problems, Problem{Kind: ProblemSignature, Seq: -1, Detail: fmt.Sprintf("checkpoint stored as size %d signs size %d", cp.Size, c.N)})
+			continue
+		}
+		h.roots[c.N] = c.Hash
+		h.stored[c.N] = true
+		h.largestStored = max(h.largestStored, c.N)
+	}
+	if savedNote != nil {
+		c, err := OpenCheckpoint(savedNote, v)
+		if err != nil {
+			return nil, fmt.Errorf("saved checkpoint: %w", err)
+		}
+		h.saved = &c
+		if root, ok := h.roots[c.N]; ok && root != c.Hash {
+			h.problems = append(h.problems, Problem{Kind: ProblemInconsistent, Seq: -1, Detail: fmt.Sprintf("the saved checkpoint and a stored checkpoint both sign size %d with different roots: the log was re-signed", c.N),
+				Expected: hex.EncodeToString(c.Hash[:]), Found: hex.EncodeToString(root[:])})
+		}
+		h.roots[c.N] = c.Hash
+	}
+	h.sizes = make([]int64, 0, len(h.roots))
+	for n := range h.roots {
+		h.sizes = append(h.sizes, n)
+	}
+	sort.Slice(h.sizes, func(i, j int) bool { return h.sizes[i] < h.sizes[j] })
+	return h, nil
+}
+
+// authentic returns whether the event at a seq is proven: the events reproduce the first signed
+// root of a size above it.
+func (h *signedHeads) authentic(eventRootOK map[int64]bool) func(seq int64) bool {
+	return func(seq int64) bool {
+		for _, s := range h.sizes {
+			if s > seq {
+				return eventRootOK[s]
+			}
+		}
+		return false
+	}
+}
+
+// check compares the log as walked with the signed heads: a log shorter than a signed size is
+// truncated; a stored signed root the events do not reproduce, where no event-level problem
+// below it explains why, is a root problem; then comes saved, checkSaved's finding (if any); a
+// log with events and no valid stored checkpoint is signed by no one.
+func (h *signedHeads) check(w *treeWalk, firstExplained int64, saved *Problem, v note.Verifier) []Problem {
+	var ps []Problem
+	for _, s := range h.sizes {
+		if s > w.size {
+			ps = append(ps, Problem{Kind: ProblemTruncated, Seq: w.size, Detail: fmt.Sprintf("a signed checkpoint covers %d events; the log has %d (seq %d..%d gone)", s, w.size, w.size, s-1)})
+			break
+		}
+	}
+	for _, s := range h.sizes {
+		if ok, checked := w.eventRootOK[s]; checked && !ok && h.stored[s] && (firstExplained < 0 || firstExplained >= s) {
+			ps = append(ps, Problem{Kind: ProblemRoot, Seq: -1, Detail: fmt.Sprintf("the events do not reproduce the signed root of size %d", s)})
+		}
+	}
+	if saved != nil {
+		ps = append(ps, *saved)
+	}
+	if len(h.stored) == 0 && w.size > 0 {
+		ps = append(ps, Problem{Kind: ProblemNoCheckpoint, Seq: -1, Detail: "no checkpoint in the log is signed by key " + v.Name()})
+	}
+	return ps
+}
+
+// checkSaved checks that the root of the log's first N events is the root of the checkpoint an
+// auditor saved (nil: no saved checkpoint). When it is not, history was rewritten — truncation
+// included: the log is then no longer an extension of what was signed — and the problem says
+// which events differ where that can be known. The checkpoint holds only a root, so that needs
+// the stored tree hashes: where they still reproduce the saved root they are what was signed,
+// and the events that differ from them (the event-level problems below N, found) are exactly
+// the ones that changed. Where they do not, a rewrite rebuilt them too.
+func checkSaved(ctx context.Context, st VerifyStore, saved *Checkpoint, w *treeWalk, found []Problem) (*Problem, error) {
+	if saved == nil {
+		return nil, nil
+	}
+	if empty, _ := tlog.TreeHash(0, nil); w.eventRootOK[saved.N] || (saved.N == 0 && saved.Hash == empty) {
+		return nil, nil // the empty tree, which walkTree does not check, is a prefix of every log
+	}
+	p := &Problem{Kind: ProblemInconsistent, Seq: -1, Expected: hex.EncodeToString(saved.Hash[:])}
+	if root, ok := w.eventRoots[saved.N]; ok {
+		p.Found = hex.EncodeToString(root[:])
+	}
+	var b strings.Builder
+	if w.size < saved.N {
+		fmt.Fprintf(&b, "the saved checkpoint signs %d events and the log has %d, which cannot reproduce its root: history was rewritten (a truncation too rewrites it)", saved.N, w.size)
+	} else {
+		fmt.Fprintf(&b, "the log's first %d events do not reproduce the root of the saved checkpoint: history was rewritten", saved.N)
+	}
+	differ := describeSeqs(found, saved.N)
+	storedRoot, err := tlog.TreeHash(saved.N, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return st.ReadHashes(ctx, idx) }))
+	switch {
+	case errors.Is(err, store.ErrNotFound), err == nil && storedRoot != saved.Hash:
+		b.WriteString("; the stored tree hashes do not reproduce it either, so which events differ cannot be told from the checkpoint alone")
+		if differ != "" {
+			b.WriteString("; the events that differ from the stored tree: " + differ)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("saved checkpoint: stored tree hashes: %w", err)
+	case differ != "":
+		b.WriteString("; the stored tree hashes still reproduce it, and the events that differ from what was signed are " + differ)
+	}
+	p.Detail = b.String()
+	return p, nil
+}
+
+// describeSeqs lists the event-level problems (missing, moved, inserted, modified) below seq n,
+// as "seq 4 (modified), 7..9 (missing)", runs of one kind collapsed, at most a dozen runs shown.
+func describeSeqs(ps []Problem, n int64) string {
+	type run struct {
+		kind     ProblemKind
+		from, to int64
+	}
+	var runs []run
+	for _, p := range ps {
+		switch p.Kind {
+		case ProblemMissing, ProblemMoved, ProblemInserted, ProblemModified:
+		default:
+			continue
+		}
+		if p.Seq < 0 || p.Seq >= n {
+			continue
+		}
+		if k := len(runs) - 1; k >= 0 && runs[k].kind == p.Kind && runs[k].to == p.Seq-1 {
+			runs[k].to = p.Seq
+			continue
+		}
+		runs = append(runs, run{p.Kind, p.Seq, p.Seq})
+	}
+	const show = 12
+	var parts []string
+	for i, r := range runs {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("and %d more", len(runs)-show))
+			break
+		}
+		if r.from == r.to {
+			parts = append(parts, fmt.Sprintf("%d (%s)", r.from, r.kind))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d..%d (%s)", r.from, r.to, r.kind))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "seq " + strings.Join(parts, ", ")
+}
+
+// sortProblems puts the problems about one event first, in seq order, then the others, each
+// group keeping the order they were found in.
+func sortProblems(ps []Problem) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		a, b := ps[i], ps[j]
+		if (a.Seq < 0) != (b.Seq < 0) {
+			return a.Seq >= 0
+		}
+		return a.Seq < b.Seq
+	})
+}
+
+// leafAt is an event's recomputed leaf hash.
 type leafAt struct {
 	seq  int64
 	id   string
@@ -141,153 +388,143 @@ func (c *rawChunk) leaves() []leafAt {
 	return out
 }
 
+// hashAt is a stored tree hash.
 type hashAt struct {
 	idx  int64
 	hash tlog.Hash
 }
 
-// Verify recomputes every leaf from the stored events, rebuilds the tree, compares it with every
-// stored tree hash, and checks every checkpoint's signature (with v, never with a key found in the
-// store) and root. It returns the report, and a *TamperError when there is any problem.
-//
-// How a finding is classified: the signed checkpoints are the reference. Where the events
-// reproduce a signed root, the events are authentic and any differing stored hash is reported as
-// tree_hash; elsewhere an event whose leaf differs from the committed one is moved when it was
-// committed at another seq, inserted when the event committed at its seq still exists elsewhere,
-// and modified otherwise.
-func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOptions) (*Report, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	r := &Report{}
-	add := func(p Problem) { r.Problems = append(r.Problems, p) }
-
-	// Signed tree heads, by size; storedSigned counts those the log itself holds.
-	signed := map[int64]tlog.Hash{}
-	storedSigned := map[int64]bool{}
-	cps, err := st.Checkpoints(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r.Checkpoints = len(cps)
-	for _, cp := range cps {
-		c, err := OpenCheckpoint(cp.Note, v)
-		if err != nil {
-			add(Problem{Kind: ProblemSignature, Seq: -1, Detail: fmt.Sprintf("checkpoint of size %d does not verify with key %s: %v", cp.Size, v.Name(), err)})
-			continue
-		}
-		if c.N != cp.Size {
-			add(Problem{Kind: ProblemSignature, Seq: -1, Detail: fmt.Sprintf("checkpoint stored as size %d signs size %d", cp.Size, c.N)})
-			continue
-		}
-		signed[c.N] = c.Hash
-		storedSigned[c.N] = true
-		r.SignedSize = max(r.SignedSize, c.N)
-	}
-	var saved *Checkpoint
-	if opts.Saved != nil {
-		c, err := OpenCheckpoint(opts.Saved, v)
-		if err != nil {
-			return nil, fmt.Errorf("saved checkpoint: %w", err)
-		}
-		saved, r.Saved = &c, &c
-		if h, ok := signed[c.N]; ok && h != c.Hash {
-			add(Problem{Kind: ProblemInconsistent, Seq: -1, Detail: fmt.Sprintf("the saved checkpoint and a stored checkpoint both sign size %d with different roots: the log was re-signed", c.N),
-				Expected: hex.EncodeToString(c.Hash[:]), Found: hex.EncodeToString(h[:])})
-		}
-		signed[c.N] = c.Hash
-	}
-	sizes := make([]int64, 0, len(signed))
-	for n := range signed {
-		sizes = append(sizes, n)
-	}
-	sort.Slice(sizes, func(i, j int) bool { return sizes[i] < sizes[j] })
-
-	// Three goroutines run beside the merge: one steps through the events (copying them out of
-	// SQLite's buffers), one hashes their leaves, one reads the stored tree hashes. Stepping
-	// SQLite is the longest of them; hashing in its own goroutine takes SHA-256 off that path.
+// readLog starts the readers that feed walkTree, which runs beside them: scanEntries steps
+// through the events, copying them out of the store's buffers; hashLeaves hashes their leaves;
+// scanTreeHashes reads the stored tree hashes. Stepping SQLite is the longest of them; hashing in
+// its own goroutine takes SHA-256 off that path. wait returns the first read error once the
+// streams are drained.
+func readLog(ctx context.Context, st VerifyStore) (ev *stream[leafAt], th *stream[hashAt], wait func() error) {
 	raw := make(chan *rawChunk, 4)
-	free := make(chan *rawChunk, 6) // chunks the hasher is done with, for the reader to refill
-	events := make(chan []leafAt, 8)
+	free := make(chan *rawChunk, 6) // chunks hashLeaves is done with, for scanEntries to refill
+	leaves := make(chan []leafAt, 8)
 	hashes := make(chan []hashAt, 8)
 	errc := make(chan error, 2)
-	go func() {
-		defer close(raw)
-		c := newRawChunk()
-		err := st.ScanEntries(ctx, 0, func(e store.Entry) error {
-			c.add(e)
-			if len(c.seqs) == rawChunkLen {
-				select {
-				case raw <- c:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				select {
-				case c = <-free:
-					c.reset()
-				default:
-					c = newRawChunk()
-				}
-			}
-			return nil
-		})
-		if err == nil && len(c.seqs) > 0 {
-			raw <- c
-		}
-		errc <- err
-	}()
-	go func() {
-		defer close(events)
-		for c := range raw {
-			leaves := c.leaves()
-			select {
-			case free <- c:
-			default:
-			}
-			select {
-			case events <- leaves:
-			case <-ctx.Done():
-				for range raw { // let the reader finish
-				}
-				return
+	go func() { errc <- scanEntries(ctx, st, raw, free) }()
+	go hashLeaves(ctx, raw, free, leaves)
+	go func() { errc <- scanTreeHashes(ctx, st, hashes) }()
+	wait = func() error {
+		for range 2 {
+			if err := <-errc; err != nil {
+				return err
 			}
 		}
-	}()
-	go func() {
-		defer close(hashes)
-		const chunk = 2048
-		buf := make([]hashAt, 0, chunk)
-		err := st.ScanHashes(ctx, 0, func(idx int64, h tlog.Hash) error {
-			buf = append(buf, hashAt{idx, h})
-			if len(buf) == chunk {
-				select {
-				case hashes <- buf:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				buf = make([]hashAt, 0, chunk)
-			}
-			return nil
-		})
-		if err == nil && len(buf) > 0 {
-			hashes <- buf
-		}
-		errc <- err
-	}()
-	ev := &stream[leafAt]{ch: events}
-	th := &stream[hashAt]{ch: hashes}
-
-	type mismatch struct {
-		seq                 int64
-		id                  string
-		eventLeaf, treeLeaf tlog.Hash
-		hasEvent, hasTree   bool
+		return nil
 	}
-	var mismatches []mismatch
+	return &stream[leafAt]{ch: leaves}, &stream[hashAt]{ch: hashes}, wait
+}
+
+// send sends v unless ctx is done first.
+func send[T any](ctx context.Context, ch chan<- T, v T) error {
+	select {
+	case ch <- v:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// scanEntries reads every event into chunks of rawChunkLen, sent on raw (closed at the end). It
+// refills the chunks hashLeaves hands back on free, so the scan allocates little.
+func scanEntries(ctx context.Context, st VerifyStore, raw chan<- *rawChunk, free <-chan *rawChunk) error {
+	defer close(raw)
+	c := newRawChunk()
+	err := st.ScanEntries(ctx, 0, func(e store.Entry) error {
+		c.add(e)
+		if len(c.seqs) < rawChunkLen {
+			return nil
+		}
+		if err := send(ctx, raw, c); err != nil {
+			return err
+		}
+		select {
+		case c = <-free:
+			c.reset()
+		default:
+			c = newRawChunk()
+		}
+		return nil
+	})
+	if err == nil && len(c.seqs) > 0 {
+		err = send(ctx, raw, c)
+	}
+	return err
+}
+
+// hashLeaves computes the leaf hash of every event in the chunks from raw and sends them on out
+// (closed at the end), handing each chunk back on free when there is room.
+func hashLeaves(ctx context.Context, raw <-chan *rawChunk, free chan<- *rawChunk, out chan<- []leafAt) {
+	defer close(out)
+	for c := range raw {
+		leaves := c.leaves()
+		select {
+		case free <- c:
+		default:
+		}
+		if send(ctx, out, leaves) != nil {
+			for range raw { // let scanEntries finish
+			}
+			return
+		}
+	}
+}
+
+// scanTreeHashes reads every stored tree hash, in index order, in chunks sent on out (closed at
+// the end).
+func scanTreeHashes(ctx context.Context, st VerifyStore, out chan<- []hashAt) error {
+	defer close(out)
+	const chunk = 2048
+	buf := make([]hashAt, 0, chunk)
+	err := st.ScanHashes(ctx, 0, func(idx int64, h tlog.Hash) error {
+		buf = append(buf, hashAt{idx, h})
+		if len(buf) < chunk {
+			return nil
+		}
+		if err := send(ctx, out, buf); err != nil {
+			return err
+		}
+		buf = make([]hashAt, 0, chunk)
+		return nil
+	})
+	if err == nil && len(buf) > 0 {
+		err = send(ctx, out, buf)
+	}
+	return err
+}
+
+// mismatch is a record whose event and stored leaf differ, or that has only one of them.
+type mismatch struct {
+	seq                 int64
+	id                  string
+	eventLeaf, treeLeaf tlog.Hash
+	hasEvent, hasTree   bool
+}
+
+// treeWalk is what walkTree found.
+type treeWalk struct {
+	events, treeHashes int64 // read
+	size               int64 // the last event's seq + 1
+	mismatches         []mismatch
+	eventRootOK        map[int64]bool      // by signed size: whether the events reproduce its root
+	eventRoots         map[int64]tlog.Hash // by signed size: the events' root, where they reach it
+	problems           []Problem           // stored tree hashes that differ from the events' tree
+}
+
+// walkTree merges the events' leaves with the stored tree hashes, record by record (the stored
+// hashes of record n are its leaf, then one parent per trailing 1-bit of n). It rebuilds the tree
+// from the events, up to the first missing one, compares every stored parent with it, notes the
+// records whose event and stored leaf differ for classify, and computes the events' root at
+// every signed size.
+func walkTree(ev *stream[leafAt], th *stream[hashAt], signed map[int64]tlog.Hash) (*treeWalk, error) {
+	w := &treeWalk{eventRootOK: map[int64]bool{}, eventRoots: map[int64]tlog.Hash{}}
 	evTree := newFrontier(0, nil)
 	evBroken := false // the tree cannot grow past a missing event
-	eventRootOK := map[int64]bool{}
 	var lastSeq int64 = -1
-
 	for n := int64(0); ; n++ {
 		e, hasEvent := ev.peek()
 		hasEvent = hasEvent && e.seq == n
@@ -295,19 +532,25 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 		h, hasTree := th.peek()
 		hasTree = hasTree && h.idx == base
 		if !hasEvent && !hasTree {
-			// Past the end of both, or a gap in both: stop when nothing at all remains.
-			_, moreE := ev.peek()
-			_, moreH := th.peek()
-			if !moreE && !moreH {
+			// Past the end of both, or a gap in both: stop when nothing at all remains, else go on
+			// at the next record that holds an event or a stored hash. The records between hold
+			// nothing to compare, and stepping through them one by one would let a single row at a
+			// far seq or index stall verification.
+			next, more := nextRecord(ev, th)
+			if !more {
 				break
+			}
+			if next > n {
+				evBroken = true
+				n = next - 1
+				continue
 			}
 		}
 		if hasEvent {
 			ev.next()
-			r.Events++
+			w.events++
 			lastSeq = n
 		}
-		// The stored hashes of record n: its leaf, then one parent per trailing 1-bit of n.
 		want := 1 + bits.TrailingZeros64(uint64(n+1))
 		var storedBuf [64]tlog.Hash
 		var presentBuf [64]bool
@@ -321,13 +564,14 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 				th.next()
 				if x.idx == base+int64(j) {
 					stored[j], present[j] = x.hash, true
-					r.TreeHashes++
+					w.treeHashes++
 					break
 				}
 			}
 		}
 		var rebuilt []tlog.Hash
 		if hasEvent && !evBroken {
+			var err error
 			if rebuilt, err = evTree.add(e.leaf); err != nil {
 				return nil, err
 			}
@@ -338,38 +582,32 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 			evBroken = true
 		}
 		if !hasEvent && hasTree {
-			mismatches = append(mismatches, mismatch{seq: n, treeLeaf: stored[0], hasTree: true})
+			w.mismatches = append(w.mismatches, mismatch{seq: n, treeLeaf: stored[0], hasTree: true})
 		} else if hasEvent && (!hasTree || e.leaf != stored[0]) {
-			mismatches = append(mismatches, mismatch{seq: n, id: e.id, eventLeaf: e.leaf, treeLeaf: stored[0], hasEvent: true, hasTree: hasTree})
+			w.mismatches = append(w.mismatches, mismatch{seq: n, id: e.id, eventLeaf: e.leaf, treeLeaf: stored[0], hasEvent: true, hasTree: hasTree})
 		}
 		// Compare every stored parent with the tree rebuilt from the events. Where a leaf below it
 		// differs, the parent differs as a consequence and the leaf is what gets reported.
 		if !evBroken {
 			lo := n - (1 << (want - 1)) + 1 // the first seq under the highest parent completed here
-			leafTrouble := len(mismatches) > 0 && mismatches[len(mismatches)-1].seq >= lo
+			leafTrouble := len(w.mismatches) > 0 && w.mismatches[len(w.mismatches)-1].seq >= lo
 			for j := 1; j < want; j++ {
 				lo := (n >> j) << j
 				switch {
 				case !present[j]:
-					add(Problem{Kind: ProblemTreeHash, Seq: n, Detail: fmt.Sprintf("tree hash %d (level %d over seq %d..%d) is missing", base+int64(j), j, lo, n)})
+					w.problems = append(w.problems, Problem{Kind: ProblemTreeHash, Seq: n, Detail: fmt.Sprintf("tree hash %d (level %d over seq %d..%d) is missing", base+int64(j), j, lo, n)})
 				case stored[j] != rebuilt[j] && !leafTrouble:
-					add(Problem{Kind: ProblemTreeHash, Seq: n, Detail: fmt.Sprintf("tree hash %d (level %d over seq %d..%d) was changed", base+int64(j), j, lo, n),
+					w.problems = append(w.problems, Problem{Kind: ProblemTreeHash, Seq: n, Detail: fmt.Sprintf("tree hash %d (level %d over seq %d..%d) was changed", base+int64(j), j, lo, n),
 						Expected: hex.EncodeToString(rebuilt[j][:]), Found: hex.EncodeToString(stored[j][:])})
 				}
 			}
 		}
-		// Signed roots at this size.
 		if want, ok := signed[n+1]; ok && !evBroken {
 			got, err := evTree.root()
 			if err != nil {
 				return nil, err
 			}
-			eventRootOK[n+1] = got == want
-		}
-	}
-	for i := 0; i < 2; i++ {
-		if err := <-errc; err != nil {
-			return nil, err
+			w.eventRootOK[n+1], w.eventRoots[n+1] = got == want, got
 		}
 	}
 	// Anything left in the tree stream is past the last record.
@@ -379,19 +617,32 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 			break
 		}
 		th.next()
-		add(Problem{Kind: ProblemTreeHash, Seq: -1, Detail: fmt.Sprintf("tree hash %d belongs to no record", x.idx)})
+		w.problems = append(w.problems, Problem{Kind: ProblemTreeHash, Seq: -1, Detail: fmt.Sprintf("tree hash %d belongs to no record", x.idx)})
 	}
-	size := lastSeq + 1
+	w.size = lastSeq + 1
+	return w, nil
+}
 
-	// An event is authentic when a signed root at a larger size was reproduced from the events.
-	authentic := func(seq int64) bool {
-		for _, s := range sizes {
-			if s > seq {
-				return eventRootOK[s]
-			}
-		}
-		return false
+// nextRecord returns the first record that the next event or the next stored hash belongs to,
+// and false when both streams are done.
+func nextRecord(ev *stream[leafAt], th *stream[hashAt]) (int64, bool) {
+	next, more := int64(math.MaxInt64), false
+	if e, ok := ev.peek(); ok {
+		next, more = e.seq, true
 	}
+	if h, ok := th.peek(); ok {
+		level, k := tlog.SplitStoredHashIndex(h.idx)
+		next, more = min(next, (k+1)<<level-1), true // a level-L hash is stored with the record that completes it
+	}
+	return next, more
+}
+
+// classify explains each mismatch as a problem: an event missing, moved (its leaf was committed
+// at another seq), inserted (never committed, or the one committed at its seq stands elsewhere),
+// or modified; or, where authentic says the event is proven by a signed root, a changed stored
+// leaf. It returns the problems and the first seq whose event-level problem explains why a
+// signed root is not reproduced (-1 if none).
+func classify(mismatches []mismatch, authentic func(seq int64) bool) (ps []Problem, firstExplained int64) {
 	committedAt := map[tlog.Hash]int64{}
 	eventAt := map[tlog.Hash]int64{}
 	for _, m := range mismatches {
@@ -402,79 +653,40 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 			eventAt[m.eventLeaf] = m.seq
 		}
 	}
-	explained := map[int64]bool{} // seqs whose event-level problem explains a root mismatch
+	firstExplained = -1
 	for _, m := range mismatches {
 		hexp, hfound := hex.EncodeToString(m.treeLeaf[:]), hex.EncodeToString(m.eventLeaf[:])
 		switch {
 		case !m.hasEvent:
 			if _, elsewhere := eventAt[m.treeLeaf]; !elsewhere {
-				add(Problem{Kind: ProblemMissing, Seq: m.seq, Detail: "the committed event is gone", Expected: hexp})
+				ps = append(ps, Problem{Kind: ProblemMissing, Seq: m.seq, Detail: "the committed event is gone", Expected: hexp})
 			}
 		case m.hasTree && authentic(m.seq):
-			add(Problem{Kind: ProblemTreeHash, Seq: m.seq, ID: m.id, Detail: "the stored leaf hash was changed; the event itself matches the signed root", Expected: hfound, Found: hexp})
+			ps = append(ps, Problem{Kind: ProblemTreeHash, Seq: m.seq, ID: m.id, Detail: "the stored leaf hash was changed; the event itself matches the signed root", Expected: hfound, Found: hexp})
 			continue
 		case !m.hasTree:
 			if at, ok := committedAt[m.eventLeaf]; ok {
-				add(Problem{Kind: ProblemMoved, Seq: m.seq, ID: m.id, Detail: fmt.Sprintf("this event was committed at seq %d", at)})
+				ps = append(ps, Problem{Kind: ProblemMoved, Seq: m.seq, ID: m.id, Detail: fmt.Sprintf("this event was committed at seq %d", at)})
 			} else {
-				add(Problem{Kind: ProblemInserted, Seq: m.seq, ID: m.id, Detail: "this event is beyond the committed tree: it was never appended", Found: hfound})
+				ps = append(ps, Problem{Kind: ProblemInserted, Seq: m.seq, ID: m.id, Detail: "this event is beyond the committed tree: it was never appended", Found: hfound})
 			}
 		default:
 			if at, ok := committedAt[m.eventLeaf]; ok {
-				add(Problem{Kind: ProblemMoved, Seq: m.seq, ID: m.id, Detail: fmt.Sprintf("this event was committed at seq %d", at)})
+				ps = append(ps, Problem{Kind: ProblemMoved, Seq: m.seq, ID: m.id, Detail: fmt.Sprintf("this event was committed at seq %d", at)})
 				if _, elsewhere := eventAt[m.treeLeaf]; !elsewhere {
-					add(Problem{Kind: ProblemMissing, Seq: m.seq, Detail: "the event committed at this seq is gone", Expected: hexp})
+					ps = append(ps, Problem{Kind: ProblemMissing, Seq: m.seq, Detail: "the event committed at this seq is gone", Expected: hexp})
 				}
 			} else if at, ok := eventAt[m.treeLeaf]; ok && at != m.seq {
-				add(Problem{Kind: ProblemInserted, Seq: m.seq, ID: m.id, Detail: fmt.Sprintf("this event was never committed; the one committed here now stands at seq %d", at), Found: hfound})
+				ps = append(ps, Problem{Kind: ProblemInserted, Seq: m.seq, ID: m.id, Detail: fmt.Sprintf("this event was never committed; the one committed here now stands at seq %d", at), Found: hfound})
 			} else {
-				add(Problem{Kind: ProblemModified, Seq: m.seq, ID: m.id, Detail: "the event's content or salt differs from what was committed", Expected: hexp, Found: hfound})
+				ps = append(ps, Problem{Kind: ProblemModified, Seq: m.seq, ID: m.id, Detail: "the event's content or salt differs from what was committed", Expected: hexp, Found: hfound})
 			}
 		}
-		explained[m.seq] = true
-	}
-	firstExplained := int64(-1)
-	for _, m := range mismatches {
-		if explained[m.seq] {
+		if firstExplained < 0 {
 			firstExplained = m.seq
-			break
 		}
 	}
-	for _, s := range sizes {
-		if s > size {
-			add(Problem{Kind: ProblemTruncated, Seq: size, Detail: fmt.Sprintf("a signed checkpoint covers %d events; the log has %d (seq %d..%d gone)", s, size, size, s-1)})
-			break
-		}
-	}
-	for _, s := range sizes {
-		if ok, checked := eventRootOK[s]; checked && !ok && storedSigned[s] && (firstExplained < 0 || firstExplained >= s) {
-			add(Problem{Kind: ProblemRoot, Seq: -1, Detail: fmt.Sprintf("the events do not reproduce the signed root of size %d", s)})
-		}
-	}
-	if saved != nil {
-		if saved.N > size {
-			// Reported as truncation above.
-		} else if !eventRootOK[saved.N] {
-			add(Problem{Kind: ProblemInconsistent, Seq: -1, Detail: fmt.Sprintf("the log's first %d events are not the ones in the saved checkpoint: history was rewritten", saved.N)})
-		}
-	}
-	if len(storedSigned) == 0 && size > 0 {
-		add(Problem{Kind: ProblemNoCheckpoint, Seq: -1, Detail: "no checkpoint in the log is signed by key " + v.Name()})
-	}
-	if len(signed) > 0 {
-		r.RootVerified = eventRootOK[sizes[len(sizes)-1]]
-	}
-	sort.SliceStable(r.Problems, func(i, j int) bool {
-		a, b := r.Problems[i], r.Problems[j]
-		if (a.Seq < 0) != (b.Seq < 0) {
-			return a.Seq >= 0
-		}
-		return a.Seq < b.Seq
-	})
-	if !r.OK() {
-		return r, &TamperError{Report: r}
-	}
-	return r, nil
+	return ps, firstExplained
 }
 
 // stream reads chunks from a channel one item at a time.

@@ -131,8 +131,9 @@ type AccessReport struct {
 	GeneratedAt       time.Time  `json:"generated_at"`
 }
 
-// ProofStore is what the report's integrity check reads.
-type ProofStore interface {
+// TreeReader is the signed Merkle tree the report's integrity check proves inclusion in: the
+// latest checkpoint and the stored tree hashes that proofs are built from.
+type TreeReader interface {
 	LatestCheckpoint(ctx context.Context) (store.Checkpoint, error)
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 }
@@ -152,7 +153,7 @@ func ParseSubject(s string) (typ, id string, err error) {
 // AccessReportFor builds the access report for a subject over [from, to). Integrity is computed for this
 // report, never cached: every listed event's leaf is recomputed from its stored salt and body and
 // its inclusion proof is checked against the latest checkpoint, whose signature is checked with v.
-func AccessReportFor(ctx context.Context, st Store, ps ProofStore, v note.Verifier, subjectType, subjectID string, from, to time.Time, now time.Time) (*AccessReport, error) {
+func AccessReportFor(ctx context.Context, st Store, tr TreeReader, v note.Verifier, subjectType, subjectID string, from, to time.Time, now time.Time) (*AccessReport, error) {
 	rep := &AccessReport{SubjectType: subjectType, SubjectID: subjectID, From: from, To: to, GeneratedAt: now.UTC(), Accesses: []Access{}}
 	var entries []store.Entry
 	var parents []string // of tool_result events
@@ -204,7 +205,7 @@ func AccessReportFor(ctx context.Context, st Store, ps ProofStore, v note.Verifi
 	}
 	rep.Total, rep.UniqueUsers = len(rep.Accesses), len(users)
 
-	cp, err := ps.LatestCheckpoint(ctx)
+	cp, err := tr.LatestCheckpoint(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		rep.IntegrityNote = "the log has no signed checkpoint yet"
 		return rep, nil
@@ -218,7 +219,7 @@ func AccessReportFor(ctx context.Context, st Store, ps ProofStore, v note.Verifi
 		return rep, nil
 	}
 	rep.Checkpoint = &c.Tree
-	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return ps.ReadHashes(ctx, idx) })
+	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return tr.ReadHashes(ctx, idx) })
 	verified := 0
 	for i, e := range entries {
 		if e.Seq >= c.N {

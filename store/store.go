@@ -54,7 +54,9 @@ var (
 // Filter selects events; empty fields do not filter. Results come in seq order.
 type Filter struct {
 	SessionID, UserID, AgentID, Model, ToolName, SubjectType, SubjectID, Kind, Outcome string
-	// Since and Until bound the event time: Since <= time < Until. Zero means unbounded.
+	// Since and Until bound the event time: Since <= time < Until. Zero means unbounded. Drivers
+	// compare in whole milliseconds, the time and both bounds truncated as time.Time.UnixMilli
+	// does, so that an index can hold the time as an integer.
 	Since, Until time.Time
 	// Failures keeps only failed actions: outcome error or denied, success false, or kind error.
 	Failures bool
@@ -66,11 +68,11 @@ type Filter struct {
 
 // ToolCall is the slice of a tool_call event that tool statistics need. It is passed by value
 // and its strings are interned by the driver: statistics scan every call, so no field may cost an
-// allocation per row.
+// allocation per row (within one scan, equal strings share their bytes).
 type ToolCall struct {
 	Tool        string
-	UserID      string
-	DurationMS  float64
+	UserID      string  // "" when the event has none
+	DurationMS  float64 // the event's duration_ms, when HasDuration
 	HasDuration bool
 	Success     int8 // 1 true, 0 false, -1 absent
 }

@@ -53,6 +53,28 @@ var migrations = []string{
 	CREATE TRIGGER tree_hashes_no_delete BEFORE DELETE ON tree_hashes BEGIN SELECT RAISE(ABORT, 'agentaudit: tree hashes are append-only'); END;
 	CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints BEGIN SELECT RAISE(ABORT, 'agentaudit: checkpoints are append-only'); END;
 	CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints BEGIN SELECT RAISE(ABORT, 'agentaudit: checkpoints are append-only'); END;`,
+
+	// 2: time_ms with the functions of SQLite 3.40 (Debian stable's, and Python's on many
+	// machines), which auditors open the file with: unixepoch(..., 'subsec') is 3.42+, and an
+	// older SQLite reads the column as NULL and cannot write the file. The milliseconds are now
+	// truncated, as time.Time.UnixMilli does for the Filter bounds, where the old column rounded.
+	// Canonical times are "YYYY-MM-DDTHH:MM:SS[.fraction]Z" in UTC (event.Event.Canonical):
+	// strftime('%s') of the first 19 characters gives the whole seconds exactly (handing it the
+	// fraction would round .9995 up to the next second), the fraction's first three digits the
+	// milliseconds. SQLite can drop and add a VIRTUAL generated column, not change one, and not
+	// drop one that an index uses: the indexes go and come back.
+	`DROP INDEX events_user;
+	DROP INDEX events_tool;
+	DROP INDEX events_subject;
+	DROP INDEX events_time;
+	ALTER TABLE events DROP COLUMN time_ms;
+	ALTER TABLE events ADD COLUMN time_ms INTEGER GENERATED ALWAYS AS (
+		CAST(strftime('%s', substr(body ->> '$.time', 1, 19)) AS INTEGER) * 1000
+		+ CAST(substr(rtrim(substr(body ->> '$.time', 21), 'Z') || '000', 1, 3) AS INTEGER)) VIRTUAL;
+	CREATE INDEX events_user ON events(user_id, time_ms) WHERE user_id IS NOT NULL;
+	CREATE INDEX events_tool ON events(tool_name, kind, time_ms, duration_ms, success, user_id) WHERE tool_name IS NOT NULL;
+	CREATE INDEX events_subject ON events(subject_id, time_ms) WHERE subject_id IS NOT NULL;
+	CREATE INDEX events_time ON events(time_ms);`,
 }
 
 // SchemaVersion is the version Open migrates a store to.
@@ -61,7 +83,15 @@ var SchemaVersion = len(migrations)
 // ErrNewerSchema: the file was written by a newer agentaudit; this one will not touch it.
 var ErrNewerSchema = errors.New("store schema is newer than this program")
 
-func migrate(ctx context.Context, db *sql.DB) error {
+// readableFrom is the oldest schema a read-only open accepts. Schema 2 changed only how time_ms is
+// computed (truncated instead of rounded, by functions SQLite 3.40 has), so a version-1 file —
+// evidence copied before the upgrade — still verifies, and answers queries whose time bounds may
+// differ by the one millisecond the old column rounded up.
+const readableFrom = 1
+
+// migrate moves the schema of db forward to version target (SchemaVersion in Open; tests build
+// older files with a smaller one).
+func migrate(ctx context.Context, db *sql.DB, target int) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr("sqlite: migrate", err)
@@ -74,15 +104,15 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if v > SchemaVersion {
 		return fmt.Errorf("sqlite: schema version %d, this program knows up to %d: %w", v, SchemaVersion, ErrNewerSchema)
 	}
-	if v == SchemaVersion {
+	if v >= target {
 		return nil
 	}
-	for i := v; i < SchemaVersion; i++ {
+	for i := v; i < target; i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 			return mapErr(fmt.Sprintf("sqlite: migrate to schema %d", i+1), err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", strconv.Itoa(SchemaVersion)); err != nil {
+	if _, err := tx.ExecContext(ctx, "INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", strconv.Itoa(target)); err != nil {
 		return mapErr("sqlite: migrate", err)
 	}
 	return mapErr("sqlite: migrate", tx.Commit())
@@ -123,8 +153,8 @@ func checkVersion(ctx context.Context, db *sql.DB) error {
 	switch {
 	case v > SchemaVersion:
 		return fmt.Errorf("sqlite: schema version %d, this program knows up to %d: %w", v, SchemaVersion, ErrNewerSchema)
-	case v < SchemaVersion:
-		return fmt.Errorf("sqlite: schema version %d, this program needs %d: open it for writing once to migrate it", v, SchemaVersion)
+	case v < readableFrom:
+		return fmt.Errorf("sqlite: schema version %d, this program reads %d to %d: open it for writing once to migrate it", v, readableFrom, SchemaVersion)
 	}
 	return nil
 }

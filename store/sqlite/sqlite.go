@@ -88,7 +88,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 				return nil, mapErr("sqlite: set max_page_count", err)
 			}
 		}
-		if err := migrate(ctx, s.w); err != nil {
+		if err := migrate(ctx, s.w, SchemaVersion); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -343,22 +343,6 @@ func (s *Store) one(ctx context.Context, query string, arg any) (store.Entry, er
 	return e, mapErr("sqlite: read event", err)
 }
 
-// EntriesByID returns the stored entries among ids (absent ids are left out).
-func (s *Store) EntriesByID(ctx context.Context, ids []string) ([]store.Entry, error) {
-	var out []store.Entry
-	for _, id := range ids {
-		e, err := s.EntryByID(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
 // Tail returns the last n entries in seq order.
 func (s *Store) Tail(ctx context.Context, n int) ([]store.Entry, error) {
 	rows, err := s.r.QueryContext(ctx, "SELECT seq, id, salt, body FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq", n)
@@ -471,8 +455,30 @@ func (s *Store) Checkpoints(ctx context.Context) ([]store.Checkpoint, error) {
 
 // Find calls fn for each entry matching f, in seq order.
 func (s *Store) Find(ctx context.Context, f store.Filter, fn func(store.Entry) error) error {
+	q, args := findQuery(f)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return mapErr("sqlite: find", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e store.Entry
+		var body string
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Salt, &body); err != nil {
+			return mapErr("sqlite: find", err)
+		}
+		e.Body = []byte(body)
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return mapErr("sqlite: find", rows.Err())
+}
+
+// findQuery is the statement Find runs for f; its time bounds compare with time_ms, which the
+// indexes cover.
+func findQuery(f store.Filter) (q string, args []any) {
 	var where []string
-	var args []any
 	eq := func(col, v string) {
 		if v != "" {
 			where = append(where, col+" = ?")
@@ -503,7 +509,7 @@ func (s *Store) Find(ctx context.Context, f store.Filter, fn func(store.Entry) e
 		where = append(where, "seq >= ?")
 		args = append(args, f.FromSeq)
 	}
-	q := "SELECT seq, id, salt, body FROM events"
+	q = "SELECT seq, id, salt, body FROM events"
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -512,23 +518,7 @@ func (s *Store) Find(ctx context.Context, f store.Filter, fn func(store.Entry) e
 		q += " LIMIT ?"
 		args = append(args, f.Limit)
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return mapErr("sqlite: find", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e store.Entry
-		var body string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Salt, &body); err != nil {
-			return mapErr("sqlite: find", err)
-		}
-		e.Body = []byte(body)
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return mapErr("sqlite: find", rows.Err())
+	return q, args
 }
 
 // ToolCalls calls fn for each tool_call event in [since, until) (zero: unbounded), reading only

@@ -9,13 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/query"
 	"github.com/agentaudit/agentaudit/store"
 )
 
-// Driver is everything the ledger, its verifier and the CLI ask of a store.
+// Driver is everything the ledger, its verifier and proofs, the queries and the CLI ask of a
+// store. Each consumer's interface is checked against it below, so a method a consumer starts
+// to need does not compile until it is added here, with a test of its contract.
 type Driver interface {
 	Append(ctx context.Context, b store.Batch) error
 	Size(ctx context.Context) (int64, error)
@@ -29,7 +34,17 @@ type Driver interface {
 	AddCheckpoint(ctx context.Context, c store.Checkpoint) error
 	LatestCheckpoint(ctx context.Context) (store.Checkpoint, error)
 	Checkpoints(ctx context.Context) ([]store.Checkpoint, error)
+	Find(ctx context.Context, f store.Filter, fn func(store.Entry) error) error
+	ToolCalls(ctx context.Context, since, until time.Time, fn func(store.ToolCall) error) error
 }
+
+var (
+	_ ledger.Store       = Driver(nil)
+	_ ledger.VerifyStore = Driver(nil)
+	_ ledger.ProofStore  = Driver(nil)
+	_ query.Store        = Driver(nil)
+	_ query.TreeReader   = Driver(nil)
+)
 
 func entry(seq int64) store.Entry {
 	return store.Entry{Seq: seq, ID: fmt.Sprintf("id-%d", seq), Salt: bytes.Repeat([]byte{byte(seq)}, 16),
@@ -151,6 +166,8 @@ func Run(t *testing.T, open func(t *testing.T) Driver) {
 			t.Errorf("HashCount = %d: hashes of a refused batch were written", n)
 		}
 	})
+	t.Run("Find", func(t *testing.T) { testFind(t, open) })
+	t.Run("ToolCalls", func(t *testing.T) { testToolCalls(t, open) })
 	t.Run("Checkpoints", func(t *testing.T) {
 		d := open(t)
 		for _, n := range []int64{3, 10, 7} {

@@ -1,0 +1,7 @@
+package sqlite
+
+// MigrateTo builds a file of an older schema version, to test the migrations from it.
+var MigrateTo = migrate
+
+// FindQuery is the statement Find runs, for query-plan tests.
+var FindQuery = findQuery
