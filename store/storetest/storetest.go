@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -18,33 +17,18 @@ import (
 	"github.com/agentaudit/agentaudit/store"
 )
 
-// Driver is everything the ledger, its verifier and proofs, the queries and the CLI ask of a
-// store. Each consumer's interface is checked against it below, so a method a consumer starts
-// to need does not compile until it is added here, with a test of its contract.
+// Driver is everything the ledger, its verifier and proofs, the queries, the server and the CLI
+// ask of a store: the union of their own interfaces, so a method one of them starts to need is
+// asked of every driver here too (and needs a test below).
 type Driver interface {
-	Append(ctx context.Context, b store.Batch) error
-	Size(ctx context.Context) (int64, error)
-	HashCount(ctx context.Context) (int64, error)
-	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
-	Entry(ctx context.Context, seq int64) (store.Entry, error)
-	EntryByID(ctx context.Context, id string) (store.Entry, error)
+	ledger.Store
+	ledger.VerifyStore
+	ledger.ProofStore
+	query.Store
+	query.TreeReader
+	// Tail is the CLI's: the last n entries, oldest first.
 	Tail(ctx context.Context, n int) ([]store.Entry, error)
-	ScanEntries(ctx context.Context, from int64, fn func(store.Entry) error) error
-	ScanHashes(ctx context.Context, from int64, fn func(idx int64, h tlog.Hash) error) error
-	AddCheckpoint(ctx context.Context, c store.Checkpoint) error
-	LatestCheckpoint(ctx context.Context) (store.Checkpoint, error)
-	Checkpoints(ctx context.Context) ([]store.Checkpoint, error)
-	Find(ctx context.Context, f store.Filter, fn func(store.Entry) error) error
-	ToolCalls(ctx context.Context, since, until time.Time, fn func(store.ToolCall) error) error
 }
-
-var (
-	_ ledger.Store       = Driver(nil)
-	_ ledger.VerifyStore = Driver(nil)
-	_ ledger.ProofStore  = Driver(nil)
-	_ query.Store        = Driver(nil)
-	_ query.TreeReader   = Driver(nil)
-)
 
 func entry(seq int64) store.Entry {
 	return store.Entry{Seq: seq, ID: fmt.Sprintf("id-%d", seq), Salt: bytes.Repeat([]byte{byte(seq)}, 16),
