@@ -97,31 +97,26 @@ func (w *walker) value(depth int) error {
 	if depth > maxDepth {
 		return fmt.Errorf("nesting deeper than %d", maxDepth)
 	}
-	switch k := w.Kind(); k {
+	start, k := w.Pos, w.Kind()
+	var s string
+	var err error
+	switch k {
 	case jsontok.Object:
 		return w.object(depth)
 	case jsontok.Array:
 		return w.array(depth)
-	case jsontok.String, jsontok.Number:
-		return w.leaf(k, depth)
 	case jsontok.Bool, jsontok.Null:
 		_, err := w.Literal() // true, false and null carry no value to hide
 		return err
-	}
-	return w.Unexpected()
-}
-
-// leaf reads a string or a number and hands its text on: to nothing inside a dropped value, to
-// the key rule's action under one, else to the detectors.
-func (w *walker) leaf(k jsontok.Kind, depth int) error {
-	start := w.Pos
-	var s string
-	var err error
-	if k == jsontok.String {
-		s, err = w.str()
-	} else {
+	case jsontok.String:
+		s, err = text(w.String(nil))
+	case jsontok.Number:
 		s, err = text(w.Number())
+	default:
+		return w.Unexpected()
 	}
+	// A string or a number: nothing is done inside a dropped value, under a key rule its action
+	// applies, else the detectors run.
 	if err != nil || w.skip > 0 {
 		return err
 	}
@@ -217,11 +212,9 @@ func (w *walker) replaceForced(start, end int, text string) {
 	w.note(w.fkind, w.fact.String())
 }
 
-// str reads the string at w.Pos. Its text is a view of the input when it has no escapes, else a
-// copy of its own: texts outlive the next string (replacements, JSON inside a string).
-func (w *walker) str() (string, error) { return text(w.String(nil)) }
-
 // text views a token's bytes as a string, without a copy: the walker never writes to its input.
+// Strings are scanned with a nil buffer, so that a text with escapes is a copy of its own: texts
+// outlive the next string (replacements, JSON inside a string).
 func text(b []byte, err error) (string, error) {
 	return unsafe.String(unsafe.SliceData(b), len(b)), err
 }
@@ -246,7 +239,7 @@ func (w *walker) stringValue(start, end int, s string, depth int) {
 // and reports whether the key goes on after it (no END line in it).
 func (w *walker) pemLine() (bool, error) {
 	start := w.Pos
-	s, err := w.str()
+	s, err := text(w.String(nil))
 	if err != nil {
 		return false, err
 	}

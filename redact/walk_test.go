@@ -11,7 +11,7 @@ import (
 // unquote decodes the body of a JSON string as the walker reads strings.
 func unquote(body []byte) (string, bool) {
 	w := walker{Scanner: jsontok.Scanner{In: append(append([]byte{'"'}, body...), '"')}}
-	s, err := w.str()
+	s, err := text(w.String(nil))
 	return s, err == nil && w.Pos == len(w.In)
 }
 

@@ -33,8 +33,9 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("invalid JSON at byte %d: %s", e.Offset, e.Msg)
 }
 
-// Scanner reads the JSON text In from Pos on. Each method scans the token at Pos, which must not
-// be white space (SkipSpace first), and leaves Pos after it; callers read Pos to locate tokens.
+// Scanner reads the JSON text In from Pos on; callers read Pos to locate tokens. Kind, Open,
+// String, Name, Number and Literal read the token at Pos, which must not be white space: SkipSpace
+// first, or rely on Open, Colon and Next, which leave Pos past the white space after them.
 type Scanner struct {
 	In  []byte
 	Pos int
@@ -51,15 +52,12 @@ func (s *Scanner) Errorf(format string, args ...any) error {
 // looks like JSON as JSON, so errors are not rare there.
 func (s *Scanner) fail(msg string) error { return &SyntaxError{Offset: s.Pos, Msg: msg} }
 
+var isSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
+
 // SkipSpace advances past JSON white space.
 func (s *Scanner) SkipSpace() {
-	for s.Pos < len(s.In) {
-		switch s.In[s.Pos] {
-		case ' ', '\t', '\n', '\r':
-			s.Pos++
-		default:
-			return
-		}
+	for s.Pos < len(s.In) && isSpace[s.In[s.Pos]] {
+		s.Pos++
 	}
 }
 
@@ -142,24 +140,23 @@ func (s *Scanner) Next(close byte) (bool, error) {
 			return false, nil
 		}
 	}
+	return false, s.nextError(close)
+}
+
+func (s *Scanner) nextError(close byte) error {
 	switch {
 	case s.Pos >= len(s.In) && close == '}':
-		return false, s.fail("unexpected end of input in object")
+		return s.fail("unexpected end of input in object")
 	case s.Pos >= len(s.In):
-		return false, s.fail("unexpected end of input in array")
+		return s.fail("unexpected end of input in array")
 	case close == '}':
-		return false, s.fail("expected ',' or '}' in object")
+		return s.fail("expected ',' or '}' in object")
 	}
-	return false, s.fail("expected ',' or ']' in array")
+	return s.fail("expected ',' or ']' in array")
 }
 
 // Name scans a member name, as String does.
-func (s *Scanner) Name(buf *[]byte) ([]byte, error) {
-	if s.Pos >= len(s.In) || s.In[s.Pos] != '"' {
-		return nil, s.fail("expected a member name")
-	}
-	return s.String(buf)
-}
+func (s *Scanner) Name(buf *[]byte) ([]byte, error) { return s.str(buf, "expected a member name") }
 
 // Colon consumes the ':' after a member name and the white space around it.
 func (s *Scanner) Colon() error {
@@ -243,18 +240,36 @@ var stops = func() (t [2][256]bool) {
 	return t
 }()
 
-// String scans the string at Pos (a '"') and returns its text. A string without escapes, the
-// common case, is returned as a view of In, with no copy. Otherwise its text is decoded into
-// *buf, reset, grown at most once and kept there for the next call; with a nil buf, into a new
-// slice of its own, for callers whose texts must outlive the next call.
-func (s *Scanner) String(buf *[]byte) ([]byte, error) {
-	in, body := s.In, s.Pos+1
+// String scans the string at Pos and returns its text. A string without escapes, the common
+// case, is returned as a view of In, with no copy. Otherwise its text is decoded into *buf,
+// reset, grown at most once and kept there for the next call; with a nil buf, into a new slice
+// of its own, for callers whose texts must outlive the next call.
+func (s *Scanner) String(buf *[]byte) ([]byte, error) { return s.str(buf, "expected a string") }
+
+func (s *Scanner) str(buf *[]byte, missing string) ([]byte, error) {
+	in, p := s.In, s.Pos
+	if p >= len(in) || in[p] != '"' {
+		return nil, s.fail(missing)
+	}
 	stop := &stops[0]
 	if s.Strict {
 		stop = &stops[1]
 	}
-	p := s.plain(body, stop)
-	if p >= 0 && p < len(in) && in[p] == '"' {
+	body := p + 1
+	for p = body; p < len(in) && !stop[in[p]]; p++ {
+	}
+	if p < len(in) && in[p] == '"' {
+		s.Pos = p + 1
+		return in[body:p:p], nil
+	}
+	return s.decode(buf, stop, body, p)
+}
+
+// decode finishes the string whose body starts at body when its first run of plain text, up to
+// p, ends at anything but the closing quote: UTF-8 to validate, an escape, or an error.
+func (s *Scanner) decode(buf *[]byte, stop *[256]bool, body, p int) ([]byte, error) {
+	in := s.In
+	if p = s.plain(p, stop); p >= 0 && p < len(in) && in[p] == '"' {
 		s.Pos = p + 1
 		return in[body:p:p], nil
 	}
