@@ -246,6 +246,8 @@ var stops = func() (t [2][256]bool) {
 // of its own, for callers whose texts must outlive the next call.
 func (s *Scanner) String(buf *[]byte) ([]byte, error) { return s.str(buf, "expected a string") }
 
+// str is String and Name (missing: the error when no string starts at Pos). A string without
+// escapes, and under Strict without bytes beyond ASCII, is scanned here in one call.
 func (s *Scanner) str(buf *[]byte, missing string) ([]byte, error) {
 	in, p := s.In, s.Pos
 	if p >= len(in) || in[p] != '"' {
