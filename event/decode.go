@@ -22,7 +22,7 @@ func decode(data []byte) (*Event, error) {
 	}
 	var ev Event
 	var seen [64]bool
-	for more := p.Open(); more; {
+	for more := p.Open(); more; more = p.Comma() {
 		keyPos := p.Pos
 		k, err := p.Name(&p.key)
 		if err != nil {
@@ -52,9 +52,9 @@ func decode(data []byte) (*Event, error) {
 		if err := p.field(&ev, &Fields[idx]); err != nil {
 			return nil, err
 		}
-		if more, err = p.Next('}'); err != nil {
-			return nil, syntax(err)
-		}
+	}
+	if err := p.Close('}'); err != nil {
+		return nil, syntax(err)
 	}
 	return &ev, p.end()
 }
@@ -66,14 +66,7 @@ func (p *jcsParser) end() error { return syntaxOrNil(p.End()) }
 
 // rest checks the remainder of the object (after an unknown member) is well-formed.
 func (p *jcsParser) rest() error {
-	for {
-		more, err := p.Next('}')
-		if err != nil {
-			return syntax(err)
-		}
-		if !more {
-			return p.end()
-		}
+	for p.Comma() {
 		if _, err := p.Name(&p.key); err != nil {
 			return syntax(err)
 		}
@@ -84,6 +77,10 @@ func (p *jcsParser) rest() error {
 			return syntax(err)
 		}
 	}
+	if err := p.Close('}'); err != nil {
+		return syntax(err)
+	}
+	return p.end()
 }
 
 // field decodes the value at p.Pos into the field f.

@@ -96,7 +96,7 @@ func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 	dst = append(dst, '{')
 	var members []member
 	sorted := true
-	for more := p.Open(); more; {
+	for more := p.Open(); more; more = p.Comma() {
 		keyPos := p.Pos
 		k, err := p.Name(&p.key)
 		if err != nil {
@@ -124,9 +124,9 @@ func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 			}
 		}
 		members = append(members, member{key: key, start: start, end: len(dst)})
-		if more, err = p.Next('}'); err != nil {
-			return dst, err
-		}
+	}
+	if err := p.Close('}'); err != nil {
+		return dst, err
 	}
 	if sorted { // the common case: members were written in order already
 		return append(dst, '}'), nil
@@ -153,7 +153,7 @@ func (p *jcsParser) array(dst []byte, depth int) ([]byte, error) {
 		return dst, p.Errorf("nesting deeper than %d", MaxDepth)
 	}
 	dst = append(dst, '[')
-	for more, first := p.Open(), true; more; first = false {
+	for more, first := p.Open(), true; more; more, first = p.Comma(), false {
 		if !first {
 			dst = append(dst, ',')
 		}
@@ -161,9 +161,9 @@ func (p *jcsParser) array(dst []byte, depth int) ([]byte, error) {
 		if dst, err = p.value(dst, depth); err != nil {
 			return dst, err
 		}
-		if more, err = p.Next(']'); err != nil {
-			return dst, err
-		}
+	}
+	if err := p.Close(']'); err != nil {
+		return dst, err
 	}
 	return append(dst, ']'), nil
 }

@@ -283,7 +283,7 @@ func (w *walker) object(depth int) error {
 	cutFrom := -1             // where a dropped member's cut starts: the end of the member before it
 	pending, pendEnd := -1, 0 // dropped members at the start of the object, cut once the next kept one is seen
 	var renamed []string      // member names replaced in this object, kept unique
-	for more := w.Open(); more; {
+	for more := w.Open(); more; more = w.Comma() {
 		keyStart := w.Pos
 		key, err := text(w.Name(nil))
 		if err != nil {
@@ -348,9 +348,9 @@ func (w *walker) object(depth int) error {
 			cutFrom = w.Pos
 		}
 		w.path = w.path[:base]
-		if more, err = w.Next('}'); err != nil {
-			return err
-		}
+	}
+	if err := w.Close('}'); err != nil {
+		return err
 	}
 	if pending >= 0 && w.skip == 0 {
 		w.cut(pending)
@@ -394,7 +394,7 @@ func (w *walker) sanitizeKey(start, end int, key string, splice bool, renamed *[
 func (w *walker) array(depth int) error {
 	base := len(w.path)
 	pem := false // the lines of a private key: after a BEGIN line, up to and with the END line
-	for more, i := w.Open(), 0; more; i++ {
+	for more, i := w.Open(), 0; more; more, i = w.Comma(), i+1 {
 		w.path = append(strconv.AppendInt(append(w.path, '['), int64(i), 10), ']')
 		var err error
 		if pem && w.Kind() == jsontok.String {
@@ -409,9 +409,6 @@ func (w *walker) array(depth int) error {
 			pem, w.pemOpen = w.pemOpen && w.skip == 0 && !w.forced, false
 		}
 		w.path = w.path[:base]
-		if more, err = w.Next(']'); err != nil {
-			return err
-		}
 	}
-	return nil
+	return w.Close(']')
 }

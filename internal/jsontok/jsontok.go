@@ -35,7 +35,7 @@ func (e *SyntaxError) Error() string {
 
 // Scanner reads the JSON text In from Pos on; callers read Pos to locate tokens. Kind, Open,
 // String, Name, Number and Literal read the token at Pos, which must not be white space: SkipSpace
-// first, or rely on Open, Colon and Next, which leave Pos past the white space after them.
+// first, or rely on Open, Colon and Comma, which leave Pos past the white space after them.
 type Scanner struct {
 	In  []byte
 	Pos int
@@ -113,38 +113,40 @@ func (s *Scanner) Unexpected() error {
 }
 
 // Open consumes the '{' or '[' at Pos and the white space after it, and reports whether a member
-// or element follows; when the container is empty its closing bracket is consumed too.
+// or element follows. Containers are read as
+//
+//	for more := s.Open(); more; more = s.Comma() {
+//		// a member or an element
+//	}
+//	err := s.Close('}')
 func (s *Scanner) Open() bool {
 	closing := s.In[s.Pos] + 2 // '{'+2 is '}', '['+2 is ']'
 	s.Pos++
 	s.SkipSpace()
-	if s.Pos < len(s.In) && s.In[s.Pos] == closing {
-		s.Pos++
-		return false
-	}
-	return true
+	return s.Pos >= len(s.In) || s.In[s.Pos] != closing
 }
 
-// Next consumes, after a member or element, the white space, then the ',' and the white space
-// after it, or the closing bracket close ('}' or ']'); it reports whether another one follows.
-func (s *Scanner) Next(close byte) (bool, error) {
+// Comma consumes, after a member or element, the white space, then a ',' and the white space
+// after it, and reports whether there was one. It is small enough to inline into the callers'
+// loops, as it runs once for every member and element.
+func (s *Scanner) Comma() bool {
 	s.SkipSpace()
-	if s.Pos < len(s.In) {
-		switch s.In[s.Pos] {
-		case ',':
-			s.Pos++
-			s.SkipSpace()
-			return true, nil
-		case close:
-			s.Pos++
-			return false, nil
-		}
+	if s.Pos < len(s.In) && s.In[s.Pos] == ',' {
+		s.Pos++
+		s.SkipSpace()
+		return true
 	}
-	return false, s.nextError(close)
+	return false
 }
 
-func (s *Scanner) nextError(close byte) error {
+// Close consumes the closing bracket close ('}' or ']') that ends the container after its last
+// member or element, or after Open found it empty.
+func (s *Scanner) Close(close byte) error {
+	s.SkipSpace()
 	switch {
+	case s.Pos < len(s.In) && s.In[s.Pos] == close:
+		s.Pos++
+		return nil
 	case s.Pos >= len(s.In) && close == '}':
 		return s.fail("unexpected end of input in object")
 	case s.Pos >= len(s.In):
