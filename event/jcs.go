@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/agentaudit/agentaudit/internal/jsontok"
 )
 
 // MaxDepth is the deepest nesting of arrays and objects that Canonicalize accepts.
@@ -16,14 +18,8 @@ const MaxDepth = 128
 
 // SyntaxError is malformed JSON, or JSON that I-JSON (RFC 7493, which RFC 8785 requires) forbids:
 // invalid UTF-8, a lone surrogate, a duplicate member name, a number that overflows a double.
-type SyntaxError struct {
-	Offset int // byte offset into the input where the problem was found
-	Msg    string
-}
-
-func (e *SyntaxError) Error() string {
-	return fmt.Sprintf("invalid JSON at byte %d: %s", e.Offset, e.Msg)
-}
+// Offset is the byte offset into the input where the problem was found, Msg says what it is.
+type SyntaxError = jsontok.SyntaxError
 
 // Canonicalize returns the RFC 8785 (JCS) canonical form of one JSON value: members sorted by
 // their UTF-16 code units, no insignificant white space, numbers in ECMAScript form, strings with
@@ -35,75 +31,56 @@ func Canonicalize(data []byte) ([]byte, error) {
 
 // AppendCanonical appends the canonical form of data to dst.
 func AppendCanonical(dst, data []byte) ([]byte, error) {
-	p := jcsParser{in: data}
-	p.skipSpace()
+	p := newParser(data)
+	p.SkipSpace()
 	out, err := p.value(dst, 0)
 	if err != nil {
 		return dst, err
 	}
-	p.skipSpace()
-	if p.pos != len(p.in) {
-		return dst, p.errorf("unexpected data after the JSON value")
+	if err := p.End(); err != nil {
+		return dst, err
 	}
 	return out, nil
 }
 
+// jcsParser reads I-JSON with the shared tokenizer; the structure, the checks beyond single
+// tokens (duplicate names, depth, a double's range) and the canonical output are its own.
 type jcsParser struct {
-	in  []byte
-	pos int
-	key []byte // scratch for decoding member names
+	jsontok.Scanner
+	key []byte // scratch for decoding strings with escapes
 }
 
-func (p *jcsParser) errorf(format string, args ...any) error {
-	return &SyntaxError{Offset: p.pos, Msg: fmt.Sprintf(format, args...)}
+func newParser(data []byte) jcsParser {
+	return jcsParser{Scanner: jsontok.Scanner{In: data, Strict: true}}
 }
 
-func (p *jcsParser) skipSpace() {
-	for p.pos < len(p.in) {
-		switch p.in[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
-	}
-}
+// str scans a string, decoding escapes into the parser's scratch: the text is valid until the
+// next call.
+func (p *jcsParser) str() ([]byte, error) { return p.String(&p.key) }
 
 func (p *jcsParser) value(dst []byte, depth int) ([]byte, error) {
-	if p.pos >= len(p.in) {
-		return dst, p.errorf("unexpected end of input")
-	}
-	switch c := p.in[p.pos]; {
-	case c == '{':
+	switch p.Kind() {
+	case jsontok.Object:
 		return p.object(dst, depth+1)
-	case c == '[':
+	case jsontok.Array:
 		return p.array(dst, depth+1)
-	case c == '"':
-		s, err := p.str(p.key[:0])
+	case jsontok.String:
+		s, err := p.str()
 		if err != nil {
 			return dst, err
 		}
-		p.key = s
 		return appendJCSString(dst, s), nil
-	case c == 't':
-		return p.literal(dst, "true")
-	case c == 'f':
-		return p.literal(dst, "false")
-	case c == 'n':
-		return p.literal(dst, "null")
-	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number(dst)
-	default:
-		return dst, p.errorf("unexpected character %q", c)
+	case jsontok.Number:
+		_, f, err := p.number()
+		if err != nil {
+			return dst, err
+		}
+		return AppendNumber(dst, f), nil
+	case jsontok.Bool, jsontok.Null:
+		lit, err := p.Literal()
+		return append(dst, lit...), err
 	}
-}
-
-func (p *jcsParser) literal(dst []byte, lit string) ([]byte, error) {
-	if len(p.in)-p.pos < len(lit) || string(p.in[p.pos:p.pos+len(lit)]) != lit {
-		return dst, p.errorf("invalid literal")
-	}
-	p.pos += len(lit)
-	return append(dst, lit...), nil
+	return dst, p.Unexpected()
 }
 
 type member struct {
@@ -113,36 +90,22 @@ type member struct {
 
 func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 	if depth > MaxDepth {
-		return dst, p.errorf("nesting deeper than %d", MaxDepth)
+		return dst, p.Errorf("nesting deeper than %d", MaxDepth)
 	}
-	p.pos++ // '{'
 	base := len(dst)
 	dst = append(dst, '{')
 	var members []member
 	sorted := true
-	p.skipSpace()
-	if p.pos < len(p.in) && p.in[p.pos] == '}' {
-		p.pos++
-		return append(dst, '}'), nil
-	}
-	for {
-		p.skipSpace()
-		if p.pos >= len(p.in) || p.in[p.pos] != '"' {
-			return dst, p.errorf("expected a member name")
-		}
-		keyPos := p.pos
-		k, err := p.str(p.key[:0])
+	for more := p.Open(); more; more = p.Comma() {
+		keyPos := p.Pos
+		k, err := p.Name(&p.key)
 		if err != nil {
 			return dst, err
 		}
-		p.key = k
 		key := string(k)
-		p.skipSpace()
-		if p.pos >= len(p.in) || p.in[p.pos] != ':' {
-			return dst, p.errorf("expected ':' after member name")
+		if err := p.Colon(); err != nil {
+			return dst, err
 		}
-		p.pos++
-		p.skipSpace()
 		if len(members) > 0 {
 			dst = append(dst, ',')
 		}
@@ -161,19 +124,9 @@ func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 			}
 		}
 		members = append(members, member{key: key, start: start, end: len(dst)})
-		p.skipSpace()
-		if p.pos >= len(p.in) {
-			return dst, p.errorf("unexpected end of input in object")
-		}
-		if p.in[p.pos] == ',' {
-			p.pos++
-			continue
-		}
-		if p.in[p.pos] != '}' {
-			return dst, p.errorf("expected ',' or '}' in object")
-		}
-		p.pos++
-		break
+	}
+	if err := p.Close('}'); err != nil {
+		return dst, err
 	}
 	if sorted { // the common case: members were written in order already
 		return append(dst, '}'), nil
@@ -181,7 +134,7 @@ func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 	sort.SliceStable(members, func(i, j int) bool { return compareUTF16(members[i].key, members[j].key) < 0 })
 	for i := 1; i < len(members); i++ {
 		if members[i-1].key == members[i].key {
-			return dst, p.errorf("duplicate member name %q", members[i].key)
+			return dst, p.Errorf("duplicate member name %q", members[i].key)
 		}
 	}
 	scratch := append([]byte(nil), dst[base:]...)
@@ -197,177 +150,36 @@ func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 
 func (p *jcsParser) array(dst []byte, depth int) ([]byte, error) {
 	if depth > MaxDepth {
-		return dst, p.errorf("nesting deeper than %d", MaxDepth)
+		return dst, p.Errorf("nesting deeper than %d", MaxDepth)
 	}
-	p.pos++ // '['
 	dst = append(dst, '[')
-	p.skipSpace()
-	if p.pos < len(p.in) && p.in[p.pos] == ']' {
-		p.pos++
-		return append(dst, ']'), nil
-	}
-	for first := true; ; first = false {
+	for more, first := p.Open(), true; more; more, first = p.Comma(), false {
 		if !first {
 			dst = append(dst, ',')
 		}
-		p.skipSpace()
 		var err error
 		if dst, err = p.value(dst, depth); err != nil {
 			return dst, err
 		}
-		p.skipSpace()
-		if p.pos >= len(p.in) {
-			return dst, p.errorf("unexpected end of input in array")
-		}
-		if p.in[p.pos] == ',' {
-			p.pos++
-			continue
-		}
-		if p.in[p.pos] != ']' {
-			return dst, p.errorf("expected ',' or ']' in array")
-		}
-		p.pos++
-		return append(dst, ']'), nil
 	}
+	if err := p.Close(']'); err != nil {
+		return dst, err
+	}
+	return append(dst, ']'), nil
 }
 
-// str decodes the string at p.pos (which is '"') into buf and returns it.
-func (p *jcsParser) str(buf []byte) ([]byte, error) {
-	p.pos++ // opening quote
-	for {
-		// Copy the run of plain bytes at once.
-		start := p.pos
-		for p.pos < len(p.in) {
-			c := p.in[p.pos]
-			if c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
-				break
-			}
-			p.pos++
-		}
-		buf = append(buf, p.in[start:p.pos]...)
-		if p.pos >= len(p.in) {
-			return buf, p.errorf("unterminated string")
-		}
-		c := p.in[p.pos]
-		switch {
-		case c == '"':
-			p.pos++
-			return buf, nil
-		case c < 0x20:
-			return buf, p.errorf("control character %#02x in string", c)
-		case c >= 0x80:
-			r, size := utf8.DecodeRune(p.in[p.pos:])
-			if r == utf8.RuneError && size <= 1 {
-				return buf, p.errorf("invalid UTF-8 in string")
-			}
-			buf = append(buf, p.in[p.pos:p.pos+size]...)
-			p.pos += size
-		default: // backslash
-			if p.pos+1 >= len(p.in) {
-				return buf, p.errorf("unterminated escape")
-			}
-			e := p.in[p.pos+1]
-			p.pos += 2
-			switch e {
-			case '"', '\\', '/':
-				buf = append(buf, e)
-			case 'b':
-				buf = append(buf, '\b')
-			case 'f':
-				buf = append(buf, '\f')
-			case 'n':
-				buf = append(buf, '\n')
-			case 'r':
-				buf = append(buf, '\r')
-			case 't':
-				buf = append(buf, '\t')
-			case 'u':
-				r, err := p.hex4()
-				if err != nil {
-					return buf, err
-				}
-				if utf16.IsSurrogate(r) {
-					if r >= 0xDC00 || p.pos+1 >= len(p.in) || p.in[p.pos] != '\\' || p.in[p.pos+1] != 'u' {
-						return buf, p.errorf("lone surrogate \\u%04x", r)
-					}
-					p.pos += 2
-					r2, err := p.hex4()
-					if err != nil {
-						return buf, err
-					}
-					if r = utf16.DecodeRune(r, r2); r == utf8.RuneError {
-						return buf, p.errorf("invalid surrogate pair")
-					}
-				}
-				buf = utf8.AppendRune(buf, r)
-			default:
-				return buf, p.errorf("invalid escape \\%c", e)
-			}
-		}
+// number scans a number and its value, which I-JSON requires to fit a double.
+func (p *jcsParser) number() ([]byte, float64, error) {
+	start := p.Pos
+	tok, err := p.Number()
+	if err != nil {
+		return nil, 0, err
 	}
-}
-
-func (p *jcsParser) hex4() (rune, error) {
-	if len(p.in)-p.pos < 4 {
-		return 0, p.errorf("short \\u escape")
-	}
-	var r rune
-	for _, c := range p.in[p.pos : p.pos+4] {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		case c >= 'A' && c <= 'F':
-			r |= rune(c - 'A' + 10)
-		default:
-			return 0, p.errorf("invalid \\u escape")
-		}
-	}
-	p.pos += 4
-	return r, nil
-}
-
-func (p *jcsParser) number(dst []byte) ([]byte, error) {
-	start := p.pos
-	if p.in[p.pos] == '-' {
-		p.pos++
-	}
-	digits := func() int {
-		n := 0
-		for p.pos < len(p.in) && p.in[p.pos] >= '0' && p.in[p.pos] <= '9' {
-			p.pos++
-			n++
-		}
-		return n
-	}
-	intStart := p.pos
-	if n := digits(); n == 0 {
-		return dst, p.errorf("invalid number")
-	} else if n > 1 && p.in[intStart] == '0' {
-		return dst, &SyntaxError{Offset: intStart, Msg: "number with a leading zero"}
-	}
-	if p.pos < len(p.in) && p.in[p.pos] == '.' {
-		p.pos++
-		if digits() == 0 {
-			return dst, p.errorf("invalid number: no digits after '.'")
-		}
-	}
-	if p.pos < len(p.in) && (p.in[p.pos] == 'e' || p.in[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(p.in) && (p.in[p.pos] == '+' || p.in[p.pos] == '-') {
-			p.pos++
-		}
-		if digits() == 0 {
-			return dst, p.errorf("invalid number: no digits in exponent")
-		}
-	}
-	f, err := strconv.ParseFloat(string(p.in[start:p.pos]), 64)
+	f, err := strconv.ParseFloat(string(tok), 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) || math.IsInf(f, 0) {
-		return dst, &SyntaxError{Offset: start, Msg: "number out of range of an IEEE 754 double"}
+		return nil, 0, &SyntaxError{Offset: start, Msg: "number out of range of an IEEE 754 double"}
 	}
-	return AppendNumber(dst, f), nil
+	return tok, f, nil
 }
 
 // AppendNumber appends f in the ECMAScript Number.prototype.toString form that RFC 8785 requires.

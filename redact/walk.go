@@ -1,32 +1,28 @@
 package redact
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf16"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/internal/jsontok"
 )
 
 const maxDepth = 128
 
-var errSyntax = errors.New("malformed JSON")
-
 // walker rewrites one JSON value by splicing: the output is the input with replaced spans, so an
-// untouched value costs no copy and keeps its bytes.
+// untouched value costs no copy and keeps its bytes. Its scanner is not Strict: payloads are
+// whatever the agent sent, so a lone surrogate reads as U+FFFD, as encoding/json has it, and
+// invalid UTF-8 is left as it is (a string the walker replaces is written valid).
 type walker struct {
+	jsontok.Scanner
 	r      *Redactor
-	in     []byte
-	pos    int
 	out    []byte // nil until the first change
-	copied int    // in[:copied] is accounted for in out
+	copied int    // In[:copied] is accounted for in out
 	path   []byte // the path of the value being walked, grown and cut as the walk descends
 	red    []Redaction
 	hits   []hit // scratch
@@ -45,7 +41,7 @@ var walkerPool = sync.Pool{New: func() any { return &walker{path: make([]byte, 0
 
 func getWalker(r *Redactor, in []byte, path []byte) *walker {
 	w := walkerPool.Get().(*walker)
-	*w = walker{r: r, in: in, path: append(w.path[:0], path...), hits: w.hits[:0], ms: w.ms[:0]}
+	*w = walker{Scanner: jsontok.Scanner{In: in}, r: r, path: append(w.path[:0], path...), hits: w.hits[:0], ms: w.ms[:0]}
 	return w
 }
 
@@ -53,37 +49,33 @@ func putWalker(w *walker) {
 	if cap(w.hits) > 1<<12 || cap(w.path) > 1<<10 {
 		return
 	}
-	w.r, w.in, w.out, w.red = nil, nil, nil, nil
+	w.r, w.In, w.out, w.red = nil, nil, nil, nil
 	walkerPool.Put(w)
 }
 
 // run walks the whole input: one value, surrounded by white space only.
 func (w *walker) run(depth int) error {
-	w.skipSpace()
+	w.SkipSpace()
 	if err := w.value(depth); err != nil {
 		return err
 	}
-	w.skipSpace()
-	if w.pos != len(w.in) {
-		return fmt.Errorf("data after the JSON value at byte %d", w.pos)
-	}
-	return nil
+	return w.End()
 }
 
 // result returns the rewritten input, or the input itself when nothing changed.
 func (w *walker) result() []byte {
 	if w.out == nil {
-		return w.in
+		return w.In
 	}
-	return append(w.out, w.in[w.copied:]...)
+	return append(w.out, w.In[w.copied:]...)
 }
 
 // cut copies the input up to start into out; the caller appends a replacement and calls resume.
 func (w *walker) cut(start int) {
 	if w.out == nil {
-		w.out = make([]byte, 0, len(w.in)+64)
+		w.out = make([]byte, 0, len(w.In)+64)
 	}
-	w.out = append(w.out, w.in[w.copied:start]...)
+	w.out = append(w.out, w.In[w.copied:start]...)
 }
 
 func (w *walker) resume(end int) { w.copied = end }
@@ -101,101 +93,54 @@ func (w *walker) note(kind, action string) {
 	}
 }
 
-func (w *walker) skipSpace() {
-	for w.pos < len(w.in) {
-		switch w.in[w.pos] {
-		case ' ', '\t', '\n', '\r':
-			w.pos++
-		default:
-			return
-		}
-	}
-}
-
 func (w *walker) value(depth int) error {
 	if depth > maxDepth {
 		return fmt.Errorf("nesting deeper than %d", maxDepth)
 	}
-	if w.pos >= len(w.in) {
-		return errSyntax
-	}
-	switch c := w.in[w.pos]; c {
-	case '{':
+	start, k := w.Pos, w.Kind()
+	var s string
+	var err error
+	switch k {
+	case jsontok.Object:
 		return w.object(depth)
-	case '[':
+	case jsontok.Array:
 		return w.array(depth)
-	case '"':
-		return w.stringValue(depth)
-	case 't':
-		return w.literal("true")
-	case 'f':
-		return w.literal("false")
-	case 'n':
-		return w.literal("null")
+	case jsontok.Bool, jsontok.Null:
+		_, err := w.Literal() // true, false and null carry no value to hide
+		return err
+	case jsontok.String:
+		s, err = text(w.String(nil))
+	case jsontok.Number:
+		s, err = text(w.Number())
 	default:
-		return w.number()
+		return w.Unexpected()
 	}
+	// A string or a number: nothing is done inside a dropped value, under a key rule its action
+	// applies, else the detectors run.
+	if err != nil || w.skip > 0 {
+		return err
+	}
+	switch end := w.Pos; {
+	case w.forced:
+		w.replaceForced(start, end, s)
+	case k == jsontok.String:
+		w.stringValue(start, end, s, depth)
+	default:
+		w.number(start, end, s)
+	}
+	return nil
 }
 
-func (w *walker) literal(lit string) error {
-	if !bytes.HasPrefix(w.in[w.pos:], []byte(lit)) {
-		return errSyntax
-	}
-	w.pos += len(lit)
-	return nil // true, false and null carry no value to hide
-}
-
-func (w *walker) number() error {
-	start, p, in := w.pos, w.pos, w.in
-	digits := func() int {
-		s := p
-		for p < len(in) && isDigit(in[p]) {
-			p++
-		}
-		return p - s
-	}
-	if p < len(in) && in[p] == '-' {
-		p++
-	}
-	if p < len(in) && in[p] == '0' {
-		p++
-	} else if digits() == 0 {
-		return errSyntax
-	}
-	if p < len(in) && in[p] == '.' {
-		p++
-		if digits() == 0 {
-			return errSyntax
-		}
-	}
-	if p < len(in) && (in[p] == 'e' || in[p] == 'E') {
-		p++
-		if p < len(in) && (in[p] == '+' || in[p] == '-') {
-			p++
-		}
-		if digits() == 0 {
-			return errSyntax
-		}
-	}
-	w.pos = p
-	if w.skip > 0 {
-		return nil
-	}
-	tok := unsafe.String(&in[start], p-start)
-	if w.forced {
-		w.replaceForced(start, p, tok)
-		return nil
-	}
+func (w *walker) number(start, end int, tok string) {
 	// Card and phone numbers also arrive as JSON numbers, cards also as floats (4111111111111111.0
 	// from Python, 4.111111111111111e15): those are judged by their integer digits.
-	if p-start >= phoneDigits || w.r.always != 0 {
-		if !w.scanSpan(start, p, tok) && p-start >= cardDigits {
+	if end-start >= phoneDigits || w.r.always != 0 {
+		if !w.scanSpan(start, end, tok) && end-start >= cardDigits {
 			if d, ok := integerDigits(tok); ok {
-				w.scanSpan(start, p, d)
+				w.scanSpan(start, end, d)
 			}
 		}
 	}
-	return nil
 }
 
 // integerDigits returns the digits of a JSON number with a fraction or an exponent whose value is
@@ -267,143 +212,18 @@ func (w *walker) replaceForced(start, end int, text string) {
 	w.note(w.fkind, w.fact.String())
 }
 
-// strStop marks the bytes that end the fast scan of a string: the closing quote, a backslash,
-// and control characters (invalid in JSON strings).
-var strStop = func() (t [256]bool) {
-	for c := 0; c < 0x20; c++ {
-		t[c] = true
-	}
-	t['"'], t['\\'] = true, true
-	return t
-}()
-
-// str reads the string at w.pos: its decoded text, and whether it had escapes (then the text is
-// a copy; otherwise a view of the input).
-func (w *walker) str() (string, bool, error) {
-	w.pos++
-	body, p, in := w.pos, w.pos, w.in
-	for p < len(in) && !strStop[in[p]] {
-		p++
-	}
-	if p < len(in) && in[p] == '"' {
-		w.pos = p + 1
-		if p == body {
-			return "", false, nil
-		}
-		return unsafe.String(&in[body], p-body), false, nil
-	}
-	if p >= len(in) || in[p] < 0x20 {
-		return "", false, errSyntax
-	}
-	for p < len(in) && in[p] != '"' {
-		if in[p] == '\\' {
-			p++
-		}
-		p++
-	}
-	if p >= len(in) {
-		return "", false, errSyntax
-	}
-	s, ok := unquote(in[body:p])
-	if !ok {
-		return "", false, errSyntax
-	}
-	w.pos = p + 1
-	return s, true, nil
+// text views a token's bytes as a string, without a copy: the walker never writes to its input.
+// Strings are scanned with a nil buffer, so that a text with escapes is a copy of its own: texts
+// outlive the next string (replacements, JSON inside a string).
+func text(b []byte, err error) (string, error) {
+	return unsafe.String(unsafe.SliceData(b), len(b)), err
 }
 
-// unquote decodes the body of a JSON string with escapes, as encoding/json does: surrogate
-// pairs joined, a lone surrogate as U+FFFD, other bytes as they are.
-func unquote(b []byte) (string, bool) {
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c < 0x20 {
-			return "", false
-		}
-		if c != '\\' {
-			out = append(out, c)
-			continue
-		}
-		i++
-		if i >= len(b) {
-			return "", false
-		}
-		switch b[i] {
-		case '"', '\\', '/':
-			out = append(out, b[i])
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := hex4(b[i+1:])
-			if !ok {
-				return "", false
-			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				r2, ok := rune(-1), false
-				if i+2 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
-					r2, ok = hex4(b[i+3:])
-				}
-				if d := utf16.DecodeRune(r, r2); ok && d != utf8.RuneError {
-					r = d
-					i += 6
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			out = utf8.AppendRune(out, r)
-		default:
-			return "", false
-		}
-	}
-	return unsafe.String(unsafe.SliceData(out), len(out)), true
-}
-
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
-}
-
-func (w *walker) stringValue(depth int) error {
-	start := w.pos
-	s, _, err := w.str()
-	if err != nil || w.skip > 0 {
-		return err
-	}
-	end := w.pos
-	if w.forced {
-		w.replaceForced(start, end, s)
-		return nil
-	}
+func (w *walker) stringValue(start, end int, s string, depth int) {
 	// JSON carried in a string: sanitized inside, re-encoded as a string.
 	if len(s) > 1 && (s[0] == '{' || s[0] == '[' || s[0] <= ' ' && firstNonSpaceIsContainer(s)) {
 		if w.innerJSON(start, end, s, depth) {
-			return nil
+			return
 		}
 	}
 	if len(s) >= w.r.minScan && w.scanSpan(start, end, s) {
@@ -413,19 +233,18 @@ func (w *walker) stringValue(depth int) error {
 			}
 		}
 	}
-	return nil
 }
 
 // pemLine replaces a string that follows the BEGIN line of a private key in an array of lines,
 // and reports whether the key goes on after it (no END line in it).
 func (w *walker) pemLine() (bool, error) {
-	start := w.pos
-	s, _, err := w.str()
+	start := w.Pos
+	s, err := text(w.String(nil))
 	if err != nil {
 		return false, err
 	}
 	act := w.r.detAct["pem_private_key"]
-	w.splice(start, w.pos, w.r.apply(act, "pem_private_key", s))
+	w.splice(start, w.Pos, w.r.apply(act, "pem_private_key", s))
 	w.note("pem_private_key", act.String())
 	return !strings.Contains(s, "-----END"), nil
 }
@@ -460,33 +279,20 @@ func (w *walker) innerJSON(start, end int, s string, depth int) bool {
 }
 
 func (w *walker) object(depth int) error {
-	w.pos++ // '{'
-	w.skipSpace()
-	if w.pos < len(w.in) && w.in[w.pos] == '}' {
-		w.pos++
-		return nil
-	}
 	base := len(w.path)
 	cutFrom := -1             // where a dropped member's cut starts: the end of the member before it
 	pending, pendEnd := -1, 0 // dropped members at the start of the object, cut once the next kept one is seen
 	var renamed []string      // member names replaced in this object, kept unique
-	for {
-		w.skipSpace()
-		if w.pos >= len(w.in) || w.in[w.pos] != '"' {
-			return errSyntax
-		}
-		keyStart := w.pos
-		key, _, err := w.str()
+	for more := w.Open(); more; more = w.Comma() {
+		keyStart := w.Pos
+		key, err := text(w.Name(nil))
 		if err != nil {
 			return err
 		}
-		keyEnd := w.pos
-		w.skipSpace()
-		if w.pos >= len(w.in) || w.in[w.pos] != ':' {
-			return errSyntax
+		keyEnd := w.Pos
+		if err := w.Colon(); err != nil {
+			return err
 		}
-		w.pos++
-		w.skipSpace()
 		var rule *keyRule
 		if w.skip == 0 && !w.forced {
 			rule = w.r.keys.lookup(key)
@@ -517,13 +323,13 @@ func (w *walker) object(depth int) error {
 			}
 			if cutFrom >= 0 {
 				w.cut(cutFrom)
-				w.resume(w.pos)
-				cutFrom = w.pos
+				w.resume(w.Pos)
+				cutFrom = w.Pos
 			} else {
 				if pending < 0 {
 					pending = keyStart
 				}
-				pendEnd = w.pos
+				pendEnd = w.Pos
 			}
 			w.note(rule.name, "drop")
 		case rule != nil && rule.act.Kind != "keep":
@@ -534,32 +340,23 @@ func (w *walker) object(depth int) error {
 			if err != nil {
 				return err
 			}
-			cutFrom = w.pos
+			cutFrom = w.Pos
 		default:
 			if err := w.value(depth + 1); err != nil {
 				return err
 			}
-			cutFrom = w.pos
+			cutFrom = w.Pos
 		}
 		w.path = w.path[:base]
-		w.skipSpace()
-		if w.pos >= len(w.in) {
-			return errSyntax
-		}
-		switch w.in[w.pos] {
-		case ',':
-			w.pos++
-		case '}':
-			w.pos++
-			if pending >= 0 && w.skip == 0 {
-				w.cut(pending)
-				w.resume(pendEnd)
-			}
-			return nil
-		default:
-			return errSyntax
-		}
 	}
+	if err := w.Close('}'); err != nil {
+		return err
+	}
+	if pending >= 0 && w.skip == 0 {
+		w.cut(pending)
+		w.resume(pendEnd)
+	}
+	return nil
 }
 
 // sanitizeKey runs the detectors on a member name and returns the name to use in the path; when
@@ -595,42 +392,23 @@ func (w *walker) sanitizeKey(start, end int, key string, splice bool, renamed *[
 }
 
 func (w *walker) array(depth int) error {
-	w.pos++ // '['
-	w.skipSpace()
-	if w.pos < len(w.in) && w.in[w.pos] == ']' {
-		w.pos++
-		return nil
-	}
 	base := len(w.path)
 	pem := false // the lines of a private key: after a BEGIN line, up to and with the END line
-	for i := 0; ; i++ {
-		w.skipSpace()
+	for more, i := w.Open(), 0; more; more, i = w.Comma(), i+1 {
 		w.path = append(strconv.AppendInt(append(w.path, '['), int64(i), 10), ']')
-		if pem && w.pos < len(w.in) && w.in[w.pos] == '"' {
-			var err error
+		var err error
+		if pem && w.Kind() == jsontok.String {
 			if pem, err = w.pemLine(); err != nil {
 				return err
 			}
 		} else {
 			w.pemOpen = false
-			if err := w.value(depth + 1); err != nil {
+			if err = w.value(depth + 1); err != nil {
 				return err
 			}
 			pem, w.pemOpen = w.pemOpen && w.skip == 0 && !w.forced, false
 		}
 		w.path = w.path[:base]
-		w.skipSpace()
-		if w.pos >= len(w.in) {
-			return errSyntax
-		}
-		switch w.in[w.pos] {
-		case ',':
-			w.pos++
-		case ']':
-			w.pos++
-			return nil
-		default:
-			return errSyntax
-		}
 	}
+	return w.Close(']')
 }

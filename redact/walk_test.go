@@ -4,9 +4,18 @@ import (
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/agentaudit/agentaudit/internal/jsontok"
 )
 
-// FuzzUnquote checks the string decoder against encoding/json.
+// unquote decodes the body of a JSON string as the walker reads strings.
+func unquote(body []byte) (string, bool) {
+	w := walker{Scanner: jsontok.Scanner{In: append(append([]byte{'"'}, body...), '"')}}
+	s, err := text(w.String(nil))
+	return s, err == nil && w.Pos == len(w.In)
+}
+
+// FuzzUnquote checks the walker's string decoding against encoding/json.
 func FuzzUnquote(f *testing.F) {
 	for _, s := range []string{`a\"b`, `\u00e9\n\t\/`, `\ud83d\ude00`, `\ud83d`, `\ud83dx`, `\udc00\ud83d\ude00`, `\u12`, `\x`, "a\x01", `\\\\`} {
 		f.Add(s)
