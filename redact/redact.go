@@ -148,6 +148,17 @@ func New(p *Policy, key []byte) (*Redactor, error) {
 		for kw, rules := range sr.keywords {
 			add(kw, tSecret, rules...)
 		}
+		// The lenient prefixes run with the exact rules they relax (prefix.go).
+		for i, pr := range prefixRules {
+			if r.enabled&tPrefix != 0 && !slices.ContainsFunc(pr.relaxes, func(id string) bool { return off[id] }) {
+				kw := strings.ToLower(pr.prefix)
+				add(kw, tPrefix)
+				kws[kw].pfx |= 1 << i
+			}
+		}
+	}
+	if !p.Secrets {
+		r.enabled &^= tPrefix
 	}
 	list := make([]keyword, 0, len(kws))
 	for _, k := range kws {
