@@ -162,10 +162,11 @@ func (km *keyMatcher) shownName(norm string) string {
 	return norm
 }
 
-// shownKinds maps the normalized names of the detectors' kinds to their spelling.
+// shownKinds maps the normalized names of the detectors' kinds, the person-name fields' among
+// them, to their spelling.
 var shownKinds = func() map[string]string {
 	m := map[string]string{}
-	for k := range detectorKinds {
+	for _, k := range append(slices.Collect(maps.Keys(detectorKinds)), nameKinds()...) {
 		if plainName(k) {
 			m[normalizeKey(k)] = k
 		}

@@ -58,6 +58,8 @@ type Redactor struct {
 	disabled     [8]uint64         // gitleaks rules the policy turned off
 	always       uint64            // patterns without keywords: run on every string
 	minScan      int               // strings shorter than this are not scanned
+	names        bool              // the person-name rule is on (names.go), with nameAct
+	nameAct      Action
 }
 
 // New returns a Redactor for the policy with the pseudonym key (at least KeySize bytes).
@@ -88,6 +90,9 @@ func New(p *Policy, key []byte) (*Redactor, error) {
 			return nil, fmt.Errorf("redact: detector %q: a value inside a string cannot be dropped", kind)
 		}
 		r.enabled |= bit
+	}
+	if a, ok := p.Detectors[personNameKind]; ok && a.Kind != "keep" {
+		r.names, r.nameAct = true, a
 	}
 	if r.enabled&tBearer != 0 {
 		add("bearer", tBearer)
@@ -297,11 +302,18 @@ func (r *Redactor) detect(s string, path []byte, red *[]Redaction) string {
 // of the same shape but for what rules replaced or dropped; untouched parts keep their bytes, and
 // when nothing is found the input itself is returned. Malformed JSON is an error.
 func (r *Redactor) Value(path string, v json.RawMessage) (json.RawMessage, []Redaction, error) {
+	return r.value(path, v, false)
+}
+
+// value is Value for a field of an event; person: the event is about a person, so the top of
+// its tool arguments and result is that person's record (names.go).
+func (r *Redactor) value(path string, v json.RawMessage, person bool) (json.RawMessage, []Redaction, error) {
 	if len(bytes.TrimSpace(v)) == 0 {
 		return v, nil, nil
 	}
 	w := getWalker(r, v, []byte(path))
 	defer putWalker(w)
+	w.subj = person && (path == "arguments" || path == "result" || path == "result_summary")
 	if err := w.run(0); err != nil {
 		return nil, nil, fmt.Errorf("redact %s: %w", path, err)
 	}
@@ -325,7 +337,7 @@ const maxSummaryString = 500
 // "_truncated": true. A result that is not an object summarizes to _size, _truncated and, for an
 // array, "_count".
 func (r *Redactor) Summary(tool string, result json.RawMessage) (json.RawMessage, error) {
-	out, _, _, err := r.summarize(tool, result)
+	out, _, _, err := r.summarize(tool, result, false)
 	return out, err
 }
 
@@ -348,8 +360,8 @@ func (r *Redactor) resultPolicy(tool string) ResultPolicy {
 	return r.p.Results
 }
 
-func (r *Redactor) summarize(tool string, result json.RawMessage) (json.RawMessage, []Redaction, bool, error) {
-	clean, red, err := r.Value("result", result)
+func (r *Redactor) summarize(tool string, result json.RawMessage, person bool) (json.RawMessage, []Redaction, bool, error) {
+	clean, red, err := r.value("result", result, person)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -397,6 +409,7 @@ func (r *Redactor) summarize(tool string, result json.RawMessage) (json.RawMessa
 // carry no detected value either; in an identifier what a detector finds is pseudonymized, so the
 // field still tells one user or subject from another.
 func (r *Redactor) Sanitize(ev *event.Event) error {
+	person := personSubject(ev.SubjectType) // its arguments and result are a person's record
 	all := ev.Redactions
 	for i, n := 0, len(all); i < n; i++ { // records a client sent: a path may hold a member name
 		x, path := all[i], []byte("redactions["+strconv.Itoa(i)+"]")
@@ -417,7 +430,7 @@ func (r *Redactor) Sanitize(ev *event.Event) error {
 			if len(*v) == 0 || f.Name == "result" {
 				continue
 			}
-			out, red, err := r.Value(f.Name, *v)
+			out, red, err := r.value(f.Name, *v, person)
 			if err != nil {
 				return &event.FieldError{Field: f.Name, Rule: err.Error()}
 			}
@@ -442,7 +455,7 @@ func (r *Redactor) Sanitize(ev *event.Event) error {
 		}
 	}
 	if len(ev.Result) > 0 {
-		out, red, summarized, err := r.summarize(ev.ToolName, ev.Result)
+		out, red, summarized, err := r.summarize(ev.ToolName, ev.Result, person)
 		if err != nil {
 			return &event.FieldError{Field: "result", Rule: err.Error()}
 		}

@@ -25,6 +25,7 @@ const (
 	tSecret
 	tPattern
 	tPrefix // a well-known secret prefix (prefix.go)
+	tName   // person_name: acts by field name (names.go), never set by the prefilter
 )
 
 // hit is one prefilter event at byte pos of the scanned text: bits, and for a keyword hit the

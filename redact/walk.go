@@ -39,6 +39,13 @@ type walker struct {
 	// pemOpen: the string just walked opened a private key block it did not close (a key given
 	// as an array of lines); the array walking it treats the next lines as the key.
 	pemOpen bool
+	// For the person-name rule (names.go): key is the member the value being walked is under
+	// (elem: as an element of its array), subj that an object there is a person subject's
+	// record, nameRule that the forced action is that rule's (a value shaped like an
+	// identifier is left to the detectors).
+	key            string
+	elem           bool
+	subj, nameRule bool
 }
 
 var walkerPool = sync.Pool{New: func() any { return &walker{path: make([]byte, 0, 64), hits: make([]hit, 0, 16)} }}
@@ -182,7 +189,7 @@ func (w *walker) number() error {
 		return nil
 	}
 	tok := unsafe.String(&in[start], p-start)
-	if w.forced {
+	if w.forced && !w.nameRule { // a number is no person's name
 		w.replaceForced(start, p, tok)
 		return nil
 	}
@@ -396,7 +403,7 @@ func (w *walker) stringValue(depth int) error {
 		return err
 	}
 	end := w.pos
-	if w.forced {
+	if w.forced && !(w.nameRule && !nameLike(s)) {
 		w.replaceForced(start, end, s)
 		return nil
 	}
@@ -448,6 +455,7 @@ func firstNonSpaceIsContainer(s string) bool {
 func (w *walker) innerJSON(start, end int, s string, depth int) bool {
 	iw := getWalker(w.r, unsafe.Slice(unsafe.StringData(s), len(s)), w.path)
 	defer putWalker(iw)
+	iw.key, iw.elem, iw.subj = w.key, w.elem, w.subj // the carried JSON stands where the string does
 	if iw.run(depth+1) != nil {
 		return false
 	}
@@ -460,6 +468,10 @@ func (w *walker) innerJSON(start, end int, s string, depth int) bool {
 }
 
 func (w *walker) object(depth int) error {
+	// What the person-name rule knows of this object; the rest is judged when a member asks.
+	rec := record{start: w.pos, parentKey: w.key, subject: w.subj && !w.elem,
+		inName: len(w.key) == 4 && hasFold(w.key, 0, "name")}
+	w.subj = false
 	w.pos++ // '{'
 	w.skipSpace()
 	if w.pos < len(w.in) && w.in[w.pos] == '}' {
@@ -488,8 +500,14 @@ func (w *walker) object(depth int) error {
 		w.pos++
 		w.skipSpace()
 		var rule *keyRule
-		if w.skip == 0 && !w.forced {
+		nameKind := ""
+		// Inside a name the person-name rule forced, key rules still apply: a value it leaves to
+		// the detectors (an identifier's shape) may be a password.
+		if w.skip == 0 && (!w.forced || w.nameRule) {
 			rule = w.r.keys.lookup(key)
+			if rule == nil && !w.forced && w.r.names && (rec.inName || maybeName(key)) {
+				nameKind = w.personName(&rec, key)
+			}
 		}
 		drop := rule != nil && rule.act.Kind == "drop"
 		if !drop && pending >= 0 {
@@ -507,6 +525,7 @@ func (w *walker) object(depth int) error {
 			w.path = append(w.path, '.')
 		}
 		w.path = append(w.path, pathKey...)
+		w.key, w.elem, w.subj = key, false, rec.subject && envelopeKeys[normalizeKey(key)]
 		switch {
 		case drop:
 			w.skip++
@@ -527,10 +546,18 @@ func (w *walker) object(depth int) error {
 			}
 			w.note(rule.name, "drop")
 		case rule != nil && rule.act.Kind != "keep":
-			saved, sa, sk := w.forced, w.fact, w.fkind
-			w.forced, w.fact, w.fkind = true, rule.act, rule.name
+			saved, sa, sk, sn := w.forced, w.fact, w.fkind, w.nameRule
+			w.forced, w.fact, w.fkind, w.nameRule = true, rule.act, rule.name, false
 			err = w.value(depth + 1)
-			w.forced, w.fact, w.fkind = saved, sa, sk
+			w.forced, w.fact, w.fkind, w.nameRule = saved, sa, sk, sn
+			if err != nil {
+				return err
+			}
+			cutFrom = w.pos
+		case nameKind != "":
+			w.forced, w.fact, w.fkind, w.nameRule = true, w.r.nameAct, nameKind, true
+			err = w.value(depth + 1)
+			w.forced, w.nameRule = false, false // the rule applies only outside forced values
 			if err != nil {
 				return err
 			}
@@ -603,7 +630,9 @@ func (w *walker) array(depth int) error {
 	}
 	base := len(w.path)
 	pem := false // the lines of a private key: after a BEGIN line, up to and with the END line
+	key := w.key // the elements stand under the array's member (a person record's list is not it)
 	for i := 0; ; i++ {
+		w.key, w.elem, w.subj = key, true, false
 		w.skipSpace()
 		w.path = append(strconv.AppendInt(append(w.path, '['), int64(i), 10), ']')
 		if pem && w.pos < len(w.in) && w.in[w.pos] == '"' {
