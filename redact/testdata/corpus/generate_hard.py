@@ -1,4 +1,4 @@
-# generate_hard.py writes hard_positive.jsonl and hard_negative.jsonl (and near_*.jsonl: secret prefixes): fake secrets generated to
+# generate_hard.py writes hard_positive.jsonl and hard_negative.jsonl (and near_*.jsonl: secret prefixes; person_*.jsonl: names): fake secrets generated to
 # match each format (valid Luhn, mod 97, gitleaks shapes), and near misses. Run it here; the seed is fixed.
 import json, random, string
 random.seed(20261124)
@@ -225,6 +225,38 @@ with open("near_positive.jsonl", "w") as f:
 with open("near_negative.jsonl", "w") as f:
     for n in nneg: f.write(json.dumps(n) + "\n")
 print(len(npos), len(nneg))
+# Person names in records (the person_name detector), and names of tools, models, files and
+# things that must stay.
+FIRST = ["Alex", "Maria", "Jamie", "Wei", "Olga", "Kwame", "Priya", "José"]
+LAST = ["Doe", "Garcia", "Okafor", "Nguyen", "Ivanova", "Mensah", "Sharma", "Müller"]
+ppos, pneg = [], []
+for i in range(8):
+    fn, ln = FIRST[i], LAST[(i * 3) % 8]
+    full = f"{fn} {ln}"
+    ppos.append({"kind": "name", "json": {"customer_id": f"C-{1000 + i}", "name": full, "email": f"{fn.lower()}.{i}@example.com"}, "secret": full})
+    ppos.append({"kind": "name", "json": {"resourceType": "Patient", "id": f"p{i}", "name": [{"use": "official", "family": ln, "given": [fn]}], "birthDate": "1980-01-0" + str(i + 1)}, "secret": ln})
+    ppos.append({"kind": "name", "json": {"order_id": f"O-{i}", "customer": {"name": full, "tier": "gold"}}, "secret": full})
+    ppos.append({"kind": "name", "json": {"first_name": fn, "last_name": ln, "plan": "basic"}, "secret": ln})
+    ppos.append({"kind": "name", "json": {"content": [{"type": "text", "text": json.dumps({"name": full, "dob": "1970-05-0" + str(i + 1), "mrn": f"M{i}"})}]}, "secret": full})
+tool_names = ["get_order", "search", "lookup_patient", "sendEmail", "calculator", "web.search", "fs/read_file", "create-ticket"]
+for i, tn in enumerate(tool_names):
+    pneg.append({"kind": "name", "json": [{"type": "tool_use", "id": f"toolu_{i}", "name": tn, "input": {"patient_id": "P-1", "dob": None}}]})
+    pneg.append({"kind": "name", "json": [{"id": f"call_{i}", "type": "function", "function": {"name": tn, "arguments": "{\"order_id\":\"O-1\"}"}}]})
+    pneg.append({"kind": "name", "json": {"name": tn, "description": "a tool", "input_schema": {"type": "object", "properties": {"name": {"type": "string"}, "email": {"type": "string"}, "patient_id": {"type": "string"}}}}})
+for m in ["gpt-4o", "claude-opus-4-6", "gemini-2.5-pro", "llama-3.1-70b-instruct", "mistral-large"]:
+    pneg.append({"kind": "name", "json": {"model": {"name": m, "provider": "x", "patient_id": "P-1"}}})
+for f in ["report.pdf", "Discharge Summary.docx", "scan_001.png", "notes.txt", "README.md"]:
+    pneg.append({"kind": "name", "json": {"files": [{"name": f, "size": 1024, "patient_id": "P-1"}]}})
+pneg.append({"kind": "name", "json": {"name": "Hello-World", "full_name": "octocat/Hello-World", "owner": {"login": "octocat"}}})
+pneg.append({"kind": "name", "json": {"channels": [{"id": "C1", "name": "general"}, {"id": "C2", "name": "Random Chatter"}]}})
+pneg.append({"kind": "name", "json": {"products": [{"name": "Blue Mug", "price": 9.5}, {"name": "Widget", "sku": "W-1"}]}})
+pneg.append({"kind": "name", "json": {"medications": [{"name": "Amoxicillin", "dose": "500mg"}], "patient_id": "P-1"}})
+pneg.append({"kind": "name", "json": {"font": {"family": "Roboto", "weight": 400}, "role": "assistant", "name": "support-bot"}})
+with open("person_positive.jsonl", "w") as f:
+    for p in ppos: f.write(json.dumps(p, ensure_ascii=False) + "\n")
+with open("person_negative.jsonl", "w") as f:
+    for n in pneg: f.write(json.dumps(n, ensure_ascii=False) + "\n")
+print(len(ppos), len(pneg))
 with open("hard_positive.jsonl", "w") as f:
     for p in pos: f.write(json.dumps(p) + "\n")
 with open("hard_negative.jsonl", "w") as f:
