@@ -8,8 +8,11 @@
 //     case, no '_', '-', '.', spaces, no x- prefix), equal to a rule or ending with it.
 //   - Value detectors look inside every string (and number): payment cards (Luhn), US SSNs,
 //     e-mail addresses, phone numbers, IBANs (mod 97), JWTs, bearer tokens, PEM private keys,
-//     credentials in URLs, "name=value" pairs whose name is a key rule, and gitleaks' default
-//     rules for cloud, LLM and VCS API keys.
+//     credentials in URLs, "name=value" pairs whose name is a key rule, gitleaks' default
+//     rules for cloud, LLM and VCS API keys, and near misses of their well-known prefixes
+//     (prefix.go).
+//   - People's names are pseudonymized in fields that only hold one and, for name, in person
+//     records (names.go).
 //   - Pseudonyms are HMAC-SHA256 under a per-deployment key, never bare hashes.
 //   - Each change is recorded as a Redaction {path, kind, action}, never with the value.
 //
