@@ -181,8 +181,31 @@ type record struct {
 }
 
 // maybeName is the walker's filter: false when key cannot be a name field outside a name object.
-// Every such field ends with "name" or "names", or is given or family (ASCII case aside).
-func maybeName(k string) bool {
+// Every such field ends with "name" or "names", or is given or family (ASCII case aside), so its
+// last two bytes are "me", "es", "en" or "ly": nameEnding, small enough to inline, tests that
+// for every member; maybeNameTail the rest.
+func maybeName(k string) bool { return nameEnding(k) && maybeNameTail(k) }
+
+func nameEnding(k string) bool {
+	n := len(k)
+	return n >= 4 && nameLast[k[n-1]]&namePrev[k[n-2]] != 0
+}
+
+// nameLast and namePrev code those two-byte endings: a bit per ending, set for its last and its
+// next-to-last byte, either case.
+var nameLast, namePrev = func() (last, prev [256]uint8) {
+	for i, e := range []string{"me", "es", "en", "ly"} {
+		for _, c := range []byte{e[0], e[0] - 'a' + 'A'} {
+			prev[c] |= 1 << i
+		}
+		for _, c := range []byte{e[1], e[1] - 'a' + 'A'} {
+			last[c] |= 1 << i
+		}
+	}
+	return
+}()
+
+func maybeNameTail(k string) bool {
 	n := len(k)
 	if n >= 5 && k[n-1]|0x20 == 's' {
 		n--

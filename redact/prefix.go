@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"math"
 	"math/bits"
 	"strings"
 )
@@ -116,22 +117,33 @@ func (p *prefixRule) match(s string, a int) (int, bool) {
 		return 0, false
 	}
 	i := a + len(p.prefix)
-	var upper, lower, digit, hexLetters int
+	var upper, lower, digit, hexLetters, seps, run, x int
 	j := i
 	for ; j < len(s) && j-i <= p.max; j++ {
 		switch c := s[j]; {
 		case c >= 'A' && c <= 'Z':
 			upper++
+			if c == 'X' {
+				x++
+			}
 		case c >= 'a' && c <= 'z':
 			lower++
 			if c <= 'f' {
 				hexLetters++
+			} else if c == 'x' {
+				x++
 			}
 		case c >= '0' && c <= '9':
 			digit++
 		case strings.IndexByte(p.extra, c) >= 0:
+			seps++
 		default:
 			goto end
+		}
+		if j > i && s[j] == s[j-1] {
+			run++
+		} else if run < 4 {
+			run = 0
 		}
 	}
 end:
@@ -167,7 +179,9 @@ end:
 		}
 	}
 	body := s[i:j]
-	if shannon(body) <= 3 || placeholderBody(body) || wordy(body) {
+	// Cheapest first: a run of five equal characters (about 1e-5 in a random 150-character key)
+	// is a documentation's stand-in (sk-xxxxx..., 00000), as is "example" (AKIA...EXAMPLE).
+	if run >= 4 || x > 0 && hasExample(body) || seps > 0 && wordy(body) || entropy(body) <= 3 {
 		return 0, false
 	}
 	return j, true
@@ -196,26 +210,47 @@ func prefixEnds(s string, j int) bool {
 	return true
 }
 
-// placeholderBody: documentation's stand-ins (AKIA...EXAMPLE, sk-xxxxx..., 00000): a run of five
-// equal characters (about 1e-5 in a random 150-character key) or "example".
-func placeholderBody(b string) bool {
-	run := 1
-	for i := 1; i < len(b); i++ {
-		if b[i] == b[i-1] {
-			if run++; run >= 5 {
-				return true
-			}
-		} else {
-			run = 1
-		}
-	}
-	for i := 0; i+7 <= len(b); i++ {
-		if hasFold(b, i, "example") {
+// hasExample reports whether b holds "example" in any case.
+func hasExample(b string) bool {
+	for i := 1; i+6 <= len(b); i++ {
+		if b[i]|0x20 == 'x' && hasFold(b, i-1, "example") {
 			return true
 		}
 	}
 	return false
 }
+
+// entropy is shannon(b) without a logarithm per character: H = log2 n - Σ c·log2 c / n, with
+// c·log2 c from a table (bodies are at most maxPrefixBody bytes).
+func entropy(b string) float64 {
+	n := len(b)
+	if n > maxPrefixBody {
+		return shannon(b)
+	}
+	var counts [128]uint16
+	for i := 0; i < n; i++ {
+		counts[b[i]&0x7f]++ // bodies are ASCII
+	}
+	sum := 0.0
+	for i := 0; i < n; i++ {
+		if c := &counts[b[i]&0x7f]; *c > 0 {
+			sum += cLog2c[*c]
+			*c = 0
+		}
+	}
+	return (cLog2c[n] - sum) / float64(n)
+}
+
+// maxPrefixBody is the longest body a prefix rule allows (pypi-).
+const maxPrefixBody = 300
+
+// cLog2c[c] = c·log2(c).
+var cLog2c = func() (t [maxPrefixBody + 1]float64) {
+	for c := 2; c <= maxPrefixBody; c++ {
+		t[c] = float64(c) * math.Log2(float64(c))
+	}
+	return
+}()
 
 // wordy reports whether a body with separators is mostly words: its lower-case letter-only
 // segments of three or more letters make half of it (test-token-for-local-dev-2024).

@@ -2,6 +2,7 @@ package redact
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +146,21 @@ func TestSecretPrefixRules(t *testing.T) {
 			if !found {
 				t.Errorf("%s relaxes %q, which gitleaks does not have", p.prefix, id)
 			}
+		}
+	}
+}
+
+// TestPrefixEntropy: the table-driven entropy is gitleaks' Shannon entropy, and every rule's
+// body fits the table.
+func TestPrefixEntropy(t *testing.T) {
+	for _, b := range append(nearMisses, "", "a", "aaaa", "ab", "VERYLONGWORDHERE", strings.Repeat("aB3-_", 60)) {
+		if got, want := entropy(b), shannon(b); math.Abs(got-want) > 1e-9 && !(len(b) == 0 && got != got) {
+			t.Errorf("entropy(%q) = %v, shannon %v", b, got, want)
+		}
+	}
+	for _, p := range prefixRules {
+		if p.max > maxPrefixBody {
+			t.Errorf("%s: body up to %d bytes, the table holds %d", p.prefix, p.max, maxPrefixBody)
 		}
 	}
 }

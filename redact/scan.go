@@ -374,7 +374,9 @@ func (r *Redactor) find(s string, hits []hit, base int, ms []match) []match {
 		}
 		exact := len(ms)
 		ms = r.runWindows(ms, s, wins)
-		nameByExact(ms[pfxFrom:pfxTo], ms[exact:])
+		if pfxTo > pfxFrom {
+			nameByExact(ms[pfxFrom:pfxTo], ms[exact:])
+		}
 	}
 	return ms
 }

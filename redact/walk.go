@@ -471,8 +471,8 @@ func (w *walker) object(depth int) error {
 	// What the person-name rule knows of this object; the rest is judged when a member asks.
 	rec := record{start: w.pos, parentKey: w.key, subject: w.subj && !w.elem,
 		inName: len(w.key) == 4 && hasFold(w.key, 0, "name")}
-	w.subj = false
-	w.pos++ // '{'
+	w.subj, w.elem = false, false // members are no elements; only a subject's envelopes set subj
+	w.pos++                       // '{'
 	w.skipSpace()
 	if w.pos < len(w.in) && w.in[w.pos] == '}' {
 		w.pos++
@@ -505,7 +505,8 @@ func (w *walker) object(depth int) error {
 		// the detectors (an identifier's shape) may be a password.
 		if w.skip == 0 && (!w.forced || w.nameRule) {
 			rule = w.r.keys.lookup(key)
-			if rule == nil && !w.forced && w.r.names && (rec.inName || maybeName(key)) {
+			// The two-byte ending first: most members fail it, and no other test is made.
+			if (nameEnding(key) || rec.inName) && rule == nil && !w.forced && w.r.names && (rec.inName || maybeNameTail(key)) {
 				nameKind = w.personName(&rec, key)
 			}
 		}
@@ -525,7 +526,10 @@ func (w *walker) object(depth int) error {
 			w.path = append(w.path, '.')
 		}
 		w.path = append(w.path, pathKey...)
-		w.key, w.elem, w.subj = key, false, rec.subject && envelopeKeys[normalizeKey(key)]
+		w.key = key
+		if rec.subject {
+			w.subj = envelopeKeys[normalizeKey(key)]
+		}
 		switch {
 		case drop:
 			w.skip++
@@ -631,8 +635,9 @@ func (w *walker) array(depth int) error {
 	base := len(w.path)
 	pem := false // the lines of a private key: after a BEGIN line, up to and with the END line
 	key := w.key // the elements stand under the array's member (a person record's list is not it)
+	w.subj = false
 	for i := 0; ; i++ {
-		w.key, w.elem, w.subj = key, true, false
+		w.key, w.elem = key, true
 		w.skipSpace()
 		w.path = append(strconv.AppendInt(append(w.path, '['), int64(i), 10), ']')
 		if pem && w.pos < len(w.in) && w.in[w.pos] == '"' {
@@ -657,6 +662,7 @@ func (w *walker) array(depth int) error {
 			w.pos++
 		case ']':
 			w.pos++
+			w.elem = false // back among the members of an object
 			return nil
 		default:
 			return errSyntax
