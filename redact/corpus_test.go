@@ -40,10 +40,10 @@ func readCorpus(t *testing.T, name string) []sample {
 func TestCorpus(t *testing.T) {
 	r := testRedactor(t)
 	var pos, neg []sample
-	for _, f := range []string{"positive.jsonl", "hard_positive.jsonl"} {
+	for _, f := range []string{"positive.jsonl", "hard_positive.jsonl", "near_positive.jsonl", "person_positive.jsonl"} {
 		pos = append(pos, readCorpus(t, f)...)
 	}
-	for _, f := range []string{"negative.jsonl", "hard_negative.jsonl"} {
+	for _, f := range []string{"negative.jsonl", "hard_negative.jsonl", "near_negative.jsonl", "person_negative.jsonl"} {
 		neg = append(neg, readCorpus(t, f)...)
 	}
 	if len(pos) < 150 || len(neg) < 150 {

@@ -28,6 +28,7 @@ var (
 var detectorKinds = map[string]trigger{
 	"credit_card": tCard, "ssn": tSSN, "email": tEmail, "phone": tPhone, "iban": tIBAN, "jwt": tJWT,
 	"bearer_token": tBearer, "pem_private_key": tPEM, "url_credentials": tURLCred, "key_value": tKeyValue,
+	secretPrefixKind: tPrefix, personNameKind: tName,
 }
 
 // bounded reports whether s[a:b] stands alone: no word character (wordBefore), '-' or '/' just

@@ -151,13 +151,28 @@ func (km *keyMatcher) isPII(norm string) bool {
 
 // shownName is how a pseudonym shows a normalized field name: the rule's name as the policy
 // writes it (patient_name) when a rule has that name and it can stand between a pseudonym's
-// colons, the normalized name otherwise.
+// colons, else a detector's kind as it is written (secret_prefix), the normalized name otherwise.
 func (km *keyMatcher) shownName(norm string) string {
 	if i, ok := km.byNorm[norm]; ok && plainName(km.rules[i].name) {
 		return km.rules[i].name
 	}
+	if k, ok := shownKinds[norm]; ok {
+		return k
+	}
 	return norm
 }
+
+// shownKinds maps the normalized names of the detectors' kinds, the person-name fields' among
+// them, to their spelling.
+var shownKinds = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range append(slices.Collect(maps.Keys(detectorKinds)), nameKinds()...) {
+		if plainName(k) {
+			m[normalizeKey(k)] = k
+		}
+	}
+	return m
+}()
 
 // code5 maps a lower-case ASCII letter or digit to 5 bits; other bytes share a code, which only
 // lets more names through the filter.

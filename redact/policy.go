@@ -106,6 +106,7 @@ func Default() *Policy {
 			"jwt": {Kind: "redact"}, "bearer_token": {Kind: "redact"}, "pem_private_key": {Kind: "redact"},
 			"url_credentials": {Kind: "redact"}, "key_value": {Kind: "redact"},
 			"email": {Kind: "pseudonymize"}, "phone": {Kind: "pseudonymize"},
+			secretPrefixKind: {Kind: "redact"}, personNameKind: {Kind: "pseudonymize"},
 		},
 		Secrets:      true,
 		SecretAction: Action{Kind: "redact"},

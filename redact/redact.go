@@ -8,8 +8,11 @@
 //     case, no '_', '-', '.', spaces, no x- prefix), equal to a rule or ending with it.
 //   - Value detectors look inside every string (and number): payment cards (Luhn), US SSNs,
 //     e-mail addresses, phone numbers, IBANs (mod 97), JWTs, bearer tokens, PEM private keys,
-//     credentials in URLs, "name=value" pairs whose name is a key rule, and gitleaks' default
-//     rules for cloud, LLM and VCS API keys.
+//     credentials in URLs, "name=value" pairs whose name is a key rule, gitleaks' default
+//     rules for cloud, LLM and VCS API keys, and near misses of their well-known prefixes
+//     (prefix.go).
+//   - People's names are pseudonymized in fields that only hold one and, for name, in person
+//     records (names.go).
 //   - Pseudonyms are HMAC-SHA256 under a per-deployment key, never bare hashes.
 //   - Each change is recorded as a Redaction {path, kind, action}, never with the value.
 //
@@ -58,6 +61,8 @@ type Redactor struct {
 	disabled     [8]uint64         // gitleaks rules the policy turned off
 	always       uint64            // patterns without keywords: run on every string
 	minScan      int               // strings shorter than this are not scanned
+	names        bool              // the person-name rule is on (names.go), with nameAct
+	nameAct      Action
 }
 
 // New returns a Redactor for the policy with the pseudonym key (at least KeySize bytes).
@@ -88,6 +93,9 @@ func New(p *Policy, key []byte) (*Redactor, error) {
 			return nil, fmt.Errorf("redact: detector %q: a value inside a string cannot be dropped", kind)
 		}
 		r.enabled |= bit
+	}
+	if a, ok := p.Detectors[personNameKind]; ok && a.Kind != "keep" {
+		r.names, r.nameAct = true, a
 	}
 	if r.enabled&tBearer != 0 {
 		add("bearer", tBearer)
@@ -148,6 +156,17 @@ func New(p *Policy, key []byte) (*Redactor, error) {
 		for kw, rules := range sr.keywords {
 			add(kw, tSecret, rules...)
 		}
+		// The lenient prefixes run with the exact rules they relax (prefix.go).
+		for i, pr := range prefixRules {
+			if r.enabled&tPrefix != 0 && !slices.ContainsFunc(pr.relaxes, func(id string) bool { return off[id] }) {
+				kw := strings.ToLower(pr.prefix)
+				add(kw, tPrefix)
+				kws[kw].pfx |= 1 << i
+			}
+		}
+	}
+	if !p.Secrets {
+		r.enabled &^= tPrefix
 	}
 	list := make([]keyword, 0, len(kws))
 	for _, k := range kws {
@@ -286,11 +305,18 @@ func (r *Redactor) detect(s string, path []byte, red *[]Redaction) string {
 // of the same shape but for what rules replaced or dropped; untouched parts keep their bytes, and
 // when nothing is found the input itself is returned. Malformed JSON is an error.
 func (r *Redactor) Value(path string, v json.RawMessage) (json.RawMessage, []Redaction, error) {
+	return r.value(path, v, false)
+}
+
+// value is Value for a field of an event; person: the event is about a person, so the top of
+// its tool arguments and result is that person's record (names.go).
+func (r *Redactor) value(path string, v json.RawMessage, person bool) (json.RawMessage, []Redaction, error) {
 	if len(bytes.TrimSpace(v)) == 0 {
 		return v, nil, nil
 	}
 	w := getWalker(r, v, []byte(path))
 	defer putWalker(w)
+	w.subj = person && (path == "arguments" || path == "result" || path == "result_summary")
 	if err := w.run(0); err != nil {
 		return nil, nil, fmt.Errorf("redact %s: %w", path, err)
 	}
@@ -314,7 +340,7 @@ const maxSummaryString = 500
 // "_truncated": true. A result that is not an object summarizes to _size, _truncated and, for an
 // array, "_count".
 func (r *Redactor) Summary(tool string, result json.RawMessage) (json.RawMessage, error) {
-	out, _, _, err := r.summarize(tool, result)
+	out, _, _, err := r.summarize(tool, result, false)
 	return out, err
 }
 
@@ -337,8 +363,8 @@ func (r *Redactor) resultPolicy(tool string) ResultPolicy {
 	return r.p.Results
 }
 
-func (r *Redactor) summarize(tool string, result json.RawMessage) (json.RawMessage, []Redaction, bool, error) {
-	clean, red, err := r.Value("result", result)
+func (r *Redactor) summarize(tool string, result json.RawMessage, person bool) (json.RawMessage, []Redaction, bool, error) {
+	clean, red, err := r.value("result", result, person)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -386,6 +412,7 @@ func (r *Redactor) summarize(tool string, result json.RawMessage) (json.RawMessa
 // carry no detected value either; in an identifier what a detector finds is pseudonymized, so the
 // field still tells one user or subject from another.
 func (r *Redactor) Sanitize(ev *event.Event) error {
+	person := personSubject(ev.SubjectType) // its arguments and result are a person's record
 	all := ev.Redactions
 	for i, n := 0, len(all); i < n; i++ { // records a client sent: a path may hold a member name
 		x, path := all[i], []byte("redactions["+strconv.Itoa(i)+"]")
@@ -406,7 +433,7 @@ func (r *Redactor) Sanitize(ev *event.Event) error {
 			if len(*v) == 0 || f.Name == "result" {
 				continue
 			}
-			out, red, err := r.Value(f.Name, *v)
+			out, red, err := r.value(f.Name, *v, person)
 			if err != nil {
 				return &event.FieldError{Field: f.Name, Rule: err.Error()}
 			}
@@ -431,7 +458,7 @@ func (r *Redactor) Sanitize(ev *event.Event) error {
 		}
 	}
 	if len(ev.Result) > 0 {
-		out, red, summarized, err := r.summarize(ev.ToolName, ev.Result)
+		out, red, summarized, err := r.summarize(ev.ToolName, ev.Result, person)
 		if err != nil {
 			return &event.FieldError{Field: "result", Rule: err.Error()}
 		}

@@ -541,7 +541,8 @@ func TestLinearTime(t *testing.T) {
 		"address: none; ", "phone: null|", "--password ", "-token -", `\"token\":\"`, `\\\"token\\\": \"`, "https://:a@", "a:b@c@",
 		"Authorization=Bearer ", "api_key => ", "cfg['token'] = ", "ssn: {\"a\": \"", "j@é", "é@", "“4111111111111111” ",
 		"Authorization: [REDACTED:a] ", "cookie: {{ x }} ", "phone: pii:a:b ", "Authorization: <a> ", "token: xxxx ", "Authorization: ***\t",
-		"token=$A", "token=pii:", "token=%x%", "token:$A", "token=${", "Authorization=Bearer $A"} {
+		"token=$A", "token=pii:", "token=%x%", "token:$A", "token=${", "Authorization=Bearer $A",
+		"sk-", " sk-aB3", "AKIA1", " ghp_a1B2", "xoxb-1-", " pypi-a1"} {
 		small, large := timeFor(unit, 10_000), timeFor(unit, 160_000)
 		if large > 64*small && large > 100*time.Millisecond {
 			t.Errorf("%q: %v for 10 KB, %v for 160 KB: not linear", unit, small, large)

@@ -24,6 +24,8 @@ const (
 	tKeyValue
 	tSecret
 	tPattern
+	tPrefix // a well-known secret prefix (prefix.go)
+	tName   // person_name: acts by field name (names.go), never set by the prefilter
 )
 
 // hit is one prefilter event at byte pos of the scanned text: bits, and for a keyword hit the
@@ -93,6 +95,7 @@ type keyword struct {
 	bits  trigger
 	rules []int32 // gitleaks rules, for tSecret
 	pats  uint64  // the policy's patterns, for tPattern
+	pfx   uint64  // prefixRules, for tPrefix
 }
 
 // code6 maps a byte, case-folded, to 6 bits: letters and digits each their own code, the
@@ -323,6 +326,12 @@ func (r *Redactor) find(s string, hits []hit, base int, ms []match) []match {
 		}
 		ms = r.findPatterns(ms, s, pats&^r.always)
 	}
+	pfxFrom, pfxTo := len(ms), len(ms)
+	if bits&tPrefix != 0 {
+		// Ahead of gitleaks' exact rules, which name the kind where they match too (below).
+		ms = r.findPrefixes(ms, s, hits, base)
+		pfxTo = len(ms)
+	}
 	if bits&(tKeyValue|tSecret) != 0 {
 		seen := r.disabled // gitleaks rules already run on s, or turned off by the policy
 		kvUntil := 0       // the end of the last name=value found: keywords inside it are its value
@@ -363,9 +372,26 @@ func (r *Redactor) find(s string, hits []hit, base int, ms []match) []match {
 				}
 			}
 		}
+		exact := len(ms)
 		ms = r.runWindows(ms, s, wins)
+		if pfxTo > pfxFrom {
+			nameByExact(ms[pfxFrom:pfxTo], ms[exact:])
+		}
 	}
 	return ms
+}
+
+// nameByExact gives a prefix match that an exact rule's match overlaps the rule's id and action:
+// the two merge into one replacement (replace), which then names the vendor's format.
+func nameByExact(prefixed, exact []match) {
+	for i := range prefixed {
+		for _, e := range exact {
+			if e.start < prefixed[i].end && prefixed[i].start < e.end {
+				prefixed[i].kind, prefixed[i].act = e.kind, e.act
+				break
+			}
+		}
+	}
 }
 
 // ruleWindow is a part of a string one gitleaks rule runs on.

@@ -35,6 +35,13 @@ type walker struct {
 	// pemOpen: the string just walked opened a private key block it did not close (a key given
 	// as an array of lines); the array walking it treats the next lines as the key.
 	pemOpen bool
+	// For the person-name rule (names.go): key is the member the value being walked is under
+	// (elem: as an element of its array), subj that an object there is a person subject's
+	// record, nameRule that the forced action is that rule's (a value shaped like an
+	// identifier is left to the detectors).
+	key            string
+	elem           bool
+	subj, nameRule bool
 }
 
 var walkerPool = sync.Pool{New: func() any { return &walker{path: make([]byte, 0, 64), hits: make([]hit, 0, 16)} }}
@@ -121,7 +128,9 @@ func (w *walker) value(depth int) error {
 		return err
 	}
 	switch end := w.Pos; {
-	case w.forced:
+	// A number is no person's name, and a value shaped like an identifier is left to the
+	// detectors by the name rule.
+	case w.forced && !(w.nameRule && (k == jsontok.Number || !nameLike(s))):
 		w.replaceForced(start, end, s)
 	case k == jsontok.String:
 		w.stringValue(start, end, s, depth)
@@ -267,6 +276,7 @@ func firstNonSpaceIsContainer(s string) bool {
 func (w *walker) innerJSON(start, end int, s string, depth int) bool {
 	iw := getWalker(w.r, unsafe.Slice(unsafe.StringData(s), len(s)), w.path)
 	defer putWalker(iw)
+	iw.key, iw.elem, iw.subj = w.key, w.elem, w.subj // the carried JSON stands where the string does
 	if iw.run(depth+1) != nil {
 		return false
 	}
@@ -283,6 +293,10 @@ func (w *walker) object(depth int) error {
 	cutFrom := -1             // where a dropped member's cut starts: the end of the member before it
 	pending, pendEnd := -1, 0 // dropped members at the start of the object, cut once the next kept one is seen
 	var renamed []string      // member names replaced in this object, kept unique
+	// What the person-name rule knows of this object; the rest is judged when a member asks.
+	rec := record{start: w.Pos, parentKey: w.key, subject: w.subj && !w.elem,
+		inName: len(w.key) == 4 && hasFold(w.key, 0, "name")}
+	w.subj, w.elem = false, false // members are no elements; only a subject's envelopes set subj
 	for more := w.Open(); more; more = w.Comma() {
 		keyStart := w.Pos
 		key, err := text(w.Name(nil))
@@ -294,8 +308,15 @@ func (w *walker) object(depth int) error {
 			return err
 		}
 		var rule *keyRule
-		if w.skip == 0 && !w.forced {
+		nameKind := ""
+		// Inside a name the person-name rule forced, key rules still apply: a value it leaves to
+		// the detectors (an identifier's shape) may be a password.
+		if w.skip == 0 && (!w.forced || w.nameRule) {
 			rule = w.r.keys.lookup(key)
+			// The two-byte ending first: most members fail it, and no other test is made.
+			if (nameEnding(key) || rec.inName) && rule == nil && !w.forced && w.r.names && (rec.inName || maybeNameTail(key)) {
+				nameKind = w.personName(&rec, key)
+			}
 		}
 		drop := rule != nil && rule.act.Kind == "drop"
 		if !drop && pending >= 0 {
@@ -313,6 +334,10 @@ func (w *walker) object(depth int) error {
 			w.path = append(w.path, '.')
 		}
 		w.path = append(w.path, pathKey...)
+		w.key = key
+		if rec.subject {
+			w.subj = envelopeKeys[normalizeKey(key)]
+		}
 		switch {
 		case drop:
 			w.skip++
@@ -333,10 +358,18 @@ func (w *walker) object(depth int) error {
 			}
 			w.note(rule.name, "drop")
 		case rule != nil && rule.act.Kind != "keep":
-			saved, sa, sk := w.forced, w.fact, w.fkind
-			w.forced, w.fact, w.fkind = true, rule.act, rule.name
+			saved, sa, sk, sn := w.forced, w.fact, w.fkind, w.nameRule
+			w.forced, w.fact, w.fkind, w.nameRule = true, rule.act, rule.name, false
 			err = w.value(depth + 1)
-			w.forced, w.fact, w.fkind = saved, sa, sk
+			w.forced, w.fact, w.fkind, w.nameRule = saved, sa, sk, sn
+			if err != nil {
+				return err
+			}
+			cutFrom = w.Pos
+		case nameKind != "":
+			w.forced, w.fact, w.fkind, w.nameRule = true, w.r.nameAct, nameKind, true
+			err = w.value(depth + 1)
+			w.forced, w.nameRule = false, false // the rule applies only outside forced values
 			if err != nil {
 				return err
 			}
@@ -394,7 +427,10 @@ func (w *walker) sanitizeKey(start, end int, key string, splice bool, renamed *[
 func (w *walker) array(depth int) error {
 	base := len(w.path)
 	pem := false // the lines of a private key: after a BEGIN line, up to and with the END line
+	key := w.key // the elements stand under the array's member (a person record's list is not it)
+	w.subj = false
 	for more, i := w.Open(), 0; more; more, i = w.Comma(), i+1 {
+		w.key, w.elem = key, true
 		w.path = append(strconv.AppendInt(append(w.path, '['), int64(i), 10), ']')
 		var err error
 		if pem && w.Kind() == jsontok.String {
@@ -410,5 +446,6 @@ func (w *walker) array(depth int) error {
 		}
 		w.path = w.path[:base]
 	}
+	w.elem = false // back among the members of an object
 	return w.Close(']')
 }

@@ -157,6 +157,71 @@ func (s *Scanner) Close(close byte) error {
 	return s.fail("expected ',' or ']' in array")
 }
 
+// Skip consumes the value at Pos, whatever it holds, checking its tokens as the other methods do.
+// It keeps its own stack of open containers instead of recursing, so deep input costs no
+// goroutine stack.
+func (s *Scanner) Skip() error {
+	var open []byte // the closing brackets of the containers Skip is inside
+	for {
+		switch s.Kind() {
+		case Object, Array:
+			closing := s.In[s.Pos] + 2
+			if s.Open() {
+				open = append(open, closing)
+				if err := s.member(closing); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := s.Close(closing); err != nil {
+				return err
+			}
+		case String:
+			if _, err := s.String(nil); err != nil {
+				return err
+			}
+		case Number:
+			if _, err := s.Number(); err != nil {
+				return err
+			}
+		case Bool, Null:
+			if _, err := s.Literal(); err != nil {
+				return err
+			}
+		default:
+			return s.Unexpected()
+		}
+		// A value ended: go on to the next member or element, or close what ends here.
+		for len(open) > 0 {
+			closing := open[len(open)-1]
+			if s.Comma() {
+				if err := s.member(closing); err != nil {
+					return err
+				}
+				break
+			}
+			if err := s.Close(closing); err != nil {
+				return err
+			}
+			open = open[:len(open)-1]
+		}
+		if len(open) == 0 {
+			return nil
+		}
+	}
+}
+
+// member reads a member's name and colon when the container being skipped is an object.
+func (s *Scanner) member(closing byte) error {
+	if closing != '}' {
+		return nil
+	}
+	if _, err := s.Name(nil); err != nil {
+		return err
+	}
+	return s.Colon()
+}
+
 // Name scans a member name, as String does.
 func (s *Scanner) Name(buf *[]byte) ([]byte, error) { return s.str(buf, "expected a member name") }
 

@@ -99,3 +99,28 @@ func FuzzString(f *testing.F) {
 		}
 	})
 }
+
+// TestSkip: Skip consumes exactly one value, nested or not, and refuses malformed ones.
+func TestSkip(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		rest string
+		ok   bool
+	}{
+		{`"a\"b",1`, `,1`, true},
+		{`{"a":[1,{"b":null}],"c":"}"} ,x`, ` ,x`, true},
+		{`[[[]],{}]]`, `]`, true},
+		{`-1.5e3}`, `}`, true},
+		{`{}`, ``, true},
+		{`{"a" 1}`, ``, false},
+		{`[1,]`, ``, false},
+		{`{"a":1`, ``, false},
+		{`nul`, ``, false},
+	} {
+		s := Scanner{In: []byte(tc.in)}
+		err := s.Skip()
+		if (err == nil) != tc.ok || (tc.ok && string(s.In[s.Pos:]) != tc.rest) {
+			t.Errorf("Skip(%q): err %v, rest %q", tc.in, err, s.In[s.Pos:])
+		}
+	}
+}

@@ -1,4 +1,4 @@
-# generate_hard.py writes hard_positive.jsonl and hard_negative.jsonl: fake secrets generated to
+# generate_hard.py writes hard_positive.jsonl and hard_negative.jsonl (and near_*.jsonl: secret prefixes; person_*.jsonl: names): fake secrets generated to
 # match each format (valid Luhn, mod 97, gitleaks shapes), and near misses. Run it here; the seed is fixed.
 import json, random, string
 random.seed(20261124)
@@ -161,6 +161,102 @@ for t in ["Cannot cancel shipped order", "customer asked to cancel before delive
 NJ("text", {"order_id": "ORD-456", "max_tokens": 1024, "usage": {"input_tokens": 55, "output_tokens": 210, "total_tokens": 265}, "token_count": 3})
 NJ("text", {"items": [{"sku": "SKU-1", "qty": 2}], "created": 1700000000000, "secret_name": "prod/db", "api_key_id": "key_123"})
 NJ("text", {"has_password": True, "password": None, "tokens": [1, 2, 3]})
+
+# Near misses of well-known secret prefixes (the secret_prefix detector) and look-alikes that are
+# not secrets; their own files and random source, so the samples above stay as they are.
+Q = random.Random(11)
+def qr(alpha, n): return ''.join(Q.choice(alpha) for _ in range(n))
+B62, B64U, HEX = AN, AN + "-_", "0123456789abcdef"
+def swap(s, alpha):  # one character of s replaced by one from alpha
+    i = Q.randrange(len(s))
+    return s[:i] + Q.choice(alpha) + s[i+1:]
+near = [
+    "sk-proj-" + qr(B62, 48), "sk-proj-" + qr(B62, 48), "sk-proj-" + qr(B64U, 120),
+    "sk-" + qr(B62, 48), "sk-" + qr(B62, 40), "sk-svcacct-" + qr(B64U, 60),
+    "sk-ant-api03-" + qr(B64U, 80), "sk-ant-admin01-" + qr(B64U, 70), "sk-" + qr(HEX, 32),
+    "AKIA" + swap(qr(B32, 16), "0189"), "AKIA" + swap(qr(B32, 16), "0189"), "AKIA" + swap(qr(B32, 16), "abcxyz"),
+    "ASIA" + swap(qr(B32, 16), "0189"), "ASIA" + swap(qr(B32, 16), "0189"),
+    "ghp_" + qr(B62, 30), "ghp_" + qr(B62, 40), "gho_" + qr(B62, 35), "ghu_" + qr(B62, 35), "ghs_" + qr(B62, 38), "ghr_" + qr(B62, 30),
+    "github_pat_" + qr(B62, 22) + "_" + qr(B62, 50),
+    "xoxb-" + qr("0123456789", 10) + "-" + qr(B62, 24), "xoxp-" + qr("0123456789", 11) + "-" + qr(B62, 30),
+    "xoxa-" + qr(B62, 30), "xoxr-" + qr(B62, 30),
+    "glpat-" + qr(B62, 18), "glpat-" + qr(B62, 26),
+    "AIza" + qr(B64U, 33), "AIza" + qr(B64U, 37),
+    "npm_" + qr(B62, 32), "pypi-" + qr(B64U, 90), "hf_" + qr(string.ascii_letters, 31),
+    "sk_live_" + qr(B62, 24), "rk_live_" + qr(B62, 30), "sk_test_" + qr(B62, 20),
+    "gsk_" + qr(B62, 52), "xai-" + qr(B62, 80), "pplx-" + qr(B62, 45), "r8_" + qr(B62, 37),
+    "dop_v1_" + qr(HEX, 62), "shpat_" + qr(HEX, 30),
+]
+texts = ["my key is {k}, thanks", "export API_KEY_2={k}", "Error: invalid credentials '{k}'", "pasted: {k}.", "curl -H 'X-Key: {k}' https://api.example.com"]
+jsons = [lambda k: {"stdout": f"KEY={k}\n"}, lambda k: {"content": [{"type": "text", "text": f"found {k} in .env"}]},
+         lambda k: {"env": {"CI_VALUE": k}}, lambda k: {"lines": ["config:", f"  key: {k}"]}]
+npos, nneg = [], []
+for i, k in enumerate(near):
+    npos.append({"kind": "secret_prefix", "text": texts[i % len(texts)].format(k=k), "secret": k})
+    npos.append({"kind": "secret_prefix", "json": jsons[i % len(jsons)](k), "secret": k})
+def b64blob(n, inserts):
+    s = qr(AN + "+/", n)
+    for ins in inserts:
+        i = Q.randrange(1, len(s) - 1)
+        s = s[:i] + ins + s[i:]
+    return "data:image/png;base64," + s + "=="
+lookalikes = [
+    "see task-list and ask-me-anything", "the mask-image property", "disk-usage at 91%", "risk-assessment-2024-q3",
+    "desk-booking for tomorrow", "kiosk-mode enabled", "whisk-eggs-for-2-minutes", "pip install flask-sqlalchemy scikit-learn sk-learn",
+    '<div class="sk-fading-circle"><div class="sk-circle1 sk-child"></div><div class="sk-cube-grid sk-spinner-wave-rect5"></div></div>',
+    ".sk-folding-cube .sk-cube2 { transform: rotateZ(90deg); }", "sk-learn-tutorial-for-beginners-2024",
+    "task-3f2504e0-4f89-11d3-9a0c-0305e82c3301", "sk-" + "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+    "sk-" + qr(HEX, 40), "disk-" + qr(HEX, 40), "mask-" + qr(B62, 40), "ask-" + qr(B62, 48), "task_" + qr(B62, 40),
+    "commit " + qr(HEX, 40) + " and uuid 9b2d5e7a-1c3f-4e8b-a6d0-2f4c8e1b7a93",
+    "AKIAVERYLONGWORD", "AKIAVeryLongWordHere", "AKIAIOSFODNN7EXAMPLE", "ASIA-PACIFIC region", "ASIAPACIFICREGIONS",
+    "sk-YOUR_API_KEY_HERE", "sk-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "sk-...", "sk-********", "xoxb-your-bot-token-here",
+    "ghp_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", "glpat-xxxxxxxxxxxxxxxxxxxx", "AIzaSy-your-key", "npm_config_cache=/tmp/npm npm_package_version=1.2.3",
+    "hf_hub_download(repo_id) and hf_transfer", "ghp_token_placeholder", "github_pat_goes_here", "pypi-upload-token", "r8_client",
+    b64blob(1200, ["AKIA" + swap(qr(B32, 16), "0189"), "AIza" + qr(B62, 35), "sk" + qr(B62, 48)]),
+    b64blob(800, ["+AKIA" + swap(qr(B32, 16), "0189") + "+", "/AIza" + qr(B62, 35) + "/"]),
+]
+for t in lookalikes:
+    nneg.append({"kind": "secret_prefix", "text": t})
+nneg.append({"kind": "secret_prefix", "json": {"html": lookalikes[8], "classes": ["sk-circle", "sk-bounce1", "sk-double-bounce"]}})
+nneg.append({"kind": "secret_prefix", "json": {"commit": {"sha": qr(HEX, 40), "branch": "task-list-cleanup"}, "id": "3f2504e0-4f89-11d3-9a0c-0305e82c3301"}})
+nneg.append({"kind": "secret_prefix", "json": {"image": b64blob(1500, ["AKIA" + qr(B32, 16), "AIza" + qr(B62, 35)])}})
+with open("near_positive.jsonl", "w") as f:
+    for p in npos: f.write(json.dumps(p) + "\n")
+with open("near_negative.jsonl", "w") as f:
+    for n in nneg: f.write(json.dumps(n) + "\n")
+print(len(npos), len(nneg))
+# Person names in records (the person_name detector), and names of tools, models, files and
+# things that must stay.
+FIRST = ["Alex", "Maria", "Jamie", "Wei", "Olga", "Kwame", "Priya", "José"]
+LAST = ["Doe", "Garcia", "Okafor", "Nguyen", "Ivanova", "Mensah", "Sharma", "Müller"]
+ppos, pneg = [], []
+for i in range(8):
+    fn, ln = FIRST[i], LAST[(i * 3) % 8]
+    full = f"{fn} {ln}"
+    ppos.append({"kind": "name", "json": {"customer_id": f"C-{1000 + i}", "name": full, "email": f"{fn.lower()}.{i}@example.com"}, "secret": full})
+    ppos.append({"kind": "name", "json": {"resourceType": "Patient", "id": f"p{i}", "name": [{"use": "official", "family": ln, "given": [fn]}], "birthDate": "1980-01-0" + str(i + 1)}, "secret": ln})
+    ppos.append({"kind": "name", "json": {"order_id": f"O-{i}", "customer": {"name": full, "tier": "gold"}}, "secret": full})
+    ppos.append({"kind": "name", "json": {"first_name": fn, "last_name": ln, "plan": "basic"}, "secret": ln})
+    ppos.append({"kind": "name", "json": {"content": [{"type": "text", "text": json.dumps({"name": full, "dob": "1970-05-0" + str(i + 1), "mrn": f"M{i}"})}]}, "secret": full})
+tool_names = ["get_order", "search", "lookup_patient", "sendEmail", "calculator", "web.search", "fs/read_file", "create-ticket"]
+for i, tn in enumerate(tool_names):
+    pneg.append({"kind": "name", "json": [{"type": "tool_use", "id": f"toolu_{i}", "name": tn, "input": {"patient_id": "P-1", "dob": None}}]})
+    pneg.append({"kind": "name", "json": [{"id": f"call_{i}", "type": "function", "function": {"name": tn, "arguments": "{\"order_id\":\"O-1\"}"}}]})
+    pneg.append({"kind": "name", "json": {"name": tn, "description": "a tool", "input_schema": {"type": "object", "properties": {"name": {"type": "string"}, "email": {"type": "string"}, "patient_id": {"type": "string"}}}}})
+for m in ["gpt-4o", "claude-opus-4-6", "gemini-2.5-pro", "llama-3.1-70b-instruct", "mistral-large"]:
+    pneg.append({"kind": "name", "json": {"model": {"name": m, "provider": "x", "patient_id": "P-1"}}})
+for f in ["report.pdf", "Discharge Summary.docx", "scan_001.png", "notes.txt", "README.md"]:
+    pneg.append({"kind": "name", "json": {"files": [{"name": f, "size": 1024, "patient_id": "P-1"}]}})
+pneg.append({"kind": "name", "json": {"name": "Hello-World", "full_name": "octocat/Hello-World", "owner": {"login": "octocat"}}})
+pneg.append({"kind": "name", "json": {"channels": [{"id": "C1", "name": "general"}, {"id": "C2", "name": "Random Chatter"}]}})
+pneg.append({"kind": "name", "json": {"products": [{"name": "Blue Mug", "price": 9.5}, {"name": "Widget", "sku": "W-1"}]}})
+pneg.append({"kind": "name", "json": {"medications": [{"name": "Amoxicillin", "dose": "500mg"}], "patient_id": "P-1"}})
+pneg.append({"kind": "name", "json": {"font": {"family": "Roboto", "weight": 400}, "role": "assistant", "name": "support-bot"}})
+with open("person_positive.jsonl", "w") as f:
+    for p in ppos: f.write(json.dumps(p, ensure_ascii=False) + "\n")
+with open("person_negative.jsonl", "w") as f:
+    for n in pneg: f.write(json.dumps(n, ensure_ascii=False) + "\n")
+print(len(ppos), len(pneg))
 with open("hard_positive.jsonl", "w") as f:
     for p in pos: f.write(json.dumps(p) + "\n")
 with open("hard_negative.jsonl", "w") as f:
