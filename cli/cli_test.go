@@ -145,11 +145,14 @@ func TestDemo(t *testing.T) {
 			}
 		}
 	}
-	// The API key the agents sent is nowhere on disk.
+	// The API key the agents sent, and the patient's name, are nowhere on disk.
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
-			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(demoAPIKey)) {
-				t.Errorf("the API key is in %s", p)
+			b, _ := os.ReadFile(p)
+			for _, secret := range []string{demoAPIKey, "Alex Doe"} {
+				if bytes.Contains(b, []byte(secret)) {
+					t.Errorf("%q is in %s", secret, p)
+				}
 			}
 		}
 		return nil
