@@ -70,32 +70,46 @@ type Field struct {
 	Object bool
 
 	ptr func(*Event) any
+	// Typed accessors of string and JSON fields, which the hot paths (validation,
+	// sanitization) use without an interface conversion.
+	str func(*Event) *string
+	raw func(*Event) *json.RawMessage
 }
 
 // Str returns the field's string in e (enums included), or nil if the field is not a string.
-func (f *Field) Str(e *Event) *string { p, _ := f.ptr(e).(*string); return p }
+func (f *Field) Str(e *Event) *string {
+	if f.str == nil {
+		return nil
+	}
+	return f.str(e)
+}
 
 // JSON returns the field's raw JSON in e, or nil if the field is not JSON.
-func (f *Field) JSON(e *Event) *json.RawMessage { p, _ := f.ptr(e).(*json.RawMessage); return p }
+func (f *Field) JSON(e *Event) *json.RawMessage {
+	if f.raw == nil {
+		return nil
+	}
+	return f.raw(e)
+}
 
 // Ptr returns a pointer to the field in e: *string, *json.RawMessage, *int64, *float64, *bool,
 // **bool, *time.Time or *[]Redaction, by Type.
 func (f *Field) Ptr(e *Event) any { return f.ptr(e) }
 
 func identifier(name string, p func(*Event) *string) Field {
-	return Field{Name: name, Type: TypeString, Class: ClassIdentifier, MaxLen: MaxIDLen, ptr: func(e *Event) any { return p(e) }}
+	return Field{Name: name, Type: TypeString, Class: ClassIdentifier, MaxLen: MaxIDLen, ptr: func(e *Event) any { return p(e) }, str: p}
 }
 
 func text(name string, class Class, max int, multiline bool, p func(*Event) *string) Field {
-	return Field{Name: name, Type: TypeString, Class: class, MaxLen: max, Multiline: multiline, ptr: func(e *Event) any { return p(e) }}
+	return Field{Name: name, Type: TypeString, Class: class, MaxLen: max, Multiline: multiline, ptr: func(e *Event) any { return p(e) }, str: p}
 }
 
 func enum(name string, values []string, p func(*Event) *string) Field {
-	return Field{Name: name, Type: TypeString, Class: ClassEnum, MaxLen: MaxIDLen, Values: values, ptr: func(e *Event) any { return p(e) }}
+	return Field{Name: name, Type: TypeString, Class: ClassEnum, MaxLen: MaxIDLen, Values: values, ptr: func(e *Event) any { return p(e) }, str: p}
 }
 
 func payload(name string, p func(*Event) *json.RawMessage) Field {
-	return Field{Name: name, Type: TypeJSON, Class: ClassPayload, ptr: func(e *Event) any { return p(e) }}
+	return Field{Name: name, Type: TypeJSON, Class: ClassPayload, ptr: func(e *Event) any { return p(e) }, raw: p}
 }
 
 func count(name string, p func(*Event) *int64) Field {
@@ -168,7 +182,8 @@ var Fields = []Field{
 	identifier("subject_id", func(e *Event) *string { return &e.SubjectID }),
 	identifier("subject_type", func(e *Event) *string { return &e.SubjectType }),
 	{Name: "success", Type: TypeOptBool, Class: ClassFlag, ptr: func(e *Event) any { return &e.Success }},
-	{Name: "system_prompt_hash", Type: TypeString, Class: ClassDigest, MaxLen: 64, ptr: func(e *Event) any { return &e.SystemPromptHash }},
+	{Name: "system_prompt_hash", Type: TypeString, Class: ClassDigest, MaxLen: 64, ptr: func(e *Event) any { return &e.SystemPromptHash },
+		str: func(e *Event) *string { return &e.SystemPromptHash }},
 	timestamp("time", func(e *Event) *time.Time { return &e.Time }),
 	identifier("tool_call_id", func(e *Event) *string { return &e.ToolCallID }),
 	payload("tool_calls_requested", func(e *Event) *json.RawMessage { return &e.ToolCallsRequested }),

@@ -406,6 +406,19 @@ func (r *Redactor) summarize(tool string, result json.RawMessage, person bool) (
 	return out, red, true, err
 }
 
+// sanitizedFields are the fields of the event's table whose class can carry a secret or PII:
+// payloads, free text, content and identifiers, in table order.
+var sanitizedFields = func() []*event.Field {
+	var fs []*event.Field
+	for i := range event.Fields {
+		switch f := &event.Fields[i]; f.Class {
+		case event.ClassPayload, event.ClassText, event.ClassContent, event.ClassIdentifier:
+			fs = append(fs, f)
+		}
+	}
+	return fs
+}()
+
 // Sanitize implements ledger.Sanitizer: it sanitizes every payload and free-text field of the
 // event in place, applies the tool's result policy, and appends what it did to ev.Redactions.
 // Identifiers (user_id, subject_id, tool_call_id, ...) and the redaction records a client sent
@@ -425,8 +438,7 @@ func (r *Redactor) Sanitize(ev *event.Event) error {
 	}
 	// Every field by its class in the event's one field table, the result last: its summary
 	// replaces result_summary.
-	for i := range event.Fields {
-		f := &event.Fields[i]
+	for _, f := range sanitizedFields {
 		switch f.Class {
 		case event.ClassPayload:
 			v := f.JSON(ev)
