@@ -2,7 +2,8 @@
 // and why, LLM calls, tool calls (wrapped once, timed and linked to the LLM call that asked for
 // them), reasoning, approvals, interventions, errors and outcomes, into the tamper-evident ledger.
 //
-//	rec, err := agentaudit.Open("./agentaudit-data")
+//	sink, err := agentaudit.Dial("http://127.0.0.1:8433", writerKey) // or embedded.Open(dir, ledger.Options{})
+//	rec, err := agentaudit.New(sink)
 //	ctx, sess, err := rec.StartSession(ctx, agentaudit.SessionInfo{UserID: "usr_98765", AgentID: "support-v1"})
 //	getOrder := agentaudit.WrapTool(rec, "get_order", getOrderFunc)
 //	order, err := getOrder(ctx, args) // recorded with arguments, result, duration, outcome
