@@ -31,6 +31,14 @@ const (
 	KindSessionTimeout    Kind = "session_timeout"
 	KindAccess            Kind = "access"
 	KindCustom            Kind = "custom"
+
+	// System kinds: events agentaudit writes about the log itself. No door accepts them from a
+	// client (CheckClient); their details are in Record.
+	KindPurge       Kind = "purge"        // bodies erased by retention or an erasure request
+	KindLegalHold   Kind = "legal_hold"   // a hold placed: matching events are never purged
+	KindHoldRelease Kind = "hold_release" // a hold released
+	KindAlert       Kind = "alert"        // an alert rule fired
+	KindReview      Kind = "review"       // a person reviewed an event (a break-the-glass access)
 )
 
 // Kinds lists every valid kind, in the order above.
@@ -38,6 +46,16 @@ var Kinds = []Kind{
 	KindSessionStart, KindLLMCall, KindToolCall, KindToolResult, KindReasoning,
 	KindApprovalRequest, KindApprovalDecision, KindHumanIntervention, KindError,
 	KindFinalOutput, KindSessionEnd, KindSessionTimeout, KindAccess, KindCustom,
+	KindPurge, KindLegalHold, KindHoldRelease, KindAlert, KindReview,
+}
+
+// System reports whether agentaudit alone writes events of kind k.
+func (k Kind) System() bool {
+	switch k {
+	case KindPurge, KindLegalHold, KindHoldRelease, KindAlert, KindReview:
+		return true
+	}
+	return false
 }
 
 // Trigger is why the agent acted.
@@ -156,6 +174,16 @@ type Event struct {
 	BreakGlassReason string `json:"break_glass_reason,omitempty"`
 
 	Outcome Outcome `json:"outcome,omitempty"`
+
+	// Retention, decided by the ledger at ingest from the retention policy and committed with
+	// the event, so editing a column cannot shorten it: the class, and when the body may be
+	// purged (recorded_at plus the class's duration).
+	RetentionClass string    `json:"retention_class,omitempty"`
+	RetainUntil    time.Time `json:"retain_until,omitzero"`
+
+	// Record holds the details of a system event (purge ranges, a hold's scope, an alert's
+	// figures), written by agentaudit itself; a client may not set it.
+	Record json.RawMessage `json:"record,omitempty"`
 
 	// Redactions records what sanitization did to this event (never the values).
 	Redactions []Redaction `json:"redactions,omitempty"`

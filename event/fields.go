@@ -47,6 +47,9 @@ const (
 	ClassFlag
 	// ClassRedactions: the sanitizer's record of what it changed (never the values).
 	ClassRedactions
+	// ClassRecord: JSON agentaudit writes about the log itself (Event.Record); no client sets
+	// it, so there is nothing to sanitize, and every role reads it.
+	ClassRecord
 )
 
 // Masked reports whether readers (the least privileged role) see the field masked: the
@@ -169,6 +172,8 @@ var Fields = []Field{
 	identifier("provider", func(e *Event) *string { return &e.Provider }),
 	text("purpose", ClassText, MaxIDLen, false, func(e *Event) *string { return &e.Purpose }),
 	text("rationale", ClassText, 0, true, func(e *Event) *string { return &e.Rationale }),
+	{Name: "record", Type: TypeJSON, Class: ClassRecord, Object: true, ptr: func(e *Event) any { return &e.Record },
+		raw: func(e *Event) *json.RawMessage { return &e.Record }},
 	timestamp("recorded_at", func(e *Event) *time.Time { return &e.RecordedAt }),
 	{Name: "redactions", Type: TypeRedactions, Class: ClassRedactions, ptr: func(e *Event) any { return &e.Redactions }},
 	flag("requires_approval", func(e *Event) *bool { return &e.RequiresApproval }),
@@ -176,6 +181,8 @@ var Fields = []Field{
 	identifier("response_model", func(e *Event) *string { return &e.ResponseModel }),
 	payload("result", func(e *Event) *json.RawMessage { return &e.Result }),
 	payload("result_summary", func(e *Event) *json.RawMessage { return &e.ResultSummary }),
+	timestamp("retain_until", func(e *Event) *time.Time { return &e.RetainUntil }),
+	identifier("retention_class", func(e *Event) *string { return &e.RetentionClass }),
 	identifier("session_id", func(e *Event) *string { return &e.SessionID }),
 	count("step", func(e *Event) *int64 { return &e.Step }),
 	identifier("stop_reason", func(e *Event) *string { return &e.StopReason }),

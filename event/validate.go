@@ -72,6 +72,7 @@ func (e *Event) Normalize(now time.Time) error {
 	}
 	e.Time = e.Time.UTC()
 	e.RecordedAt = e.RecordedAt.UTC()
+	e.RetainUntil = e.RetainUntil.UTC()
 	return nil
 }
 
@@ -101,6 +102,12 @@ func (e *Event) Validate() error {
 	if y := e.RecordedAt.Year(); !e.RecordedAt.IsZero() && (y < 1970 || y > 9999) {
 		return &FieldError{"recorded_at", "must be between 1970 and 9999"}
 	}
+	if y := e.RetainUntil.Year(); !e.RetainUntil.IsZero() && (y < 1970 || y > 9999) {
+		return &FieldError{"retain_until", "must be between 1970 and 9999"}
+	}
+	if e.Kind.System() && len(e.Record) == 0 {
+		return &FieldError{"record", "is required for kind " + string(e.Kind)}
+	}
 	for i, r := range e.Redactions {
 		if r.Path == "" || r.Kind == "" || r.Action == "" {
 			return &FieldError{fmt.Sprintf("redactions[%d]", i), "needs path, kind and action"}
@@ -122,6 +129,19 @@ func (e *Event) Validate() error {
 	}
 	if e.BreakGlassReason != "" && !e.BreakGlass {
 		return &FieldError{"break_glass_reason", "is only meaningful with break_glass: true"}
+	}
+	return nil
+}
+
+// CheckClient refuses what only agentaudit itself may write: the system kinds (purge, legal_hold,
+// hold_release, alert, review) and the record field. Every door calls it (through the ledger's
+// Submit), so a client cannot forge a purge that would excuse an erased body, or an alert.
+func (e *Event) CheckClient() error {
+	if e.Kind.System() {
+		return &FieldError{"kind", fmt.Sprintf("kind %q is written by agentaudit itself, not by clients", e.Kind)}
+	}
+	if len(e.Record) > 0 {
+		return &FieldError{"record", "is written by agentaudit itself, not by clients"}
 	}
 	return nil
 }

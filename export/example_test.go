@@ -21,8 +21,8 @@ func ExampleNewWriter() {
 		Time: time.Date(2026, 3, 2, 9, 14, 0, 0, time.UTC), Error: "=1+1", Success: event.Bool(false),
 	}})
 	// Output:
-	// seq,id,session_id,agent_id,agent_name,agent_version,user_id,user_role,client_ip,user_agent,metadata,time,recorded_at,kind,turn,step,parent_id,trigger,model,provider,response_model,response_id,system_prompt_hash,input_messages,output_text,tool_calls_requested,input_tokens,output_tokens,latency_ms,stop_reason,tool_name,tool_call_id,tool_type,arguments,result,result_summary,error,error_type,duration_ms,success,requires_approval,approval_status,approver_id,decision,rationale,subject_type,subject_id,purpose,break_glass,break_glass_reason,outcome,redactions
-	// 7,evt-1,,,,,usr_1,,,,,2026-03-02T09:14:00Z,,tool_call,,,,,,,,,,,,,,,,,get_order,,,,,,'=1+1,,,false,,,,,,,,,,,,
+	// seq,id,session_id,agent_id,agent_name,agent_version,user_id,user_role,client_ip,user_agent,metadata,time,recorded_at,kind,turn,step,parent_id,trigger,model,provider,response_model,response_id,system_prompt_hash,input_messages,output_text,tool_calls_requested,input_tokens,output_tokens,latency_ms,stop_reason,tool_name,tool_call_id,tool_type,arguments,result,result_summary,error,error_type,duration_ms,success,requires_approval,approval_status,approver_id,decision,rationale,subject_type,subject_id,purpose,break_glass,break_glass_reason,outcome,retention_class,retain_until,record,redactions
+	// 7,evt-1,,,,,usr_1,,,,,2026-03-02T09:14:00Z,,tool_call,,,,,,,,,,,,,,,,,get_order,,,,,,'=1+1,,,false,,,,,,,,,,,,,,,
 }
 
 func ExampleFHIRAuditEvent() {

@@ -51,6 +51,13 @@ type Sanitizer interface {
 	Sanitize(ev *event.Event) error
 }
 
+// Classifier decides an event's retention at ingest: the class and until when the body must be
+// kept. It runs in the caller's goroutine on the validated event, whose RecordedAt is set; an
+// error refuses the event (a client asking for an unknown class, say).
+type Classifier interface {
+	Classify(ev *event.Event) (class string, until time.Time, err error)
+}
+
 // Defaults for Options.
 const (
 	DefaultMaxEventBytes      = 1 << 20
@@ -75,6 +82,9 @@ type Options struct {
 	// Sanitizer runs on every event before validation and hashing. It is required: nothing
 	// reaches the log unsanitized unless a test says so with Unsanitized.
 	Sanitizer Sanitizer
+	// Retention, when set, gives every event its retention_class and retain_until, which are
+	// then committed with it; without it the fields are stored as given.
+	Retention Classifier
 	// Now is the clock for recorded_at and defaulted times (tests set it).
 	Now func() time.Time
 	// Logger receives checkpoint failures; nil discards them.
@@ -391,6 +401,33 @@ func queued(refused []error, n int) int {
 // an error return (nothing queued: ctx done, ErrClosed, or ErrBackpressure when wait is false and
 // the queue is full), it is not called.
 func (l *Ledger) Submit(ctx context.Context, evs []*event.Event, wait bool, committed func([]Result, error)) (refused []error, err error) {
+	return l.submit(ctx, evs, wait, false, committed)
+}
+
+// AppendSystem records events that agentaudit writes about the log itself (the system kinds:
+// purges, holds, alerts, reviews, with their Record), which Submit refuses from clients, and
+// returns after they are durably committed. The retention, alert and review packages call it.
+func (l *Ledger) AppendSystem(ctx context.Context, evs []*event.Event) ([]Result, error) {
+	done := make(chan error, 1)
+	var res []Result
+	refused, err := l.submit(ctx, evs, true, true, func(r []Result, err error) { res = r; done <- err })
+	if err != nil {
+		return nil, err
+	}
+	if queued(refused, len(evs)) == 0 {
+		res = make([]Result, len(evs))
+		for i, err := range refused {
+			res[i].Err = err
+		}
+		return res, nil
+	}
+	if err := <-done; err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (l *Ledger) submit(ctx context.Context, evs []*event.Event, wait, system bool, committed func([]Result, error)) (refused []error, err error) {
 	req := &request{committed: committed, ready: make(chan struct{})}
 	var its []item
 	if len(evs) == 1 {
@@ -401,7 +438,7 @@ func (l *Ledger) Submit(ctx context.Context, evs []*event.Event, wait bool, comm
 	now := l.opts.Now().UTC()
 	for i, ev := range evs {
 		it := &its[i]
-		if err := l.check(it, ev, now); err != nil {
+		if err := l.check(it, ev, now, system); err != nil {
 			if refused == nil {
 				refused = make([]error, len(evs))
 			}
@@ -456,12 +493,18 @@ func (l *Ledger) enqueue(ctx context.Context, req *request, wait bool) error {
 	return nil
 }
 
-// check does the caller's part: complete the event and validate it.
-func (l *Ledger) check(it *item, ev *event.Event, now time.Time) error {
+// check does the caller's part: complete the event, validate it, refuse what only agentaudit may
+// write unless system says it does, and decide its retention.
+func (l *Ledger) check(it *item, ev *event.Event, now time.Time, system bool) error {
 	if ev == nil {
 		return fmt.Errorf("%w: nil event", event.ErrInvalid)
 	}
 	*it = item{ev: ev, timeDefaulted: ev.Time.IsZero()}
+	if !system {
+		if err := ev.CheckClient(); err != nil {
+			return err
+		}
+	}
 	if err := ev.Normalize(now); err != nil {
 		return err
 	}
@@ -469,6 +512,13 @@ func (l *Ledger) check(it *item, ev *event.Event, now time.Time) error {
 		return err
 	}
 	ev.RecordedAt = now
+	if l.opts.Retention != nil {
+		class, until, err := l.opts.Retention.Classify(ev)
+		if err != nil {
+			return err
+		}
+		ev.RetentionClass, ev.RetainUntil = class, until.UTC()
+	}
 	return nil
 }
 
@@ -651,11 +701,14 @@ func (l *Ledger) resolveStored(ctx context.Context, items []*item) ([]*item, err
 	return rest, nil
 }
 
-// sameContent reports whether it carries the same event as stored, ignoring recorded_at (the
-// ledger's clock) and, when the retry left it out, the defaulted time.
+// sameContent reports whether it carries the same event as stored, ignoring what the ledger
+// decides (recorded_at, and the retention derived from it and the policy) and, when the retry
+// left it out, the defaulted time.
 func sameContent(stored *event.Event, it *item) bool {
 	a, b := *stored, *it.ev
 	a.RecordedAt, b.RecordedAt = time.Time{}, time.Time{}
+	a.RetainUntil, b.RetainUntil = time.Time{}, time.Time{}
+	a.RetentionClass, b.RetentionClass = "", ""
 	if it.timeDefaulted {
 		b.Time = a.Time
 	}
