@@ -688,6 +688,10 @@ func (l *Ledger) resolveStored(ctx context.Context, items []*item) ([]*item, err
 		if err != nil {
 			return nil, err
 		}
+		if e.Purged() {
+			it.res.Err = fmt.Errorf("event %s (stored at seq %d, purged by seq %d): %w", it.ev.ID, e.Seq, e.PurgedBy, ErrConflict)
+			continue
+		}
 		stored, err := event.ParseStored(e.Body)
 		if err != nil {
 			return nil, fmt.Errorf("ledger: stored event %d: %w", e.Seq, err)

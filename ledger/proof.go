@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -20,17 +21,24 @@ const BundleFormat = "agentaudit-bundle/v1"
 
 // Bundle is a self-contained proof that one event is in the log: it verifies offline with only
 // the log's verifier key (VerifyBundle).
+//
+// The bundle of a purged event has no event and salt (they are erased): it carries the leaf
+// hash the log committed, its inclusion proof, and in Purge the purge event that explains the
+// missing body with that event's own inclusion proof, against the same checkpoint.
 type Bundle struct {
 	Format     string          `json:"format"`
 	Seq        int64           `json:"seq"`
-	Event      json.RawMessage `json:"event"` // canonical JSON, exactly as hashed
+	Event      json.RawMessage `json:"event"` // canonical JSON, exactly as hashed; null when purged
 	Salt       string          `json:"salt"`  // base64
 	Proof      []string        `json:"proof"` // base64 hashes, tlog.RecordProof order
 	Checkpoint string          `json:"checkpoint"`
+	Leaf       string          `json:"leaf,omitempty"`  // base64; a purged event's committed leaf hash
+	Purge      *Bundle         `json:"purge,omitempty"` // a purged event's purge event, proven alike
 }
 
 // ProofStore is what proofs read from a store.
 type ProofStore interface {
+	PurgeStore
 	EntryByID(ctx context.Context, id string) (store.Entry, error)
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 	LatestCheckpoint(ctx context.Context) (store.Checkpoint, error)
@@ -59,14 +67,41 @@ func Prove(ctx context.Context, st ProofStore, id string) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	b, err := proveEntry(ctx, st, e, c, cp.Note)
+	if err != nil || !e.Purged() {
+		return b, err
+	}
+	hs, err := st.ReadHashes(ctx, []int64{tlog.StoredHashIndex(0, e.Seq)})
+	if err != nil {
+		return nil, fmt.Errorf("leaf of purged seq %d: %w", e.Seq, err)
+	}
+	b.Leaf = base64.StdEncoding.EncodeToString(hs[0][:])
+	pe, err := st.Entry(ctx, e.PurgedBy)
+	if err != nil {
+		return nil, fmt.Errorf("purge event of seq %d: %w", e.Seq, err)
+	}
+	if pe.Purged() || pe.Seq >= c.N {
+		return nil, fmt.Errorf("purge event at seq %d of seq %d is erased or not yet signed: %w", pe.Seq, e.Seq, ErrNotYetSigned)
+	}
+	if b.Purge, err = proveEntry(ctx, st, pe, c, cp.Note); err != nil {
+		return nil, err
+	}
+	b.Purge.Checkpoint = "" // the same as the outer bundle's
+	return b, nil
+}
+
+// proveEntry builds the bundle of one stored entry against the checkpoint c (note).
+func proveEntry(ctx context.Context, st ProofStore, e store.Entry, c Checkpoint, note []byte) (*Bundle, error) {
 	proof, err := tlog.ProveRecord(c.N, e.Seq, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
 		return st.ReadHashes(ctx, idx)
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("inclusion proof for seq %d: %w", e.Seq, err)
 	}
-	b := &Bundle{Format: BundleFormat, Seq: e.Seq, Event: json.RawMessage(e.Body),
-		Salt: base64.StdEncoding.EncodeToString(e.Salt), Checkpoint: string(cp.Note)}
+	b := &Bundle{Format: BundleFormat, Seq: e.Seq, Checkpoint: string(note)}
+	if !e.Purged() {
+		b.Event, b.Salt = json.RawMessage(e.Body), base64.StdEncoding.EncodeToString(e.Salt)
+	}
 	for _, h := range proof {
 		b.Proof = append(b.Proof, base64.StdEncoding.EncodeToString(h[:]))
 	}
@@ -89,11 +124,14 @@ func (l *Ledger) Prove(ctx context.Context, id string) (*Bundle, error) {
 var ErrBadBundle = errors.New("bundle does not verify")
 
 // VerifiedBundle is what a verified bundle proves: this event is at Seq in the tree of the
-// signed Checkpoint.
+// signed Checkpoint. For a purged event, Event is nil and Purge is the purge event, itself
+// proven in the same tree, whose record covers Seq.
 type VerifiedBundle struct {
 	Checkpoint Checkpoint
 	Seq        int64
 	Event      *event.Event
+	Purge      *event.Event
+	PurgeSeq   int64
 }
 
 // VerifyBundle checks a bundle with only the log's verifier key: the checkpoint's signature, the
@@ -113,8 +151,50 @@ func VerifyBundle(data []byte, v note.Verifier) (*VerifiedBundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadBundle, err)
 	}
-	if b.Seq < 0 || b.Seq >= c.N {
-		return nil, fmt.Errorf("%w: seq %d is outside the checkpoint's tree of size %d", ErrBadBundle, b.Seq, c.N)
+	if b.Purge == nil {
+		ev, err := checkBundleEvent(&b, c)
+		if err != nil {
+			return nil, err
+		}
+		return &VerifiedBundle{Checkpoint: c, Seq: b.Seq, Event: ev}, nil
+	}
+	// A purged event: its committed leaf is in the tree, and so is a purge event covering it.
+	if len(b.Event) > 0 && string(b.Event) != "null" || b.Salt != "" {
+		return nil, fmt.Errorf("%w: a purged event's bundle carries no event or salt", ErrBadBundle)
+	}
+	leaf, err := base64.StdEncoding.DecodeString(b.Leaf)
+	if err != nil || len(leaf) != tlog.HashSize {
+		return nil, fmt.Errorf("%w: leaf is not a base64 SHA-256 hash", ErrBadBundle)
+	}
+	if err := checkInclusion(&b, c, tlog.Hash(leaf)); err != nil {
+		return nil, err
+	}
+	if b.Purge.Purge != nil || b.Purge.Checkpoint != "" || b.Purge.Format != BundleFormat {
+		return nil, fmt.Errorf("%w: purge: a purge event's proof is a plain bundle against the same checkpoint", ErrBadBundle)
+	}
+	pev, err := checkBundleEvent(b.Purge, c)
+	if err != nil {
+		return nil, fmt.Errorf("purge event: %w", err)
+	}
+	if pev.Kind != event.KindPurge {
+		return nil, fmt.Errorf("%w: the event proven in purge is of kind %q, not purge", ErrBadBundle, pev.Kind)
+	}
+	var rec PurgeRecord
+	if err := strictJSON(pev.Record, &rec); err != nil {
+		return nil, fmt.Errorf("%w: purge event record: %w", ErrBadBundle, err)
+	}
+	covered := slices.ContainsFunc(rec.Ranges, func(r PurgeRange) bool { return r.From <= b.Seq && b.Seq <= r.To })
+	if !covered || b.Purge.Seq <= b.Seq {
+		return nil, fmt.Errorf("%w: the purge event at seq %d does not cover seq %d", ErrBadBundle, b.Purge.Seq, b.Seq)
+	}
+	return &VerifiedBundle{Checkpoint: c, Seq: b.Seq, Purge: pev, PurgeSeq: b.Purge.Seq}, nil
+}
+
+// checkBundleEvent checks b's event: its leaf (from its salt and canonical bytes) and inclusion
+// proof against c.
+func checkBundleEvent(b *Bundle, c Checkpoint) (*event.Event, error) {
+	if b.Leaf != "" {
+		return nil, fmt.Errorf("%w: a bundle with an event gives no leaf: it is computed", ErrBadBundle)
 	}
 	salt, err := base64.StdEncoding.DecodeString(b.Salt)
 	if err != nil || len(salt) < SaltSize {
@@ -128,21 +208,32 @@ func VerifyBundle(data []byte, v note.Verifier) (*VerifiedBundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: event: %w", ErrBadBundle, err)
 	}
+	if err := checkInclusion(b, c, LeafHash(salt, body)); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// checkInclusion checks b's proof that leaf is at b.Seq in c's tree.
+func checkInclusion(b *Bundle, c Checkpoint, leaf tlog.Hash) error {
+	if b.Seq < 0 || b.Seq >= c.N {
+		return fmt.Errorf("%w: seq %d is outside the checkpoint's tree of size %d", ErrBadBundle, b.Seq, c.N)
+	}
 	if len(b.Proof) > 64 {
-		return nil, fmt.Errorf("%w: proof has %d hashes", ErrBadBundle, len(b.Proof))
+		return fmt.Errorf("%w: proof has %d hashes", ErrBadBundle, len(b.Proof))
 	}
 	proof := make(tlog.RecordProof, len(b.Proof))
 	for i, s := range b.Proof {
 		h, err := base64.StdEncoding.DecodeString(s)
 		if err != nil || len(h) != tlog.HashSize {
-			return nil, fmt.Errorf("%w: proof[%d] is not a base64 SHA-256 hash", ErrBadBundle, i)
+			return fmt.Errorf("%w: proof[%d] is not a base64 SHA-256 hash", ErrBadBundle, i)
 		}
 		copy(proof[i][:], h)
 	}
-	if err := tlog.CheckRecord(proof, c.N, c.Hash, b.Seq, LeafHash(salt, body)); err != nil {
-		return nil, fmt.Errorf("%w: the event, its salt or the proof does not match the signed root at seq %d: %w", ErrBadBundle, b.Seq, err)
+	if err := tlog.CheckRecord(proof, c.N, c.Hash, b.Seq, leaf); err != nil {
+		return fmt.Errorf("%w: the event, its salt or the proof does not match the signed root at seq %d: %w", ErrBadBundle, b.Seq, err)
 	}
-	return &VerifiedBundle{Checkpoint: c, Seq: b.Seq, Event: ev}, nil
+	return nil
 }
 
 // InconsistentError reports that a checkpoint saved earlier is not a prefix of today's tree:

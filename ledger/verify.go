@@ -14,12 +14,15 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/store"
 )
 
 // VerifyStore is what a full verification reads. ReadHashes serves only to tell which events
-// differ from a saved checkpoint the log does not reproduce.
+// differ from a saved checkpoint the log does not reproduce; Entry only to check the entries a
+// purge covers that are still intact.
 type VerifyStore interface {
+	PurgeStore
 	ScanEntries(ctx context.Context, from int64, fn func(store.Entry) error) error
 	ScanHashes(ctx context.Context, from int64, fn func(idx int64, h tlog.Hash) error) error
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
@@ -41,6 +44,8 @@ const (
 	ProblemRoot         ProblemKind = "root"          // the events do not reproduce a signed root
 	ProblemInconsistent ProblemKind = "inconsistent"  // a saved checkpoint is not a prefix of the log
 	ProblemNoCheckpoint ProblemKind = "no_checkpoint" // nothing in the log is signed by the key
+	ProblemUnaccounted  ProblemKind = "unaccounted"   // a body was erased and no purge event covers it
+	ProblemPurge        ProblemKind = "purge"         // a purge event covers what it must not (not due, held, not before it)
 )
 
 // Problem is one finding. Seq is -1 when it is not about one event.
@@ -74,7 +79,12 @@ type Report struct {
 	Checkpoints  int         `json:"checkpoints"`
 	SignedSize   int64       `json:"signed_size"` // largest tree size signed by the key
 	RootVerified bool        `json:"root_verified"`
-	Problems     []Problem   `json:"problems"`
+	// Purged counts the events whose body a purge erased (their leaves still verify); Purges
+	// the purge events; PendingPurge the events a purge covers whose body is not erased yet.
+	Purged       int64     `json:"purged"`
+	Purges       int       `json:"purges"`
+	PendingPurge int64     `json:"pending_purge"`
+	Problems     []Problem `json:"problems"`
 	Saved        *Checkpoint `json:"saved_checkpoint,omitempty"`
 }
 
@@ -124,7 +134,8 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 	r := &Report{Checkpoints: heads.count, SignedSize: heads.largestStored, Saved: heads.saved}
 	r.Problems = append(r.Problems, heads.problems...)
 
-	ev, th, wait := readLog(ctx, st)
+	gov := &Governance{}
+	ev, th, wait := readLog(ctx, st, gov)
 	w, err := walkTree(ev, th, heads.roots)
 	if err != nil {
 		return nil, err
@@ -134,6 +145,13 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 	}
 	r.Events, r.TreeHashes = w.events, w.treeHashes
 	r.Problems = append(r.Problems, w.problems...)
+	pa, err := checkPurges(ctx, st, w.purged, gov)
+	if err != nil {
+		return nil, err
+	}
+	r.Purged, r.Purges, r.PendingPurge = int64(len(w.purged)), len(gov.Purges), pa.pending
+	r.Problems = append(r.Problems, gov.problems...)
+	r.Problems = append(r.Problems, pa.problems...)
 
 	found, firstExplained := classify(w.mismatches, heads.authentic(w.eventRootOK))
 	r.Problems = append(r.Problems, found...)
@@ -342,30 +360,35 @@ func sortProblems(ps []Problem) {
 	})
 }
 
-// leafAt is an event's recomputed leaf hash.
+// leafAt is an event's recomputed leaf hash, or for a purged event (purgedBy > 0) the seq of
+// the purge event its row names: its leaf is the stored one.
 type leafAt struct {
-	seq  int64
-	id   string
-	leaf tlog.Hash
+	seq      int64
+	id       string
+	leaf     tlog.Hash
+	purgedBy int64
 }
 
 // rawChunk holds events copied out of the store's scan: salt and body end to end in data.
 type rawChunk struct {
-	seqs []int64
-	ids  []string
-	ends []int // ends[2i] ends the salt of event i, ends[2i+1] its body
-	data []byte
+	seqs   []int64
+	ids    []string
+	purged []int64 // the entry's PurgedBy
+	ends   []int   // ends[2i] ends the salt of event i, ends[2i+1] its body
+	data   []byte
 }
 
 const rawChunkLen = 1024
 
 func newRawChunk() *rawChunk {
-	return &rawChunk{seqs: make([]int64, 0, rawChunkLen), ids: make([]string, 0, rawChunkLen), ends: make([]int, 0, 2*rawChunkLen), data: make([]byte, 0, rawChunkLen*1200)}
+	return &rawChunk{seqs: make([]int64, 0, rawChunkLen), ids: make([]string, 0, rawChunkLen), purged: make([]int64, 0, rawChunkLen),
+		ends: make([]int, 0, 2*rawChunkLen), data: make([]byte, 0, rawChunkLen*1200)}
 }
 
 func (c *rawChunk) add(e store.Entry) {
 	c.seqs = append(c.seqs, e.Seq)
 	c.ids = append(c.ids, e.ID)
+	c.purged = append(c.purged, e.PurgedBy)
 	c.data = append(c.data, e.Salt...)
 	c.ends = append(c.ends, len(c.data))
 	c.data = append(c.data, e.Body...)
@@ -373,19 +396,33 @@ func (c *rawChunk) add(e store.Entry) {
 }
 
 func (c *rawChunk) reset() {
-	c.seqs, c.ids, c.ends, c.data = c.seqs[:0], c.ids[:0], c.ends[:0], c.data[:0]
+	c.seqs, c.ids, c.purged, c.ends, c.data = c.seqs[:0], c.ids[:0], c.purged[:0], c.ends[:0], c.data[:0]
 }
 
-func (c *rawChunk) leaves() []leafAt {
+// leaves hashes the chunk's events, and hands the purges and holds among them to gov.
+func (c *rawChunk) leaves(gov *Governance) ([]leafAt, error) {
 	out := make([]leafAt, len(c.seqs))
 	h := sha256.New()
 	start := 0
 	for i := range c.seqs {
 		salt, body := c.data[start:c.ends[2*i]], c.data[c.ends[2*i]:c.ends[2*i+1]]
-		out[i] = leafAt{seq: c.seqs[i], id: c.ids[i], leaf: leafHashWith(h, salt, body)}
 		start = c.ends[2*i+1]
+		if c.purged[i] > 0 {
+			out[i] = leafAt{seq: c.seqs[i], id: c.ids[i], purgedBy: c.purged[i]}
+			continue
+		}
+		out[i] = leafAt{seq: c.seqs[i], id: c.ids[i], leaf: leafHashWith(h, salt, body)}
+		if maybeGovernance(body) {
+			ev, err := event.ParseStored(body)
+			if err == nil {
+				err = gov.Add(c.seqs[i], ev)
+			}
+			if err != nil {
+				gov.problems = append(gov.problems, Problem{Kind: ProblemPurge, Seq: c.seqs[i], ID: c.ids[i], Detail: err.Error()})
+			}
+		}
 	}
-	return out
+	return out, nil
 }
 
 // hashAt is a stored tree hash.
@@ -399,17 +436,17 @@ type hashAt struct {
 // scanTreeHashes reads the stored tree hashes. Stepping SQLite is the longest of them; hashing in
 // its own goroutine takes SHA-256 off that path. wait returns the first read error once the
 // streams are drained.
-func readLog(ctx context.Context, st VerifyStore) (ev *stream[leafAt], th *stream[hashAt], wait func() error) {
+func readLog(ctx context.Context, st VerifyStore, gov *Governance) (ev *stream[leafAt], th *stream[hashAt], wait func() error) {
 	raw := make(chan *rawChunk, 4)
 	free := make(chan *rawChunk, 6) // chunks hashLeaves is done with, for scanEntries to refill
 	leaves := make(chan []leafAt, 8)
 	hashes := make(chan []hashAt, 8)
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- scanEntries(ctx, st, raw, free) }()
-	go hashLeaves(ctx, raw, free, leaves)
+	go func() { errc <- hashLeaves(ctx, raw, free, leaves, gov) }()
 	go func() { errc <- scanTreeHashes(ctx, st, hashes) }()
 	wait = func() error {
-		for range 2 {
+		for range 3 {
 			if err := <-errc; err != nil {
 				return err
 			}
@@ -457,21 +494,26 @@ func scanEntries(ctx context.Context, st VerifyStore, raw chan<- *rawChunk, free
 }
 
 // hashLeaves computes the leaf hash of every event in the chunks from raw and sends them on out
-// (closed at the end), handing each chunk back on free when there is room.
-func hashLeaves(ctx context.Context, raw <-chan *rawChunk, free chan<- *rawChunk, out chan<- []leafAt) {
+// (closed at the end), handing each chunk back on free when there is room. gov collects the
+// governance events; it is complete once out is closed.
+func hashLeaves(ctx context.Context, raw <-chan *rawChunk, free chan<- *rawChunk, out chan<- []leafAt, gov *Governance) error {
 	defer close(out)
 	for c := range raw {
-		leaves := c.leaves()
+		leaves, err := c.leaves(gov)
+		if err == nil {
+			err = send(ctx, out, leaves)
+		}
+		if err != nil {
+			for range raw { // let scanEntries finish
+			}
+			return err
+		}
 		select {
 		case free <- c:
 		default:
 		}
-		if send(ctx, out, leaves) != nil {
-			for range raw { // let scanEntries finish
-			}
-			return
-		}
 	}
+	return nil
 }
 
 // scanTreeHashes reads every stored tree hash, in index order, in chunks sent on out (closed at
@@ -513,6 +555,7 @@ type treeWalk struct {
 	eventRootOK        map[int64]bool      // by signed size: whether the events reproduce its root
 	eventRoots         map[int64]tlog.Hash // by signed size: the events' root, where they reach it
 	problems           []Problem           // stored tree hashes that differ from the events' tree
+	purged             []purgedAt          // erased entries, in seq order
 }
 
 // walkTree merges the events' leaves with the stored tree hashes, record by record (the stored
@@ -552,6 +595,7 @@ func walkTree(ev *stream[leafAt], th *stream[hashAt], signed map[int64]tlog.Hash
 			lastSeq = n
 		}
 		want := 1 + bits.TrailingZeros64(uint64(n+1))
+		purged := hasEvent && e.purgedBy > 0
 		var storedBuf [64]tlog.Hash
 		var presentBuf [64]bool
 		stored, present := storedBuf[:want], presentBuf[:want]
@@ -567,6 +611,16 @@ func walkTree(ev *stream[leafAt], th *stream[hashAt], signed map[int64]tlog.Hash
 					w.treeHashes++
 					break
 				}
+			}
+		}
+		if purged {
+			// An erased body: its committed leaf is the stored one, which the signed roots above
+			// it still check; checkPurges accounts for the erasure.
+			w.purged = append(w.purged, purgedAt{seq: n, by: e.purgedBy, id: e.id})
+			if present[0] {
+				e.leaf = stored[0]
+			} else {
+				hasEvent = false // nothing left to rebuild the tree from: as good as missing
 			}
 		}
 		var rebuilt []tlog.Hash

@@ -160,34 +160,12 @@ func Load(path string) (*Policy, error) {
 // secrets none). Every error names the file and line: unknown keys, wrong types, unknown
 // actions, detectors or gitleaks rules, bad numbers and duplicate rules are all refused.
 func Parse(name string, data []byte) (*Policy, error) {
-	var root, next yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	err := dec.Decode(&root)
-	if err == nil {
-		// One document: the rules of a second one would be silently ignored.
-		if err = dec.Decode(&next); err == io.EOF {
-			err = nil
-		} else if err == nil && len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
-			return nil, &PolicyError{name, next.Content[0].Line, "a policy is one YAML document; a second one starts here"}
-		}
+	doc, err := parseDoc(name, data)
+	if err != nil {
+		return nil, err
 	}
-	if err != nil && err != io.EOF {
-		return nil, &PolicyError{name, yamlErrorLine(err.Error(), data), err.Error()}
-	}
-	if len(root.Content) == 0 {
-		return nil, &PolicyError{name, 1, "empty policy (want at least version: 1)"}
-	}
-	doc := root.Content[0]
 	perr := func(n *yaml.Node, format string, args ...any) error {
 		return &PolicyError{name, n.Line, fmt.Sprintf(format, args...)}
-	}
-	// A name given twice in any mapping: YAML leaves it to the reader, which would keep one
-	// silently ({name: a, name: b} would be a rule for b).
-	if k := duplicateKey(doc); k != nil {
-		return nil, perr(k, "%q given twice", k.Value)
-	}
-	if doc.Kind != yaml.MappingNode {
-		return nil, perr(doc, "a policy is a mapping of version, extends, keys, pii_fields, detectors, secrets, results")
 	}
 	fields := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(doc.Content); i += 2 {
@@ -318,6 +296,56 @@ func Parse(name string, data []byte) (*Policy, error) {
 		}
 	}
 	return p, nil
+}
+
+// parseDoc reads the policy file's one YAML document, a mapping with no name given twice.
+func parseDoc(name string, data []byte) (*yaml.Node, error) {
+	var root, next yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&root)
+	if err == nil {
+		// One document: the rules of a second one would be silently ignored.
+		if err = dec.Decode(&next); err == io.EOF {
+			err = nil
+		} else if err == nil && len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
+			return nil, &PolicyError{name, next.Content[0].Line, "a policy is one YAML document; a second one starts here"}
+		}
+	}
+	if err != nil && err != io.EOF {
+		return nil, &PolicyError{name, yamlErrorLine(err.Error(), data), err.Error()}
+	}
+	if len(root.Content) == 0 {
+		return nil, &PolicyError{name, 1, "empty policy (want at least version: 1)"}
+	}
+	doc := root.Content[0]
+	// A name given twice in any mapping: YAML leaves it to the reader, which would keep one
+	// silently ({name: a, name: b} would be a rule for b).
+	if k := duplicateKey(doc); k != nil {
+		return nil, &PolicyError{name, k.Line, fmt.Sprintf("%q given twice", k.Value)}
+	}
+	if doc.Kind != yaml.MappingNode {
+		return nil, &PolicyError{name, doc.Line, "a policy is a mapping of version, extends, keys, pii_fields, detectors, secrets, results, retention, alerts"}
+	}
+	return doc, nil
+}
+
+// PolicySection returns the node of one top-level section of a policy file (nil when the file
+// has none), for the packages that own the other sections (retention, alerts): they parse it
+// with the same file:line errors (*PolicyError). The file must be a valid policy as a whole.
+func PolicySection(name string, data []byte, section string) (*yaml.Node, error) {
+	if _, err := Parse(name, data); err != nil {
+		return nil, err
+	}
+	doc, err := parseDoc(name, data)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value == section {
+			return doc.Content[i+1], nil
+		}
+	}
+	return nil, nil
 }
 
 // duplicateKey returns the first key given twice in a mapping anywhere under n, or nil.

@@ -16,12 +16,19 @@ import (
 
 // Entry is one committed event: its position, id, salt and canonical bytes.
 // Leaf is the RFC 6962 leaf hash of Salt ‖ Body; drivers store it only as tree hash level 0.
+//
+// A purged entry (retention or erasure) keeps its Seq and ID and its leaf in the tree hashes;
+// its Salt and Body are gone (nil) and PurgedBy is the seq of the purge event that explains it.
 type Entry struct {
-	Seq  int64
-	ID   string
-	Salt []byte
-	Body []byte // RFC 8785 canonical JSON of the event
+	Seq      int64
+	ID       string
+	Salt     []byte
+	Body     []byte // RFC 8785 canonical JSON of the event
+	PurgedBy int64  // 0: intact
 }
+
+// Purged reports whether the entry's body and salt were erased.
+func (e Entry) Purged() bool { return e.PurgedBy > 0 }
 
 // Checkpoint is a signed tree head: the C2SP tlog-checkpoint note text with its signatures.
 type Checkpoint struct {
@@ -49,6 +56,9 @@ var (
 	ErrReadOnly = errors.New("store is read-only")
 	// ErrNoSpace: the disk is full; nothing of the batch was written.
 	ErrNoSpace = errors.New("no space left on the data volume")
+	// ErrNotPurgeable: an erasure names a purge event that is not stored, or that does not
+	// come after an entry it would erase; nothing was erased.
+	ErrNotPurgeable = errors.New("not purgeable")
 )
 
 // Filter selects events; empty fields do not filter. Results come in seq order.
@@ -64,6 +74,22 @@ type Filter struct {
 	FromSeq int64
 	// Limit caps the number of results; 0 means no limit.
 	Limit int
+}
+
+// Due is an intact entry whose retention has run out: what a purge plan weighs.
+type Due struct {
+	Seq   int64
+	Class string
+	Until time.Time
+}
+
+// ClassCount is how many intact entries of one retention class there are, the earliest
+// retain_until among them, and how many are due at a given time.
+type ClassCount struct {
+	Class     string
+	Events    int64
+	NextUntil time.Time
+	Due       int64
 }
 
 // ToolCall is the slice of a tool_call event that tool statistics need. It is passed by value

@@ -75,6 +75,29 @@ var migrations = []string{
 	CREATE INDEX events_tool ON events(tool_name, kind, time_ms, duration_ms, success, user_id) WHERE tool_name IS NOT NULL;
 	CREATE INDEX events_subject ON events(subject_id, time_ms) WHERE subject_id IS NOT NULL;
 	CREATE INDEX events_time ON events(time_ms);`,
+
+	// 3: retention. purged_by is the one column a purge writes: the seq of the purge event
+	// (kind purge) recorded before the body and salt were erased. The update trigger now lets
+	// exactly that through — body '{}', salt sixteen zero bytes, purged_by naming a stored purge
+	// event after the entry — and nothing else; an insider who drops the trigger to erase a body
+	// without one is caught by verification, which finds no purge event covering it.
+	// retain_until_ms and retention_class come from the committed body like the other query
+	// columns; events_retention serves plans and purges (due = retain_until_ms <= now), and
+	// events_system lists the log's own events (purges, holds, alerts, reviews) without a scan.
+	// A purged body is '{}', so its query columns are NULL and it leaves every partial index.
+	`ALTER TABLE events ADD COLUMN purged_by INTEGER;
+	ALTER TABLE events ADD COLUMN retention_class TEXT GENERATED ALWAYS AS (body ->> '$.retention_class') VIRTUAL;
+	ALTER TABLE events ADD COLUMN retain_until_ms INTEGER GENERATED ALWAYS AS (
+		CAST(strftime('%s', substr(body ->> '$.retain_until', 1, 19)) AS INTEGER) * 1000
+		+ CAST(substr(rtrim(substr(body ->> '$.retain_until', 21), 'Z') || '000', 1, 3) AS INTEGER)) VIRTUAL;
+	CREATE INDEX events_retention ON events(retain_until_ms, retention_class) WHERE retain_until_ms IS NOT NULL;
+	CREATE INDEX events_system ON events(kind, seq) WHERE kind IN ('purge', 'legal_hold', 'hold_release', 'alert', 'review');
+	DROP TRIGGER events_no_update;
+	CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+	WHEN NOT (NEW.seq IS OLD.seq AND NEW.id IS OLD.id AND OLD.purged_by IS NULL AND NEW.purged_by > OLD.seq
+		AND NEW.body = '{}' AND NEW.salt = zeroblob(16)
+		AND EXISTS (SELECT 1 FROM events p WHERE p.seq = NEW.purged_by AND p.kind = 'purge'))
+	BEGIN SELECT RAISE(ABORT, 'agentaudit: events are append-only; only a recorded purge erases a body'); END;`,
 }
 
 // SchemaVersion is the version Open migrates a store to.
@@ -145,16 +168,16 @@ func version(ctx context.Context, q queryer) (int, error) {
 	return v, nil
 }
 
-func checkVersion(ctx context.Context, db *sql.DB) error {
+func checkVersion(ctx context.Context, db *sql.DB) (int, error) {
 	v, err := version(ctx, db)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	switch {
 	case v > SchemaVersion:
-		return fmt.Errorf("sqlite: schema version %d, this program knows up to %d: %w", v, SchemaVersion, ErrNewerSchema)
+		return 0, fmt.Errorf("sqlite: schema version %d, this program knows up to %d: %w", v, SchemaVersion, ErrNewerSchema)
 	case v < readableFrom:
-		return fmt.Errorf("sqlite: schema version %d, this program reads %d to %d: open it for writing once to migrate it", v, readableFrom, SchemaVersion)
+		return 0, fmt.Errorf("sqlite: schema version %d, this program reads %d to %d: open it for writing once to migrate it", v, readableFrom, SchemaVersion)
 	}
-	return nil
+	return v, nil
 }

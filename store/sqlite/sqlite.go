@@ -7,6 +7,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -39,6 +40,10 @@ type Config struct {
 type Store struct {
 	w, r *sql.DB // the writer (one connection) and a pool of readers (WAL lets them run beside it)
 
+	// legacy: a file of schema 1 or 2 opened read-only (evidence copied before an upgrade). It
+	// has no purged_by column and no retention indexes: nothing in it was ever purged.
+	legacy bool
+
 	wmu   sync.Mutex // serializes writes: the writer pool has one connection
 	mu    sync.Mutex // guards stmts
 	stmts map[string]*sql.Stmt
@@ -50,7 +55,9 @@ func dsn(path string, readOnly bool) string {
 		// Readers map the file: a full scan then costs no read(2) per page.
 		q += "&mode=ro&_pragma=query_only(1)&_pragma=mmap_size(1099511627776)"
 	} else {
-		q += "&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+		// auto_vacuum must be set before the first table exists; on an older file it waits for
+		// the VACUUM that Reclaim runs once (see there).
+		q += "&_pragma=auto_vacuum(2)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
 	}
 	return "file:" + path + q
 }
@@ -92,9 +99,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
-	} else if err := checkVersion(ctx, s.r); err != nil {
+	} else if v, err := checkVersion(ctx, s.r); err != nil {
 		s.Close()
 		return nil, err
+	} else {
+		s.legacy = v < 3
 	}
 	return s, nil
 }
@@ -322,67 +331,83 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 	return out, nil
 }
 
+// entryCols are the columns every entry read selects, in scanEntry's order.
+const entryCols = "seq, id, salt, body, coalesce(purged_by, 0)"
+
+// legacyCols stand for entryCols in a file from before purges existed.
+const legacyCols = "seq, id, salt, body, 0"
+
+// scanEntry reads one row of entryCols, copying salt and body unless raw (then they are valid
+// only until the next row). A purged entry comes back with no salt and body.
+func scanEntry(rows interface{ Scan(...any) error }, raw bool) (store.Entry, error) {
+	var e store.Entry
+	var salt, body sql.RawBytes
+	if err := rows.Scan(&e.Seq, &e.ID, &salt, &body, &e.PurgedBy); err != nil {
+		return e, err
+	}
+	switch {
+	case e.PurgedBy > 0:
+	case raw:
+		e.Salt, e.Body = salt, body
+	default:
+		e.Salt, e.Body = bytes.Clone(salt), bytes.Clone(body)
+	}
+	return e, nil
+}
+
 // Entry returns the entry at seq.
 func (s *Store) Entry(ctx context.Context, seq int64) (store.Entry, error) {
-	return s.one(ctx, "SELECT seq, id, salt, body FROM events WHERE seq = ?", seq)
+	return s.one(ctx, "SELECT "+entryCols+" FROM events WHERE seq = ?", seq)
 }
 
 // EntryByID returns the entry with the given event id.
 func (s *Store) EntryByID(ctx context.Context, id string) (store.Entry, error) {
-	return s.one(ctx, "SELECT seq, id, salt, body FROM events WHERE id = ?", id)
+	return s.one(ctx, "SELECT "+entryCols+" FROM events WHERE id = ?", id)
 }
 
 func (s *Store) one(ctx context.Context, query string, arg any) (store.Entry, error) {
 	var e store.Entry
-	var body string
-	err := s.r.QueryRowContext(ctx, query, arg).Scan(&e.Seq, &e.ID, &e.Salt, &body)
-	if errors.Is(err, sql.ErrNoRows) {
+	err := s.entries(ctx, "sqlite: read event", query, []any{arg}, false, func(x store.Entry) error { e = x; return nil })
+	if err == nil && e.ID == "" {
 		return e, fmt.Errorf("event %v: %w", arg, store.ErrNotFound)
 	}
-	e.Body = []byte(body)
-	return e, mapErr("sqlite: read event", err)
+	return e, err
+}
+
+// entries runs a query selecting entryCols and calls fn for each row.
+func (s *Store) entries(ctx context.Context, op, query string, args []any, raw bool, fn func(store.Entry) error) error {
+	if s.legacy {
+		query = strings.NewReplacer(entryCols, legacyCols, "purged_by IS NULL", "1").Replace(query)
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return mapErr(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEntry(rows, raw)
+		if err != nil {
+			return mapErr(op, err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return mapErr(op, rows.Err())
 }
 
 // Tail returns the last n entries in seq order.
 func (s *Store) Tail(ctx context.Context, n int) ([]store.Entry, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT seq, id, salt, body FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq", n)
-	if err != nil {
-		return nil, mapErr("sqlite: tail", err)
-	}
-	defer rows.Close()
 	var out []store.Entry
-	for rows.Next() {
-		var e store.Entry
-		var body string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Salt, &body); err != nil {
-			return nil, mapErr("sqlite: tail", err)
-		}
-		e.Body = []byte(body)
-		out = append(out, e)
-	}
-	return out, mapErr("sqlite: tail", rows.Err())
+	err := s.entries(ctx, "sqlite: tail", "SELECT "+entryCols+" FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq", []any{n}, false,
+		func(e store.Entry) error { out = append(out, e); return nil })
+	return out, err
 }
 
 // ScanEntries calls fn for every entry with seq >= from, in seq order. The Entry's slices are
 // valid only during the call.
 func (s *Store) ScanEntries(ctx context.Context, from int64, fn func(store.Entry) error) error {
-	rows, err := s.r.QueryContext(ctx, "SELECT seq, id, salt, body FROM events WHERE seq >= ? ORDER BY seq", from)
-	if err != nil {
-		return mapErr("sqlite: scan events", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e store.Entry
-		var salt, body sql.RawBytes
-		if err := rows.Scan(&e.Seq, &e.ID, &salt, &body); err != nil {
-			return mapErr("sqlite: scan events", err)
-		}
-		e.Salt, e.Body = salt, body
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return mapErr("sqlite: scan events", rows.Err())
+	return s.entries(ctx, "sqlite: scan events", "SELECT "+entryCols+" FROM events WHERE seq >= ? ORDER BY seq", []any{from}, true, fn)
 }
 
 // ScanHashes calls fn for every stored tree hash with index >= from, in index order.
@@ -453,26 +478,11 @@ func (s *Store) Checkpoints(ctx context.Context) ([]store.Checkpoint, error) {
 	return out, mapErr("sqlite: checkpoints", rows.Err())
 }
 
-// Find calls fn for each entry matching f, in seq order.
+// Find calls fn for each intact entry matching f, in seq order: a purged entry matches no
+// filter, and is left out of an empty one too.
 func (s *Store) Find(ctx context.Context, f store.Filter, fn func(store.Entry) error) error {
 	q, args := findQuery(f)
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return mapErr("sqlite: find", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e store.Entry
-		var body string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Salt, &body); err != nil {
-			return mapErr("sqlite: find", err)
-		}
-		e.Body = []byte(body)
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return mapErr("sqlite: find", rows.Err())
+	return s.entries(ctx, "sqlite: find", q, args, false, fn)
 }
 
 // findQuery is the statement Find runs for f; its time bounds compare with time_ms, which the
@@ -509,7 +519,10 @@ func findQuery(f store.Filter) (q string, args []any) {
 		where = append(where, "seq >= ?")
 		args = append(args, f.FromSeq)
 	}
-	q = "SELECT seq, id, salt, body FROM events"
+	if len(where) == 0 {
+		where = append(where, "purged_by IS NULL") // any other condition is false on a purged body
+	}
+	q = "SELECT " + entryCols + " FROM events"
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
