@@ -74,17 +74,17 @@ func (p Problem) String() string {
 
 // Report is the result of a full verification.
 type Report struct {
-	Events       int64       `json:"events"`
-	TreeHashes   int64       `json:"tree_hashes"`
-	Checkpoints  int         `json:"checkpoints"`
-	SignedSize   int64       `json:"signed_size"` // largest tree size signed by the key
-	RootVerified bool        `json:"root_verified"`
+	Events       int64 `json:"events"`
+	TreeHashes   int64 `json:"tree_hashes"`
+	Checkpoints  int   `json:"checkpoints"`
+	SignedSize   int64 `json:"signed_size"` // largest tree size signed by the key
+	RootVerified bool  `json:"root_verified"`
 	// Purged counts the events whose body a purge erased (their leaves still verify); Purges
 	// the purge events; PendingPurge the events a purge covers whose body is not erased yet.
-	Purged       int64     `json:"purged"`
-	Purges       int       `json:"purges"`
-	PendingPurge int64     `json:"pending_purge"`
-	Problems     []Problem `json:"problems"`
+	Purged       int64       `json:"purged"`
+	Purges       int         `json:"purges"`
+	PendingPurge int64       `json:"pending_purge"`
+	Problems     []Problem   `json:"problems"`
 	Saved        *Checkpoint `json:"saved_checkpoint,omitempty"`
 }
 

@@ -223,7 +223,6 @@ func Load(file string) (*Policy, error) {
 	return Parse(file, data)
 }
 
-
 // Parse reads the retention section of a policy file (name is used in errors):
 //
 //	retention:
