@@ -57,11 +57,12 @@ var (
 )
 
 // Limits of one purge event: its record must stay far below the ledger's event size limit, and
-// one erase transaction bounded.
-const (
-	maxRangesPerPurge = 4096
-	maxEventsPerPurge = 50_000
-	eraseChunk        = 10_000 // entries per erase transaction
+// one erase transaction bounded. (Variables only so that a test can shrink them.)
+const maxRangesPerPurge = 4096
+
+var (
+	maxEventsPerPurge       = 50_000
+	eraseChunk        int64 = 10_000 // entries per erase transaction
 )
 
 // Manager runs plans, purges, holds and erasures on one log. Its operations are serialized: two
