@@ -64,6 +64,9 @@ func init() {
 		"serve":         {"[--listen ADDR] [--tls-cert FILE --tls-key FILE] [--demo]", "run the HTTP API (initializes the directory and an admin key on first start)", runServe},
 		"keys":          {"create --role ROLE --name NAME | list | revoke ID", "manage the server's API keys", runKeys},
 		"hash":          {"--field NAME VALUE", "print the pseudonym the log holds for a known value, to search for a person", runHash},
+		"retention":     {"plan [--at TIME] [--json] | apply [--json]", "what retention would purge now (or at a time); purge it, keeping every proof", runRetention},
+		"hold":          {"place (--subject TYPE:ID | --session ID | --user ID | ...) --reason TEXT | list [--all] | release ID --reason TEXT", "legal holds: events they cover are never purged", runHold},
+		"erase":         {"--subject TYPE:ID --reason TEXT [--override-mandatory REASON]", "erase a data subject's events before their time (recorded as a purge)", runErase},
 		"query":         {"[--session ID] [--user ID] [--tool NAME] [--subject TYPE:ID] [--kind K] [--model M] [--agent A] [--outcome O] [--failures] [--since T] [--until T] [--limit N] [--cursor C] [--json]", "find events; combinable filters, paginated", runQuery},
 	}
 }

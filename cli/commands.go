@@ -348,6 +348,11 @@ func runVerifyBundle(e *env) error {
 	if err != nil {
 		return err
 	}
+	if vb.Event == nil {
+		fmt.Fprintf(e.stdout, "OK: the event at seq %d of the log %s was purged by the purge event at seq %d (%s by %s), and both are signed at size %d (root %s)\n",
+			vb.Seq, vb.Checkpoint.Origin, vb.PurgeSeq, vb.Purge.Rationale, vb.Purge.UserID, vb.Checkpoint.N, hex.EncodeToString(vb.Checkpoint.Hash[:]))
+		return nil
+	}
 	fmt.Fprintf(e.stdout, "OK: event %s is at seq %d of the log %s, signed at size %d (root %s)\n",
 		vb.Event.ID, vb.Seq, vb.Checkpoint.Origin, vb.Checkpoint.N, hex.EncodeToString(vb.Checkpoint.Hash[:]))
 	return nil
@@ -392,6 +397,13 @@ func (e *env) openWriter(opts ledger.Options) (*datadir.Writer, error) {
 		return nil, err
 	}
 	opts.Sanitizer = r
+	if opts.Retention == nil {
+		p, err := e.retentionPolicy()
+		if err != nil {
+			return nil, err
+		}
+		opts.Retention = p
+	}
 	return e.dir.OpenWriter(e.ctx, opts)
 }
 

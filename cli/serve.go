@@ -15,6 +15,7 @@ import (
 	"github.com/agentaudit/agentaudit/apikey"
 	"github.com/agentaudit/agentaudit/datadir"
 	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/retention"
 	"github.com/agentaudit/agentaudit/server"
 )
 
@@ -27,6 +28,7 @@ func runServe(e *env) error {
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key, serve HTTPS")
 	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
 	demo := fs.Bool("demo", false, "first record the example agents' sessions (offline), to have data to query")
+	purgeEvery := fs.Duration("purge-every", 24*time.Hour, "run the retention purge at start and then this often; 0 turns it off")
 	if pos, err := parse(fs, e.args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -34,6 +36,13 @@ func runServe(e *env) error {
 	}
 	if (*certFile == "") != (*keyFile == "") {
 		return usagef("--tls-cert and --tls-key go together")
+	}
+	if *purgeEvery < 0 {
+		return usagef("--purge-every %s: want a positive interval, or 0 for no scheduled purge", *purgeEvery)
+	}
+	policy, err := e.retentionPolicy() // refused here, before anything starts, when it is broken
+	if err != nil {
+		return err
 	}
 	// First start: initialize the directory and make an admin key.
 	if _, err := e.dir.Init(e.ctx, ""); err == nil {
@@ -69,12 +78,18 @@ func runServe(e *env) error {
 		}
 	}
 	metrics := server.NewMetrics()
-	w, err := e.openWriter(ledger.Options{OnCommit: metrics.ObserveCommit})
+	w, err := e.openWriter(ledger.Options{OnCommit: metrics.ObserveCommit, Retention: policy})
 	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
-	srv, err := server.New(server.Config{Ledger: w.Ledger, Store: w.Store, Keys: keys, Verifier: v, Metrics: metrics, Logger: logger})
+	redactor, err := e.dir.Redactor(e.policy)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	governance := &retention.Manager{Store: w.Store, Ledger: w.Ledger, Policy: policy, Sanitize: redactor}
+	srv, err := server.New(server.Config{Ledger: w.Ledger, Store: w.Store, Keys: keys, Verifier: v, Metrics: metrics, Logger: logger, Retention: governance})
 	if err != nil {
 		w.Close()
 		return err
@@ -100,6 +115,18 @@ func runServe(e *env) error {
 		return err
 	}
 	defer e.dir.RemoveServer()
+	if *purgeEvery > 0 {
+		purgeCtx, stopPurge := context.WithCancel(e.ctx)
+		defer stopPurge()
+		go governance.Schedule(purgeCtx, *purgeEvery, func(res *retention.Result, err error) {
+			switch {
+			case err != nil && purgeCtx.Err() == nil:
+				logger.Error("scheduled purge failed; retried at the next run", "err", err)
+			case err == nil && res.Erased > 0:
+				logger.Info("scheduled purge", "erased", res.Erased, "held", res.Held, "purge_events", res.PurgeEvents, "bytes_freed", res.Bytes)
+			}
+		})
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if *certFile != "" {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/redact"
+	"github.com/agentaudit/agentaudit/retention"
 	"github.com/agentaudit/agentaudit/store/sqlite"
 )
 
@@ -121,7 +122,8 @@ func (d Dir) Redactor(policyFile string) (*redact.Redactor, error) {
 }
 
 // OpenWriter takes the directory's writer lock and opens the ledger for appending. Without
-// opts.Sanitizer, events are sanitized with the built-in policy.
+// opts.Sanitizer, events are sanitized with the built-in policy; without opts.Retention, they are
+// classified by the built-in retention table.
 func (d Dir) OpenWriter(ctx context.Context, opts ledger.Options) (*Writer, error) {
 	if _, err := os.Stat(d.SigningKey()); errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotInitialized
@@ -132,6 +134,9 @@ func (d Dir) OpenWriter(ctx context.Context, opts ledger.Options) (*Writer, erro
 			return nil, err
 		}
 		opts.Sanitizer = r
+	}
+	if opts.Retention == nil {
+		opts.Retention = retention.Default()
 	}
 	signer, verifier, err := ledger.LoadSigner(d.SigningKey())
 	if err != nil {

@@ -25,13 +25,18 @@ type Store interface {
 	ToolCalls(ctx context.Context, since, until time.Time, fn func(store.ToolCall) error) error
 }
 
-// Record is a logged event with its seq.
+// Record is a logged event with its seq. A purged event's record has no event: PurgedBy is the
+// seq of the purge event that erased it.
 type Record struct {
-	Seq   int64        `json:"seq"`
-	Event *event.Event `json:"event"`
+	Seq      int64        `json:"seq"`
+	Event    *event.Event `json:"event"`
+	PurgedBy int64        `json:"purged_by,omitempty"`
 }
 
 func decode(e store.Entry) (Record, error) {
+	if e.Purged() {
+		return Record{Seq: e.Seq, PurgedBy: e.PurgedBy}, nil
+	}
 	ev, err := event.ParseStored(e.Body)
 	if err != nil {
 		return Record{}, fmt.Errorf("stored event %d does not parse (run verify): %w", e.Seq, err)

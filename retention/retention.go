@@ -540,3 +540,19 @@ func (m *Manager) Erase(ctx context.Context, req Erasure) (*Result, error) {
 	}
 	return res, nil
 }
+
+// Schedule runs Apply now and then every interval until ctx is done, telling report of each
+// run (a failed run is retried at the next tick: nothing is lost, the due events are still due).
+func (m *Manager) Schedule(ctx context.Context, every time.Duration, report func(*Result, error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		res, err := m.Apply(ctx, "scheduler")
+		report(res, err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

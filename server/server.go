@@ -27,6 +27,7 @@ import (
 	"github.com/agentaudit/agentaudit/ingest"
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/query"
+	"github.com/agentaudit/agentaudit/retention"
 	"github.com/agentaudit/agentaudit/store"
 )
 
@@ -58,6 +59,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, is served at /metrics (NewMetrics; give its ObserveCommit to the ledger).
 	Metrics *Metrics
+	// Retention, when set, serves plans, purges, holds and erasures (retentionRoutes).
+	Retention *retention.Manager
 }
 
 // Server serves the API.
@@ -138,6 +141,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/proofs/consistency", s.consistency, apikey.Auditor, apikey.Admin)
 	s.handle("POST /v1/verify", s.verify, apikey.Auditor, apikey.Admin)
 	s.handle("POST /v1/traces", s.traces, apikey.Writer, apikey.Admin)
+	s.retentionRoutes()
 }
 
 // handle wraps h with authentication, the role check and error writing.
@@ -244,6 +248,10 @@ func writeProblem(w http.ResponseWriter, err error) {
 		p = &Problem{Status: http.StatusBadRequest, Title: "Invalid event", Detail: err.Error(), Errors: []EventProblem{{Field: fe.Field, Error: fe.Rule}}}
 	case errors.Is(err, event.ErrInvalid):
 		p = &Problem{Status: http.StatusBadRequest, Title: "Invalid event", Detail: err.Error()}
+	case errors.Is(err, retention.ErrBadRequest):
+		p = &Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: err.Error()}
+	case errors.Is(err, retention.ErrUnknownHold):
+		p = &Problem{Status: http.StatusNotFound, Title: "Not found", Detail: err.Error()}
 	case errors.Is(err, ledger.ErrConflict):
 		p = &Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
 	case errors.Is(err, ledger.ErrBackpressure):
@@ -427,6 +435,12 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, k apikey.Key) 
 	e, err := s.cfg.Store.EntryByID(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
+	}
+	if e.Purged() {
+		if err := s.audit(r, k, "event:"+e.ID, 1); err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, query.Record{Seq: e.Seq, PurgedBy: e.PurgedBy})
 	}
 	ev, err := event.ParseStored(e.Body)
 	if err != nil {
