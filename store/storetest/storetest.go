@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/query"
+	"github.com/agentaudit/agentaudit/retention"
 	"github.com/agentaudit/agentaudit/store"
 )
 
@@ -26,6 +27,7 @@ type Driver interface {
 	ledger.ProofStore
 	query.Store
 	query.TreeReader
+	retention.Store
 	// Tail is the CLI's: the last n entries, oldest first.
 	Tail(ctx context.Context, n int) ([]store.Entry, error)
 }
@@ -152,6 +154,7 @@ func Run(t *testing.T, open func(t *testing.T) Driver) {
 	})
 	t.Run("Find", func(t *testing.T) { testFind(t, open) })
 	t.Run("ToolCalls", func(t *testing.T) { testToolCalls(t, open) })
+	t.Run("Retention", func(t *testing.T) { testRetention(t, open) })
 	t.Run("Checkpoints", func(t *testing.T) {
 		d := open(t)
 		for _, n := range []int64{3, 10, 7} {
