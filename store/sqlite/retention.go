@@ -13,19 +13,15 @@ import (
 	"github.com/agentaudit/agentaudit/store"
 )
 
-// Erase blanks the salt and body of the intact entries in seqs (inclusive ranges, ascending) and
+// Erase erases the salt and body of the intact entries in ranges (inclusive, ascending) and
 // marks them purged by the purge event at purgeSeq, in one fsynced transaction: all of them or,
-// on any error, none. The trigger refuses it unless purgeSeq is a stored purge event after every
-// entry erased (store.ErrNotPurgeable). Entries already purged are left alone; n counts those
-// this call erased.
+// on any error, none. The entries are deleted and put back as stubs (seq, id, purged_by), which
+// returns their pages to the file (Reclaim then gives them back to the file system). The
+// triggers refuse it unless purgeSeq is a stored purge event after every range
+// (store.ErrNotPurgeable). Entries already purged are left alone; n counts those erased now.
 func (s *Store) Erase(ctx context.Context, purgeSeq int64, ranges [][2]int64) (n int64, err error) {
 	if s.w == nil {
 		return 0, fmt.Errorf("sqlite: erase: %w", store.ErrReadOnly)
-	}
-	const q = "UPDATE events SET salt = zeroblob(16), body = '{}', purged_by = ? WHERE seq BETWEEN ? AND ? AND purged_by IS NULL"
-	st, err := s.stmt(ctx, s.w, q)
-	if err != nil {
-		return 0, mapErr("sqlite: prepare", err)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -38,18 +34,54 @@ func (s *Store) Erase(ctx context.Context, purgeSeq int64, ranges [][2]int64) (n
 			tx.Rollback()
 		}
 	}()
+	type stub struct {
+		seq int64
+		id  string
+	}
+	var stubs []stub
 	for _, r := range ranges {
-		res, err := tx.StmtContext(ctx, st).ExecContext(ctx, purgeSeq, r[0], r[1])
-		if err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO purging(from_seq, to_seq, purge_seq) VALUES (?, ?, ?)", r[0], r[1], purgeSeq); err != nil {
 			return 0, eraseErr(purgeSeq, r, err)
 		}
-		k, _ := res.RowsAffected()
-		n += k
+		rows, err := tx.QueryContext(ctx, "SELECT seq, id FROM events WHERE seq BETWEEN ? AND ? AND purged_by IS NULL", r[0], r[1])
+		if err != nil {
+			return 0, mapErr("sqlite: erase", err)
+		}
+		for rows.Next() {
+			var x stub
+			if err := rows.Scan(&x.seq, &x.id); err != nil {
+				rows.Close()
+				return 0, mapErr("sqlite: erase", err)
+			}
+			stubs = append(stubs, x)
+		}
+		if err := rows.Close(); err != nil {
+			return 0, mapErr("sqlite: erase", err)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM events WHERE seq BETWEEN ? AND ? AND purged_by IS NULL", r[0], r[1]); err != nil {
+			return 0, eraseErr(purgeSeq, r, err)
+		}
+	}
+	// The stubs go back after every delete of the transaction: put back one by one, each would
+	// land in the page its entry left, and the pages would stay allocated.
+	args := make([]any, 0, 3*chunk)
+	for i := 0; i < len(stubs); i += chunk {
+		part := stubs[i:min(i+chunk, len(stubs))]
+		args = args[:0]
+		for _, x := range part {
+			args = append(args, x.seq, x.id, purgeSeq)
+		}
+		if _, err := tx.ExecContext(ctx, rowsSQL(insertStubs, 3, len(part))+")", args...); err != nil {
+			return 0, mapErr("sqlite: erase", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM purging"); err != nil {
+		return 0, mapErr("sqlite: erase", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, mapErr("sqlite: commit", err)
 	}
-	return n, nil
+	return int64(len(stubs)), nil
 }
 
 func eraseErr(purgeSeq int64, r [2]int64, err error) error {
@@ -59,6 +91,9 @@ func eraseErr(purgeSeq int64, r [2]int64, err error) error {
 	}
 	return mapErr("sqlite: erase", err)
 }
+
+// insertStubs puts erased entries back: rowsSQL's rows are (seq, id, purged_by).
+const insertStubs = "INSERT INTO events(seq, id, salt, body, purged_by) SELECT column1, column2, zeroblob(16), '{}', column3 FROM (VALUES "
 
 // DueEntries calls fn for every intact entry whose retain_until is at or before at, in the
 // order of their retain_until, reading only the retention index.

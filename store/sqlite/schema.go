@@ -76,15 +76,20 @@ var migrations = []string{
 	CREATE INDEX events_subject ON events(subject_id, time_ms) WHERE subject_id IS NOT NULL;
 	CREATE INDEX events_time ON events(time_ms);`,
 
-	// 3: retention. purged_by is the one column a purge writes: the seq of the purge event
-	// (kind purge) recorded before the body and salt were erased. The update trigger now lets
-	// exactly that through — body '{}', salt sixteen zero bytes, purged_by naming a stored purge
-	// event after the entry — and nothing else; an insider who drops the trigger to erase a body
-	// without one is caught by verification, which finds no purge event covering it.
+	// 3: retention. purged_by marks an erased entry: the seq of the purge event (kind purge),
+	// recorded before the body and salt were erased. An erasure deletes the entries of a range
+	// and inserts them back as stubs (body '{}', salt sixteen zero bytes, purged_by set) — a
+	// delete gives the pages back, where shrinking the rows in place leaves them nearly empty
+	// and allocated. The triggers let exactly that through and nothing else: a range is deleted
+	// only while the same transaction has it in purging, which takes only a stored purge event
+	// after it; an entry comes back only as such a stub; and no insert lands at or below an
+	// existing seq (which also closes INSERT OR REPLACE, whose implicit delete fires no trigger).
+	// An insider who drops the triggers to erase a body without a purge event is caught by
+	// verification, which finds no purge event covering it.
 	// retain_until_ms and retention_class come from the committed body like the other query
 	// columns; events_retention serves plans and purges (due = retain_until_ms <= now), and
 	// events_system lists the log's own events (purges, holds, alerts, reviews) without a scan.
-	// A purged body is '{}', so its query columns are NULL and it leaves every partial index.
+	// A stub's body is '{}', so its query columns are NULL and it leaves every partial index.
 	`ALTER TABLE events ADD COLUMN purged_by INTEGER;
 	ALTER TABLE events ADD COLUMN retention_class TEXT GENERATED ALWAYS AS (body ->> '$.retention_class') VIRTUAL;
 	ALTER TABLE events ADD COLUMN retain_until_ms INTEGER GENERATED ALWAYS AS (
@@ -92,12 +97,20 @@ var migrations = []string{
 		+ CAST(substr(rtrim(substr(body ->> '$.retain_until', 21), 'Z') || '000', 1, 3) AS INTEGER)) VIRTUAL;
 	CREATE INDEX events_retention ON events(retain_until_ms, retention_class) WHERE retain_until_ms IS NOT NULL;
 	CREATE INDEX events_system ON events(kind, seq) WHERE kind IN ('purge', 'legal_hold', 'hold_release', 'alert', 'review');
-	DROP TRIGGER events_no_update;
-	CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-	WHEN NOT (NEW.seq IS OLD.seq AND NEW.id IS OLD.id AND OLD.purged_by IS NULL AND NEW.purged_by > OLD.seq
-		AND NEW.body = '{}' AND NEW.salt = zeroblob(16)
-		AND EXISTS (SELECT 1 FROM events p WHERE p.seq = NEW.purged_by AND p.kind = 'purge'))
-	BEGIN SELECT RAISE(ABORT, 'agentaudit: events are append-only; only a recorded purge erases a body'); END;`,
+	CREATE TABLE purging (from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL, purge_seq INTEGER NOT NULL) STRICT;
+	CREATE TRIGGER purging_needs_purge BEFORE INSERT ON purging
+	WHEN NOT (NEW.from_seq <= NEW.to_seq AND NEW.to_seq < NEW.purge_seq
+		AND EXISTS (SELECT 1 FROM events p WHERE p.seq = NEW.purge_seq AND p.kind = 'purge'))
+	BEGIN SELECT RAISE(ABORT, 'agentaudit: only a recorded purge erases bodies'); END;
+	DROP TRIGGER events_no_delete;
+	CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+	WHEN OLD.purged_by IS NOT NULL OR NOT EXISTS (SELECT 1 FROM purging WHERE OLD.seq BETWEEN from_seq AND to_seq)
+	BEGIN SELECT RAISE(ABORT, 'agentaudit: events are append-only; only a recorded purge erases a body'); END;
+	CREATE TRIGGER events_no_rewrite BEFORE INSERT ON events
+	WHEN EXISTS (SELECT 1 FROM events WHERE seq >= NEW.seq)
+		AND NOT (NEW.body = '{}' AND NEW.salt = zeroblob(16) AND NOT EXISTS (SELECT 1 FROM events WHERE seq = NEW.seq)
+			AND EXISTS (SELECT 1 FROM purging WHERE NEW.seq BETWEEN from_seq AND to_seq AND purge_seq = NEW.purged_by))
+	BEGIN SELECT RAISE(ABORT, 'agentaudit: events are append-only; nothing is inserted into the past'); END;`,
 }
 
 // SchemaVersion is the version Open migrates a store to.
