@@ -270,6 +270,13 @@ func runVerify(e *env) error {
 		if rep.Saved != nil {
 			fmt.Fprintf(e.stdout, "saved checkpoint: size %d, root %s\n", rep.Saved.N, hex.EncodeToString(rep.Saved.Hash[:]))
 		}
+		if rep.Purged > 0 || rep.Purges > 0 {
+			fmt.Fprintf(e.stdout, "purged: %d events, each covered by one of %d purge events", rep.Purged, rep.Purges)
+			if rep.PendingPurge > 0 {
+				fmt.Fprintf(e.stdout, "; %d more covered and not erased yet (an interrupted purge: the next retention apply finishes it)", rep.PendingPurge)
+			}
+			fmt.Fprintln(e.stdout)
+		}
 		if rep.OK() {
 			fmt.Fprintln(e.stdout, "OK: nothing was changed, removed, inserted, reordered or truncated")
 		} else {

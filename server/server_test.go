@@ -20,6 +20,7 @@ import (
 	"github.com/agentaudit/agentaudit/apikey"
 	"github.com/agentaudit/agentaudit/datadir"
 	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/retention"
 	"github.com/agentaudit/agentaudit/server"
 )
 
@@ -55,6 +56,9 @@ func start(t *testing.T, cfg server.Config) *env {
 	}
 	v, _ := dir.Verifier()
 	cfg.Ledger, cfg.Store, cfg.Keys, cfg.Verifier = w.Ledger, w.Store, ks, v
+	if cfg.Retention == nil {
+		cfg.Retention = &retention.Manager{Store: w.Store, Ledger: w.Ledger, Policy: retention.Default()}
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
