@@ -115,7 +115,7 @@ func TestTriggerLetsOnlyARecordedPurgeErase(t *testing.T) {
 		"UPDATE events SET salt = zeroblob(16), body = '{}', purged_by = NULL WHERE seq = ?", // no purge named
 		"DELETE FROM events WHERE seq = ?",
 		"INSERT OR REPLACE INTO events(seq, id, salt, body) SELECT seq, id, zeroblob(16), '{}' FROM events WHERE seq = ?", // REPLACE fires no delete trigger
-		"INSERT INTO purging(from_seq, to_seq, purge_seq) VALUES (?1, ?1, 3)", // 3 is no purge event
+		"INSERT INTO purging(from_seq, to_seq, purge_seq) VALUES (?1, ?1, 3)",                                             // 3 is no purge event
 	} {
 		if _, err := db.Exec(q, hc); err == nil || !strings.Contains(err.Error(), "agentaudit: ") {
 			t.Errorf("%s: %v", q, err)
