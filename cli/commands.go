@@ -142,9 +142,19 @@ func appendLines(e *env, appendFn ingest.Appender, in io.Reader, name string) (a
 	return sum, err
 }
 
+// shownEvent is how get and tail print an entry: a purged one as {"seq", "event": null,
+// "purged_by"}, as the API's records are.
 type shownEvent struct {
-	Seq   int64           `json:"seq"`
-	Event json.RawMessage `json:"event"`
+	Seq      int64           `json:"seq"`
+	Event    json.RawMessage `json:"event"`
+	PurgedBy int64           `json:"purged_by,omitempty"`
+}
+
+func shown(e store.Entry) shownEvent {
+	if e.Purged() {
+		return shownEvent{Seq: e.Seq, Event: json.RawMessage("null"), PurgedBy: e.PurgedBy}
+	}
+	return shownEvent{Seq: e.Seq, Event: e.Body}
 }
 
 func runGet(e *env) error {
@@ -164,7 +174,7 @@ func runGet(e *env) error {
 	if err != nil {
 		return err
 	}
-	return e.writeJSON(shownEvent{ent.Seq, ent.Body})
+	return e.writeJSON(shown(ent))
 }
 
 func runTail(e *env) error {
@@ -189,7 +199,7 @@ func runTail(e *env) error {
 	}
 	enc := json.NewEncoder(e.stdout)
 	for _, ent := range ents {
-		if err := enc.Encode(shownEvent{ent.Seq, ent.Body}); err != nil {
+		if err := enc.Encode(shown(ent)); err != nil {
 			return err
 		}
 	}

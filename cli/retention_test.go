@@ -78,6 +78,9 @@ func TestRetentionCommands(t *testing.T) {
 	if code, out, _ = run(t, dir, "", "verify"); code != 0 || !strings.Contains(out, "OK") {
 		t.Errorf("verify after apply: %d %s", code, out)
 	}
+	if code, out, _ = run(t, dir, "", "get", "g-1"); code != 0 || !strings.Contains(out, `"event": null`) || !strings.Contains(out, `"purged_by"`) {
+		t.Errorf("get of a purged event: %d %s", code, out)
+	}
 	// A purged event still proves, offline.
 	code, out, errs = run(t, dir, "", "prove", "g-1")
 	if code != 0 {

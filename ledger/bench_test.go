@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/retention"
 	"github.com/agentaudit/agentaudit/store/sqlite"
 )
 
@@ -61,8 +62,16 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 // BenchmarkAppendBatch: 64 goroutines each appending batches of 100 1 KiB events, durably.
-func BenchmarkAppendBatch(b *testing.B) {
-	f := newFixture(b, ledger.Options{Sanitizer: ledger.Unsanitized})
+func BenchmarkAppendBatch(b *testing.B) { benchAppendBatch(b, ledger.Options{Sanitizer: ledger.Unsanitized}) }
+
+// BenchmarkAppendBatchRetention is BenchmarkAppendBatch with the built-in retention table, as
+// every data directory has it: each event is classified and carries its class and retain_until.
+func BenchmarkAppendBatchRetention(b *testing.B) {
+	benchAppendBatch(b, ledger.Options{Sanitizer: ledger.Unsanitized, Retention: retention.Default()})
+}
+
+func benchAppendBatch(b *testing.B, opts ledger.Options) {
+	f := newFixture(b, opts)
 	var n atomic.Int64
 	b.SetParallelism(64 / max(1, runtimeProcs()))
 	b.ResetTimer()
