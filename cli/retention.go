@@ -162,7 +162,7 @@ func runRetention(e *env) error {
 		}
 		fmt.Fprintf(e.stdout, "retention plan at %s\n", pl.At.Format(time.RFC3339))
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CLASS\tKEEP\tEVENTS\tNEXT DUE\tDUE\tHELD\tPURGE")
+		fmt.Fprintln(tw, "CLASS\tKEEP\tEVENTS\tOLDEST\tNEXT DUE\tDUE\tHELD\tPURGE")
 		for _, c := range pl.Classes {
 			next := "-"
 			if c.Events > 0 {
@@ -171,11 +171,14 @@ func runRetention(e *env) error {
 					next = "never"
 				}
 			}
-			keep := c.Keep
+			keep, oldest := c.Keep, "-"
 			if c.Mandatory {
 				keep += " (mandatory)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\n", c.Class, keep, c.Events, next, c.Due, c.Held, c.Purge)
+			if !c.Oldest.IsZero() {
+				oldest = c.Oldest.Format("2006-01-02")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", c.Class, keep, c.Events, oldest, next, c.Due, c.Held, c.Purge)
 		}
 		tw.Flush()
 		fmt.Fprintf(e.stdout, "%d due, %d held, %d to purge (about %d bytes); %d holds in force\n", pl.Due, pl.Held, pl.Purge, pl.Bytes, len(pl.Holds))

@@ -92,6 +92,9 @@ type ClassPlan struct {
 	Mandatory bool      `json:"mandatory"`
 	Events    int64     `json:"events"`     // intact events of the class
 	NextUntil time.Time `json:"next_until"` // the earliest retain_until among them
+	// Oldest is when the oldest of them was recorded, from NextUntil and the class's keep
+	// (zero when the policy no longer defines the class, or keeps it forever).
+	Oldest time.Time `json:"oldest,omitzero"`
 	Due       int64     `json:"due"`        // retain_until at or before the plan's time
 	Held      int64     `json:"held"`       // due, but kept by a hold
 	Purge     int64     `json:"purge"`      // due and not held: what apply erases
@@ -151,6 +154,9 @@ func plan(ctx context.Context, st Reader, p *Policy, at time.Time) (*Plan, error
 		cp := ClassPlan{Class: c.Class, Events: c.Events, NextUntil: c.NextUntil, Due: c.Due, Held: heldBy[c.Class]}
 		if cl := p.Class(c.Class); cl != nil {
 			cp.Keep, cp.Mandatory = cl.Keep.String(), cl.Mandatory
+			if !cl.Keep.Forever && c.Events > 0 {
+				cp.Oldest = c.NextUntil.AddDate(-cl.Keep.Years, -cl.Keep.Months, -cl.Keep.Days)
+			}
 		}
 		cp.Purge = cp.Due - cp.Held
 		pl.Classes = append(pl.Classes, cp)

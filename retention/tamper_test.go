@@ -98,6 +98,23 @@ func TestBodyErasedByHandIsCaught(t *testing.T) {
 	}
 }
 
+// TestEntryReplacedByHandIsCaught: the same as a purge does it — the entry deleted and put back
+// as a stub — but by hand, naming a purge event that does not cover it.
+func TestEntryReplacedByHandIsCaught(t *testing.T) {
+	f, res := purgedLog(t)
+	hc := res[11].Seq
+	db := openDB(t, f)
+	if _, err := db.Exec("DELETE FROM events WHERE seq = ?", hc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO events(seq, id, salt, body, purged_by) VALUES (?, 'hc-1', zeroblob(16), '{}', 10)", hc); err != nil {
+		t.Fatal(err)
+	}
+	if ps := problems(t, f); !has(ps, ledger.ProblemUnaccounted, hc, "no purge event covers it") {
+		t.Errorf("problems %v: want unaccounted seq %d", ps, hc)
+	}
+}
+
 // TestTriggerLetsOnlyARecordedPurgeErase: with the triggers in place, neither a stock SQLite
 // connection nor the store erases a body without a purge event after it.
 func TestTriggerLetsOnlyARecordedPurgeErase(t *testing.T) {
