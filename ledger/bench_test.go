@@ -62,7 +62,9 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 // BenchmarkAppendBatch: 64 goroutines each appending batches of 100 1 KiB events, durably.
-func BenchmarkAppendBatch(b *testing.B) { benchAppendBatch(b, ledger.Options{Sanitizer: ledger.Unsanitized}) }
+func BenchmarkAppendBatch(b *testing.B) {
+	benchAppendBatch(b, ledger.Options{Sanitizer: ledger.Unsanitized})
+}
 
 // BenchmarkAppendBatchRetention is BenchmarkAppendBatch with the built-in retention table, as
 // every data directory has it: each event is classified and carries its class and retain_until.

@@ -95,9 +95,9 @@ type ClassPlan struct {
 	// Oldest is when the oldest of them was recorded, from NextUntil and the class's keep
 	// (zero when the policy no longer defines the class, or keeps it forever).
 	Oldest time.Time `json:"oldest,omitzero"`
-	Due       int64     `json:"due"`        // retain_until at or before the plan's time
-	Held      int64     `json:"held"`       // due, but kept by a hold
-	Purge     int64     `json:"purge"`      // due and not held: what apply erases
+	Due    int64     `json:"due"`   // retain_until at or before the plan's time
+	Held   int64     `json:"held"`  // due, but kept by a hold
+	Purge  int64     `json:"purge"` // due and not held: what apply erases
 }
 
 // Plan is what a purge at At would do.
