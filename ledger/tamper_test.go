@@ -26,7 +26,7 @@ func tamperDB(t *testing.T, path string) *sql.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	for _, tr := range []string{"events_no_update", "events_no_delete", "events_no_rewrite", "tree_hashes_no_update", "tree_hashes_no_delete", "checkpoints_no_update", "checkpoints_no_delete"} {
+	for _, tr := range []string{"events_no_update", "events_no_delete", "tree_hashes_no_update", "tree_hashes_no_delete", "checkpoints_no_update", "checkpoints_no_delete"} {
 		mustExec(t, db, "DROP TRIGGER "+tr)
 	}
 	return db

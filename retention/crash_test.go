@@ -17,18 +17,18 @@ import (
 	"github.com/agentaudit/agentaudit/retention"
 )
 
-// TestApplyCrashChild is the process TestApplyCrash kills: it appends a few thousand events
+// TestApplyCrashChild is the process TestApplyCrash kills: it appends a thousand events
 // recorded a year and two days ago, then purges them; it runs only when asked.
 func TestApplyCrashChild(t *testing.T) {
 	dir := os.Getenv("AGENTAUDIT_PURGE_CRASH_DIR")
 	if dir == "" {
 		t.Skip("run by TestApplyCrash")
 	}
-	retention.SetLimits(700, 250) // many purge events and erase transactions per apply
+	retention.SetLimits(250, 80) // many purge events and erase transactions per apply
 	f := &fixture{dir: datadir.Dir{Path: dir}, clock: &clock{t: t0}}
 	f.open(t, retention.Default())
 	run := os.Getenv("AGENTAUDIT_PURGE_CRASH_RUN")
-	evs := make([]*event.Event, 3000)
+	evs := make([]*event.Event, 1000)
 	for i := range evs {
 		evs[i] = tool(fmt.Sprintf("%s-%d", run, i), "lookup_order", "s-"+run, nil)
 	}
@@ -120,8 +120,8 @@ func TestApplyCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := f.verify(t, nil)
-	if r.Purged != 20*3000+1 || r.PendingPurge != 0 {
-		t.Errorf("after the final apply: %d purged, %d pending; want %d, 0", r.Purged, r.PendingPurge, 20*3000+1)
+	if r.Purged != 20*1000+1 || r.PendingPurge != 0 {
+		t.Errorf("after the final apply: %d purged, %d pending; want %d, 0", r.Purged, r.PendingPurge, 20*1000+1)
 	}
 	t.Logf("20 kills: %d in the middle of an apply, %d left a purge recorded but not finished (each verified, then finished)", killedMidway, pendingSeen)
 	if killedMidway == 0 {

@@ -80,12 +80,12 @@ var migrations = []string{
 	// recorded before the body and salt were erased. An erasure deletes the entries of a range
 	// and inserts them back as stubs (body '{}', salt sixteen zero bytes, purged_by set) — a
 	// delete gives the pages back, where shrinking the rows in place leaves them nearly empty
-	// and allocated. The triggers let exactly that through and nothing else: a range is deleted
-	// only while the same transaction has it in purging, which takes only a stored purge event
-	// after it; an entry comes back only as such a stub; and no insert lands at or below an
-	// existing seq (which also closes INSERT OR REPLACE, whose implicit delete fires no trigger).
-	// An insider who drops the triggers to erase a body without a purge event is caught by
-	// verification, which finds no purge event covering it.
+	// and allocated. The delete trigger lets only that through: a range is deleted only while
+	// the same transaction has it in purging, which takes only a stored purge event after it.
+	// INSERT OR REPLACE deletes without firing any trigger (SQLite's rule); a trigger on every
+	// insert to refuse it cost ingest about a fifth of its speed, so it is left to
+	// verification, which catches a replaced entry as it catches an insider who drops the
+	// triggers: no purge event covers the erased body, or the body differs from its leaf.
 	// retain_until_ms and retention_class come from the committed body like the other query
 	// columns; events_retention serves plans and purges (due = retain_until_ms <= now), and
 	// events_system lists the log's own events (purges, holds, alerts, reviews) without a scan.
@@ -105,12 +105,7 @@ var migrations = []string{
 	DROP TRIGGER events_no_delete;
 	CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 	WHEN OLD.purged_by IS NOT NULL OR NOT EXISTS (SELECT 1 FROM purging WHERE OLD.seq BETWEEN from_seq AND to_seq)
-	BEGIN SELECT RAISE(ABORT, 'agentaudit: events are append-only; only a recorded purge erases a body'); END;
-	CREATE TRIGGER events_no_rewrite BEFORE INSERT ON events
-	WHEN EXISTS (SELECT 1 FROM events WHERE seq >= NEW.seq)
-		AND NOT (NEW.body = '{}' AND NEW.salt = zeroblob(16) AND NOT EXISTS (SELECT 1 FROM events WHERE seq = NEW.seq)
-			AND EXISTS (SELECT 1 FROM purging WHERE NEW.seq BETWEEN from_seq AND to_seq AND purge_seq = NEW.purged_by))
-	BEGIN SELECT RAISE(ABORT, 'agentaudit: events are append-only; nothing is inserted into the past'); END;`,
+	BEGIN SELECT RAISE(ABORT, 'agentaudit: events are append-only; only a recorded purge erases a body'); END;`,
 }
 
 // SchemaVersion is the version Open migrates a store to.
