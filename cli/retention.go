@@ -220,8 +220,10 @@ func (e *env) printResult(res *retention.Result, asJSON bool, verb string) error
 	if res.Mandatory > 0 {
 		fmt.Fprintf(e.stdout, ", %d kept as mandatory (--override-mandatory REASON erases them)", res.Mandatory)
 	}
-	switch len(res.PurgeEvents) {
-	case 0:
+	switch {
+	case len(res.PurgeEvents) == 0 && res.Erased > 0:
+		fmt.Fprintf(e.stdout, "; %d bytes freed\n", res.Bytes)
+	case len(res.PurgeEvents) == 0:
 		fmt.Fprintln(e.stdout, "; nothing to purge")
 	default:
 		fmt.Fprintf(e.stdout, "; recorded as purge events at seq %s; %d bytes freed\n", strings.Trim(fmt.Sprint(res.PurgeEvents), "[]"), res.Bytes)
