@@ -308,16 +308,26 @@ func TestConcurrentAppends(t *testing.T) {
 
 func TestCheckpointsWhileGrowing(t *testing.T) {
 	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized, CheckpointInterval: 20 * time.Millisecond})
+	// Each step waits for the checkpointer to sign its size (polling: a busy machine may take
+	// longer than the interval), so the test does not depend on timing.
 	for i := 0; i < 5; i++ {
 		appendN(t, f.l, i*10, 10)
-		time.Sleep(60 * time.Millisecond)
+		want := int64(i+1) * 10
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if c, err := f.st.LatestCheckpoint(context.Background()); err == nil && c.Size == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no checkpoint of size %d signed within 10 s of an interval of 20 ms", want)
+			}
+		}
 	}
 	cps, err := f.st.Checkpoints(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cps) < 4 {
-		t.Fatalf("%d checkpoints while growing in 5 steps, want at least 4", len(cps))
+	if len(cps) != 5 {
+		t.Fatalf("%d checkpoints while growing in 5 steps, want 5", len(cps))
 	}
 	for i := 1; i < len(cps); i++ {
 		if cps[i].Size <= cps[i-1].Size {
