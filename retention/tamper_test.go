@@ -133,7 +133,7 @@ func TestTriggerLetsOnlyARecordedPurgeErase(t *testing.T) {
 		"UPDATE events SET body = '{\"kind\":\"custom\"}' WHERE seq = ?",                     // a rewrite
 		"UPDATE events SET salt = zeroblob(16), body = '{}', purged_by = NULL WHERE seq = ?", // no purge named
 		"DELETE FROM events WHERE seq = ?",
-		"INSERT INTO purging(from_seq, to_seq, purge_seq) VALUES (?1, ?1, 3)",                                             // 3 is no purge event
+		"INSERT INTO purging(from_seq, to_seq, purge_seq) VALUES (?1, ?1, 3)", // 3 is no purge event
 	} {
 		if _, err := db.Exec(q, hc); err == nil || !strings.Contains(err.Error(), "agentaudit: ") {
 			t.Errorf("%s: %v", q, err)
