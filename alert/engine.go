@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,6 +82,7 @@ type Engine struct {
 	out   *outbox
 
 	next      int64 // the next seq to evaluate
+	evaluated atomic.Int64
 	saved     int64 // the watermark last written
 	cpSize    int64 // checkpoint_stale: the checkpoint size seen, and since when
 	cpSince   time.Time
@@ -200,6 +202,7 @@ func (e *Engine) Start(ctx context.Context, log Log, st Store) error {
 	}
 	e.saved = wm
 	e.saveState()
+	e.evaluated.Store(e.next)
 	e.out.start()
 	e.mu.Lock()
 	e.started = true
@@ -269,7 +272,12 @@ func (e *Engine) process(ctx context.Context, batch []store.Entry) {
 	if err := e.emit(ctx, fs); err != nil {
 		e.opts.Logger.Error("alert: alerts not recorded", "err", err)
 	}
+	e.evaluated.Store(e.next)
 }
+
+// Evaluated returns how many of the log's first events the engine has evaluated (their alerts
+// committed).
+func (e *Engine) Evaluated() int64 { return e.evaluated.Load() }
 
 // catchUp evaluates from the store what the queue dropped, up to before seq `until` (-1: to
 // the end).
@@ -289,6 +297,7 @@ func (e *Engine) catchUp(ctx context.Context, until int64) {
 	if err := e.emit(ctx, fs); err != nil {
 		e.opts.Logger.Error("alert: alerts not recorded", "err", err)
 	}
+	e.evaluated.Store(e.next)
 }
 
 func (e *Engine) tick(ctx context.Context, now time.Time) {
