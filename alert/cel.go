@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -33,6 +34,10 @@ type condition struct {
 	src   string
 	prg   cel.Program
 	kinds map[event.Kind]bool // nil: any kind
+	// The top-level conjuncts simple enough to test in Go (a string field compared with a
+	// literal, a flag); when they are all there is, CEL is not run at all.
+	fast     []func(*event.Event) bool
+	complete bool
 }
 
 var errNotBool = errors.New("the expression must be true or false")
@@ -57,6 +62,7 @@ func compileBool(src string) (*condition, error) {
 	}
 	c := &condition{src: src, prg: prg}
 	c.kinds = kindsOf(ast.NativeRep().Expr())
+	c.fast, c.complete = fastPreds(ast.NativeRep().Expr())
 	return c, nil
 }
 
@@ -68,6 +74,14 @@ func (c *condition) eval(act *eventActivation) bool {
 	}
 	if c.kinds != nil && !c.kinds[act.ev.Kind] {
 		return false
+	}
+	for _, p := range c.fast {
+		if !p(act.ev) {
+			return false
+		}
+	}
+	if c.complete {
+		return true
 	}
 	out, _, err := c.prg.Eval(act)
 	if err != nil {
@@ -113,6 +127,95 @@ func kindsOf(e celast.Expr) map[event.Kind]bool {
 		}
 	}
 	return nil
+}
+
+// fastPreds turns the simple top-level conjuncts of e into Go tests; complete reports whether
+// they are the whole of it. A conjunct that is not simple is left to CEL, which evaluates the
+// whole expression once the Go tests pass, so the result is always CEL's.
+func fastPreds(e celast.Expr) ([]func(*event.Event) bool, bool) {
+	if e.Kind() == celast.CallKind && e.AsCall().FunctionName() == "_&&_" {
+		var out []func(*event.Event) bool
+		complete := true
+		for _, a := range e.AsCall().Args() {
+			ps, c := fastPreds(a)
+			out = append(out, ps...)
+			complete = complete && c
+		}
+		return out, complete
+	}
+	if p := simplePred(e); p != nil {
+		return []func(*event.Event) bool{p}, true
+	}
+	return nil, false
+}
+
+// simplePred handles event.F == "lit", event.F != "lit", event.F in ["a", ...] for a string
+// field, and event.F for a flag.
+func simplePred(e celast.Expr) func(*event.Event) bool {
+	if f := eventSelect(e); f != nil {
+		if f.Type != event.TypeBool {
+			return nil
+		}
+		p := f.Ptr
+		return func(ev *event.Event) bool { return *p(ev).(*bool) }
+	}
+	if e.Kind() != celast.CallKind {
+		return nil
+	}
+	call := e.AsCall()
+	args := call.Args()
+	if len(args) != 2 {
+		return nil
+	}
+	f := eventSelect(args[0])
+	if f == nil || f.Type != event.TypeString {
+		return nil
+	}
+	switch call.FunctionName() {
+	case "_==_", "_!=_":
+		lit, ok := stringLit(args[1])
+		if !ok {
+			return nil
+		}
+		if call.FunctionName() == "_==_" {
+			return func(ev *event.Event) bool { return *f.Str(ev) == lit }
+		}
+		return func(ev *event.Event) bool { return *f.Str(ev) != lit }
+	case "@in":
+		if args[1].Kind() != celast.ListKind {
+			return nil
+		}
+		var set []string
+		for _, x := range args[1].AsList().Elements() {
+			s, ok := stringLit(x)
+			if !ok {
+				return nil
+			}
+			set = append(set, s)
+		}
+		return func(ev *event.Event) bool { return slices.Contains(set, *f.Str(ev)) }
+	}
+	return nil
+}
+
+func stringLit(e celast.Expr) (string, bool) {
+	if e.Kind() != celast.LiteralKind {
+		return "", false
+	}
+	s, ok := e.AsLiteral().Value().(string)
+	return s, ok
+}
+
+// eventSelect returns the field of `event.F`, or nil.
+func eventSelect(e celast.Expr) *event.Field {
+	if e.Kind() != celast.SelectKind {
+		return nil
+	}
+	s := e.AsSelect()
+	if s.IsTestOnly() || s.Operand().Kind() != celast.IdentKind || s.Operand().AsIdent() != "event" {
+		return nil
+	}
+	return event.FieldByName(s.FieldName())
 }
 
 func isEventKind(e celast.Expr) bool {

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,6 +73,7 @@ type compiled struct {
 	first    []*event.Field
 	groups   map[string]*group
 	seen     map[string]bool
+	buf      []byte // the group key being built
 	sweptAt  int64
 }
 
@@ -226,7 +226,7 @@ func (c *compiled) fire(rec Record, key string, at time.Time) Firing {
 }
 
 func (c *compiled) plain(seq int64, ev *event.Event) *Firing {
-	key, vals := groupKey(c.group, ev)
+	key, vals := groupKey(c.group, ev), groupValues(c.group, ev)
 	if len(c.group) == 0 {
 		key = ev.ID
 	} else {
@@ -248,10 +248,11 @@ func (c *compiled) plain(seq int64, ev *event.Event) *Firing {
 }
 
 func (c *compiled) firstSeen(seq int64, ev *event.Event) *Firing {
-	key, vals := groupKey(c.first, ev)
-	if c.seen[key] {
+	c.buf = appendGroupKey(c.buf[:0], c.first, ev)
+	if c.seen[string(c.buf)] {
 		return nil
 	}
+	key, vals := string(c.buf), groupValues(c.first, ev)
 	c.seen[key] = true
 	rec := Record{Rule: c.Name, Severity: c.Severity.String(), Group: vals, GroupKey: key, TriggerSeq: seq,
 		TriggerIDs: []string{ev.ID}, Message: fmt.Sprintf("first seen: %s", key)}
@@ -260,14 +261,14 @@ func (c *compiled) firstSeen(seq int64, ev *event.Event) *Firing {
 }
 
 func (c *compiled) windowed(seq int64, ev *event.Event, act *eventActivation) *Firing {
-	key, vals := groupKey(c.group, ev)
-	g := c.groups[key]
+	c.buf = appendGroupKey(c.buf[:0], c.group, ev)
+	g := c.groups[string(c.buf)]
 	if g == nil {
 		g = &group{}
 		if c.Aggregate == Distinct {
 			g.distinct = map[string]int{}
 		}
-		c.groups[key] = g
+		c.groups[string(c.buf)] = g
 	}
 	now := ev.RecordedAt.UnixNano()
 	c.expire(g, now)
@@ -293,6 +294,7 @@ func (c *compiled) windowed(seq int64, ev *event.Event, act *eventActivation) *F
 		return nil
 	}
 	g.firedAt = now
+	key, vals := string(c.buf), groupValues(c.group, ev)
 	n := len(g.q) - g.head
 	from := max(g.head, len(g.q)-maxTriggerIDs)
 	ids := make([]string, 0, len(g.q)-from)
@@ -383,24 +385,39 @@ func (c *compiled) holds(g *group) bool {
 	return v >= c.Threshold
 }
 
-// groupKey is the group's key (field=value pairs joined by ", ") and its values.
-func groupKey(fs []*event.Field, ev *event.Event) (string, map[string]string) {
+// groupKey is the group's key: field=value pairs joined by ", ".
+func groupKey(fs []*event.Field, ev *event.Event) string {
 	if len(fs) == 0 {
-		return "*", nil
+		return "*"
+	}
+	return string(appendGroupKey(nil, fs, ev))
+}
+
+func appendGroupKey(b []byte, fs []*event.Field, ev *event.Event) []byte {
+	if len(fs) == 0 {
+		return append(b, '*')
+	}
+	for i, f := range fs {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, f.Name...)
+		b = append(b, '=')
+		b = append(b, fieldString(f, ev)...)
+	}
+	return b
+}
+
+// groupValues are the group's fields and values, for the alert's record.
+func groupValues(fs []*event.Field, ev *event.Event) map[string]string {
+	if len(fs) == 0 {
+		return nil
 	}
 	vals := make(map[string]string, len(fs))
-	var b strings.Builder
-	for i, f := range fs {
-		v := fieldString(f, ev)
-		vals[f.Name] = v
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(f.Name)
-		b.WriteByte('=')
-		b.WriteString(v)
+	for _, f := range fs {
+		vals[f.Name] = fieldString(f, ev)
 	}
-	return b.String(), vals
+	return vals
 }
 
 func fieldString(f *event.Field, ev *event.Event) string {

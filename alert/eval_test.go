@@ -146,3 +146,32 @@ func TestOtherBuiltins(t *testing.T) {
 		t.Errorf("reviewed access still alerted: %+v", fs)
 	}
 }
+
+// TestFastPathAgreesWithCEL: the Go tests of simple conjuncts give exactly CEL's answer.
+func TestFastPathAgreesWithCEL(t *testing.T) {
+	evs := benchEvents(600)
+	evs[3].BreakGlass, evs[3].BreakGlassReason = true, "ER"
+	for _, src := range []string{
+		`event.kind == "access" && event.subject_type == "patient"`,
+		`event.kind != "access" && event.outcome == "error"`,
+		`event.kind in ["tool_call", "llm_call"] && event.model == "claude-opus-4-6"`,
+		`event.break_glass && event.kind == "access"`,
+		`"access" == event.kind`,
+		`event.kind == "tool_call" && event.duration_ms > 5000.0`,
+		`event.kind == "access" || event.tool_name == "tool-3"`,
+		`event.user_id.startsWith("u-1") && event.kind == "access"`,
+		`event.success == false`,
+	} {
+		c, err := compileBool(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			out, _, err := c.prg.Eval(map[string]any{"event": ev})
+			want := err == nil && out.Value() == true
+			if got := c.eval(&eventActivation{ev}); got != want {
+				t.Fatalf("%s on %+v: fast %v, CEL %v", src, ev, got, want)
+			}
+		}
+	}
+}
