@@ -78,7 +78,7 @@ type Engine struct {
 	eval  *Evaluator
 	log   Log
 	st    Store
-	queue chan []store.Entry
+	queue chan committed
 	out   *outbox
 
 	next      int64 // the next seq to evaluate
@@ -128,7 +128,7 @@ func New(opts Options) (*Engine, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("alert: %w", err)
 	}
-	e := &Engine{opts: opts, eval: ev, queue: make(chan []store.Entry, opts.QueueSize), cpAlerted: map[int64]bool{},
+	e := &Engine{opts: opts, eval: ev, queue: make(chan committed, opts.QueueSize), cpAlerted: map[int64]bool{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 		fired: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentaudit_alerts_total",
 			Help: "Alerts raised (alert events appended), by rule and severity."}, []string{"rule", "severity"}),
@@ -143,14 +143,27 @@ func (e *Engine) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{e.fired, e.attempts}
 }
 
-// Committed is the ledger's hook (ledger.Options.Committed): it hands the entries to the engine
-// without ever blocking; when the queue is full they are dropped here and read back from the
-// store.
-func (e *Engine) Committed(entries []store.Entry) {
+// Committed is the ledger's hook (ledger.Options.Committed): it hands copies of the committed
+// events to the engine without ever blocking (parsing the stored bodies again would cost more
+// than the rules); when the queue is full they are dropped here and read back from the store.
+func (e *Engine) Committed(entries []store.Entry, events []*event.Event) {
+	if len(entries) == 0 {
+		return
+	}
+	c := committed{first: entries[0].Seq, events: make([]event.Event, len(events))}
+	for i, ev := range events {
+		c.events[i] = *ev
+	}
 	select {
-	case e.queue <- entries:
+	case e.queue <- c:
 	default:
 	}
+}
+
+// committed is one commit's events, copied, numbered from first.
+type committed struct {
+	first  int64
+	events []event.Event
 }
 
 type state struct {
@@ -254,20 +267,18 @@ func (e *Engine) run() {
 	}
 }
 
-func (e *Engine) process(ctx context.Context, batch []store.Entry) {
-	if len(batch) == 0 {
-		return
-	}
-	if batch[0].Seq > e.next {
-		e.catchUp(ctx, batch[0].Seq)
+func (e *Engine) process(ctx context.Context, batch committed) {
+	if batch.first > e.next {
+		e.catchUp(ctx, batch.first)
 	}
 	var fs []Firing
-	for _, en := range batch {
-		if en.Seq < e.next {
+	for i := range batch.events {
+		seq := batch.first + int64(i)
+		if seq < e.next {
 			continue
 		}
-		fs = append(fs, e.observe(en)...)
-		e.next = en.Seq + 1
+		fs = append(fs, e.eval.Observe(seq, &batch.events[i])...)
+		e.next = seq + 1
 	}
 	if err := e.emit(ctx, fs); err != nil {
 		e.opts.Logger.Error("alert: alerts not recorded", "err", err)
