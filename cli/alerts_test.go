@@ -178,3 +178,71 @@ func TestAlertSurvivesSIGKILL(t *testing.T) {
 	}
 	mu.Unlock()
 }
+
+func TestAlertsTestAndReviewCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, _, errb := run(t, dir, "", "init"); code != 0 {
+		t.Fatal(errb)
+	}
+	var in strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&in, `{"kind":"access","user_id":"dr_x","subject_type":"patient","subject_id":"P-123","purpose":"treatment %d"}`+"\n", i)
+	}
+	in.WriteString(`{"id":"bg-1","kind":"access","user_id":"dr_jones","subject_type":"patient","subject_id":"P-9","break_glass":true,"break_glass_reason":"unconscious patient"}` + "\n")
+	if code, out, errb := run(t, dir, in.String(), "append"); code != 0 {
+		t.Fatalf("append: %s %s", out, errb)
+	}
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(rules, []byte("alerts:\n  rules:\n    - {name: same_subject_access, threshold: 11}\n"), 0o600)
+	code, out, errb := run(t, dir, "", "alerts", "test", rules, "--since", "1d")
+	if code != 0 || strings.Contains(out, "same_subject_access") || !strings.Contains(out, "break_glass") || !strings.Contains(errb, "1 alerts would have fired") {
+		t.Fatalf("alerts test (threshold 11): %d\n%s\n%s", code, out, errb)
+	}
+	os.WriteFile(rules, []byte("alerts:\n  rules:\n    - {name: same_subject_access, threshold: 10}\n"), 0o600)
+	if code, out, errb = run(t, dir, "", "alerts", "test", rules); code != 0 || !strings.Contains(out, "same_subject_access") {
+		t.Fatalf("alerts test (threshold 10): %d\n%s\n%s", code, out, errb)
+	}
+	// Nothing was recorded by the test.
+	if code, out, _ = run(t, dir, "", "alerts", "list"); code != 0 || strings.Count(out, "\n") != 1 {
+		t.Fatalf("alerts list after a test: %s", out)
+	}
+	if code, _, errb = run(t, dir, "", "alerts", "test", "/nonexistent.yaml"); code == 0 {
+		t.Fatal("a missing rules file was accepted")
+	}
+	os.WriteFile(rules, []byte("alerts:\n  rules:\n    - name: x\n      when: event.nope\n"), 0o600)
+	if code, _, errb = run(t, dir, "", "alerts", "test", rules); code == 0 || !strings.Contains(errb, rules+":4:") {
+		t.Fatalf("bad rule: %d %s", code, errb)
+	}
+
+	if code, out, _ = run(t, dir, "", "review", "list"); code != 0 || !strings.Contains(out, "bg-1") || !strings.Contains(out, "unconscious patient") {
+		t.Fatalf("review list: %s", out)
+	}
+	// Before the review: the report and the FHIR export mark the access.
+	code, out, _ = run(t, dir, "", "report", "access", "--subject", "patient:P-9", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
+	if code != 0 || !strings.Contains(out, `"unreviewed": true`) && !strings.Contains(out, `"unreviewed":true`) {
+		t.Fatalf("report before the review: %s", out)
+	}
+	if code, out, _ = run(t, dir, "", "export", "--format", "fhir"); code != 0 || strings.Count(out, "break-glass not reviewed") != 1 {
+		t.Fatalf("FHIR export before the review: %s", out)
+	}
+	if code, _, errb = run(t, dir, "", "review", "close", "bg-1"); code != ExitUsage {
+		t.Fatalf("close without a note: %d %s", code, errb)
+	}
+	if code, out, errb = run(t, dir, "", "review", "close", "bg-1", "--note", "justified", "--reviewer", "privacy_officer"); code != 0 {
+		t.Fatalf("review close: %s %s", out, errb)
+	}
+	if code, out, _ = run(t, dir, "", "review", "list"); code != 0 || strings.Contains(out, "bg-1") {
+		t.Fatalf("review list after close: %s", out)
+	}
+	if code, _, errb = run(t, dir, "", "review", "close", "bg-1", "--note", "again"); code == 0 || !strings.Contains(errb, "already reviewed") {
+		t.Fatalf("second close: %d %s", code, errb)
+	}
+	// The access report and the FHIR export: reviewed now, so not marked.
+	if code, out, _ = run(t, dir, "", "export", "--format", "fhir"); code != 0 || strings.Contains(out, "not reviewed") {
+		t.Fatalf("FHIR export after the review: %s", out)
+	}
+	code, out, errb = run(t, dir, "", "report", "access", "--subject", "patient:P-9", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
+	if code != 0 || !strings.Contains(out, `"unreviewed_break_glass": 0`) && !strings.Contains(out, `"unreviewed_break_glass":0`) {
+		t.Fatalf("report: %d %s %s", code, out, errb)
+	}
+}
