@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/agentaudit/agentaudit/alert"
 	"github.com/agentaudit/agentaudit/apikey"
 	"github.com/agentaudit/agentaudit/datadir"
@@ -301,6 +303,26 @@ func TestAlertsEndToEnd(t *testing.T) {
 		`agentaudit_alerts_total{rule="break_glass",severity="critical"} 1`, `agentaudit_alert_deliveries_total{outcome="failed",webhook="soc"} 5`} {
 		if !strings.Contains(string(mb), want) {
 			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestOpenAPIDescribesAlertRoutes(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(server.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, server.Config{})
+	for _, r := range []string{"GET /v1/alerts", "GET /v1/reviews", "POST /v1/reviews/{id}/close"} {
+		method, path, _ := strings.Cut(r, " ")
+		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
+			t.Errorf("the OpenAPI document lacks %s", r)
+		}
+		code, _, _ := e.do(t, apikey.Admin, method, strings.ReplaceAll(path, "{id}", "x"), "application/json", []byte(`{"note":"n"}`))
+		if code == http.StatusNotFound && !strings.Contains(path, "{id}") || code == http.StatusMethodNotAllowed {
+			t.Errorf("%s is documented but not served: %d", r, code)
 		}
 	}
 }
