@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,20 +243,16 @@ func runReview(e *env) error {
 
 // closeReviewRemote records the review through the server that holds the directory.
 func (e *env) closeReviewRemote(locked error, id, reviewer, note string) error {
-	info, err := e.dir.Server()
-	if err != nil {
-		return fmt.Errorf("%w; stop that process, or run this command against its API", locked)
-	}
-	key, err := os.ReadFile(e.dir.AdminKey())
-	if err != nil {
-		return fmt.Errorf("%w: the server at %s holds it, and its admin key could not be read: %w", locked, info.URL, err)
-	}
-	body, _ := json.Marshal(map[string]string{"note": note, "reviewer": reviewer})
-	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, info.URL+"/v1/reviews/"+id+"/close", bytes.NewReader(body))
+	base, key, err := e.holder(locked)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
+	body, _ := json.Marshal(map[string]string{"note": note, "reviewer": reviewer})
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, base+"/v1/reviews/"+url.PathEscape(id)+"/close", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(key))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {

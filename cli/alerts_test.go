@@ -177,6 +177,16 @@ func TestAlertSurvivesSIGKILL(t *testing.T) {
 		t.Errorf("receiver took %d deliveries, want 1", len(keys))
 	}
 	mu.Unlock()
+
+	// review close while the server holds the directory goes through its API.
+	post(url, key, "/v1/events", map[string]any{"id": "bg-9", "kind": "access", "user_id": "dr_jones", "subject_type": "patient",
+		"subject_id": "P-9", "break_glass": true, "break_glass_reason": "ER"})
+	if code, out, errb := run(t, data, "", "review", "close", "bg-9", "--note", "justified"); code != 0 || !strings.Contains(out, "recorded at seq") {
+		t.Fatalf("review close through the server: %d %s %s", code, out, errb)
+	}
+	if code, _, errb := run(t, data, "", "review", "close", "bg-9", "--note", "again"); code == 0 || !strings.Contains(errb, "409") {
+		t.Fatalf("second review close through the server: %d %s", code, errb)
+	}
 }
 
 func TestAlertsTestAndReviewCommands(t *testing.T) {
