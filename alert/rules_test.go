@@ -1,12 +1,14 @@
 package alert
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/redact"
 )
 
@@ -119,4 +121,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parsed but does not compile: %v", err)
 		}
 	})
+}
+
+func TestSlackBody(t *testing.T) {
+	d := &deliverer{w: &Webhook{Name: "chat", Format: "slack"}}
+	a := Alert{Seq: 7, Event: &event.Event{ID: "al-1", Kind: event.KindAlert}, Record: Record{Severity: "critical", Message: "break_glass: access by dr_jones"}}
+	b, err := d.body(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil || len(m) != 1 || m["text"] != "[CRITICAL] break_glass: access by dr_jones (agentaudit alert al-1, seq 7)" {
+		t.Fatalf("slack body %s", b)
+	}
 }

@@ -295,7 +295,12 @@ func (d *deliverer) run() {
 				return
 			}
 		}
-		n := len(d.o.attemptsOf(a.Event.ID))
+		n := 0 // this webhook's attempts of the alert so far, before a restart too
+		for _, x := range d.o.attemptsOf(a.Event.ID) {
+			if x.Webhook == d.w.Name {
+				n++
+			}
+		}
 		for {
 			n++
 			err := d.deliver(a, n)
