@@ -18,6 +18,7 @@ import (
 	"github.com/agentaudit/agentaudit/datadir"
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/store"
 )
 
 type fakeClock struct {
@@ -286,5 +287,50 @@ func TestVerifySignature(t *testing.T) {
 				t.Errorf("err = %v, want %v", err, c.want)
 			}
 		})
+	}
+}
+
+// TestConcurrentReviewCloses: two reviewers closing the same access at once record one review.
+func TestConcurrentReviewCloses(t *testing.T) {
+	dir := datadir.Dir{Path: filepath.Join(t.TempDir(), "data")}
+	if _, err := dir.Init(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	w, err := dir.OpenWriter(context.Background(), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Append(context.Background(), &event.Event{ID: "bg", Kind: event.KindAccess, UserID: "dr", SubjectType: "patient", SubjectID: "P-1",
+		BreakGlass: true, BreakGlassReason: "ER"}); err != nil {
+		t.Fatal(err)
+	}
+	var ok, already atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := alert.CloseReview(context.Background(), w.Ledger, w.Store, "bg", fmt.Sprint("reviewer", i), fmt.Sprint("note ", i))
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, alert.ErrAlreadyReviewed):
+				already.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 1 || already.Load() != 7 {
+		t.Fatalf("%d closes succeeded, %d were refused", ok.Load(), already.Load())
+	}
+	rs, err := alert.Reviews(context.Background(), w.Store, time.Now(), true)
+	if err != nil || len(rs) != 1 || !rs[0].Reviewed {
+		t.Fatalf("%v %+v", err, rs)
+	}
+	if _, _, err := alert.CloseReview(context.Background(), w.Ledger, w.Store, "nope", "r", "n"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown access: %v", err)
 	}
 }

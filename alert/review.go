@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/store"
 )
 
@@ -36,6 +39,8 @@ type ReviewRecord struct {
 	AccessSeq int64  `json:"access_seq"`
 	Reviewer  string `json:"reviewer"`
 }
+
+var reviewNamespace = uuid.MustParse("2b7d1f4e-8c3a-4f0e-9a61-5d2e7c9b0a44")
 
 // Errors of CloseReview.
 var (
@@ -109,13 +114,19 @@ func CloseReview(ctx context.Context, log Log, st Finder, accessID, reviewer, no
 		return nil, 0, fmt.Errorf("event %s (review %s by %s): %w", accessID, rv.ID, rv.UserID, ErrAlreadyReviewed)
 	}
 	rec, _ := json.Marshal(ReviewRecord{AccessID: accessID, AccessSeq: en.Seq, Reviewer: reviewer})
-	ev := &event.Event{Kind: event.KindReview, ParentID: accessID, UserID: reviewer, SubjectType: acc.SubjectType,
+	// One review per access, even when two reviewers close it at once: the review's id is derived
+	// from the access's, so the second is a conflict in the ledger.
+	id := uuid.NewSHA1(reviewNamespace, []byte(accessID)).String()
+	ev := &event.Event{ID: id, Kind: event.KindReview, ParentID: accessID, UserID: reviewer, SubjectType: acc.SubjectType,
 		SubjectID: acc.SubjectID, Decision: "reviewed", Rationale: note, Outcome: event.OutcomeSuccess, Record: rec}
 	res, err := log.AppendSystem(ctx, []*event.Event{ev})
 	if err != nil {
 		return nil, 0, err
 	}
-	if res[0].Err != nil {
+	switch {
+	case errors.Is(res[0].Err, ledger.ErrConflict), res[0].Err == nil && res[0].Duplicate:
+		return nil, 0, fmt.Errorf("event %s (review %s): %w", accessID, id, ErrAlreadyReviewed)
+	case res[0].Err != nil:
 		return nil, 0, res[0].Err
 	}
 	return ev, res[0].Seq, nil
