@@ -83,6 +83,7 @@ type Engine struct {
 
 	next      int64 // the next seq to evaluate
 	evaluated atomic.Int64
+	dropped   atomic.Bool // a commit did not fit in the queue: read the log's tail from the store
 	saved     int64 // the watermark last written
 	cpSize    int64 // checkpoint_stale: the checkpoint size seen, and since when
 	cpSince   time.Time
@@ -157,6 +158,7 @@ func (e *Engine) Committed(entries []store.Entry, events []*event.Event) {
 	select {
 	case e.queue <- c:
 	default:
+		e.dropped.Store(true)
 	}
 }
 
@@ -249,7 +251,11 @@ func (e *Engine) run() {
 		case batch := <-e.queue:
 			e.process(ctx, batch)
 		case now := <-t.C:
-			e.catchUp(ctx, -1)
+			// A gap before a queued commit is filled when that commit is processed; a dropped
+			// last commit is found here. Without drops the store is not read.
+			if e.dropped.Swap(false) {
+				e.catchUp(ctx, -1)
+			}
 			e.tick(ctx, now)
 			e.saveState()
 		case <-e.stop:
