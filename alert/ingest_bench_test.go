@@ -110,15 +110,20 @@ func BenchmarkIngest(b *testing.B) {
 		b.Errorf("engine evaluated %d of %d", on.eng.Evaluated(), on.w.Head().N)
 	}
 	on.eng.Close()
+	as, err := alert.List(context.Background(), on.w.Store, "", alert.ListFilter{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(as)), "alerts")
 	on.w.Close()
 	off.w.Close()
 }
 
-// benchEvent is half accesses, half tool calls, from 500 users each reading its own 40 patients
-// in turn: a workload in which the rules evaluate every event and rarely fire.
+// benchEvent is half accesses, half tool calls, from 500 users (the odd ones of 1000) each reading
+// its own 40 patients in turn (a patient again every 40,000 events): a workload in which the rules evaluate every event and rarely fire.
 func benchEvent(i int64) *event.Event {
-	ev := &event.Event{Kind: event.KindAccess, SessionID: fmt.Sprintf("s-%d", i/50), AgentID: "med-records", UserID: fmt.Sprintf("u-%d", i%500),
-		UserRole: "nurse", SubjectType: "patient", SubjectID: fmt.Sprintf("P-%d", (i%500)*40+(i/500)%40), Purpose: "treatment", Outcome: event.OutcomeSuccess}
+	ev := &event.Event{Kind: event.KindAccess, SessionID: fmt.Sprintf("s-%d", i/50), AgentID: "med-records", UserID: fmt.Sprintf("u-%d", i%1000),
+		UserRole: "nurse", SubjectType: "patient", SubjectID: fmt.Sprintf("P-%d", (i%1000)*40+(i/1000)%40), Purpose: "treatment", Outcome: event.OutcomeSuccess}
 	if i%2 == 0 {
 		ev.Kind, ev.SubjectType, ev.SubjectID, ev.Purpose = event.KindToolCall, "", "", ""
 		ev.ToolName, ev.DurationMS, ev.Success = fmt.Sprintf("tool-%d", i%30), 12.5, event.Bool(true)
