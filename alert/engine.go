@@ -84,8 +84,8 @@ type Engine struct {
 	next      int64 // the next seq to evaluate
 	evaluated atomic.Int64
 	dropped   atomic.Bool // a commit did not fit in the queue: read the log's tail from the store
-	saved     int64 // the watermark last written
-	cpSize    int64 // checkpoint_stale: the checkpoint size seen, and since when
+	saved     int64       // the watermark last written
+	cpSize    int64       // checkpoint_stale: the checkpoint size seen, and since when
 	cpSince   time.Time
 	cpAlerted map[int64]bool
 
