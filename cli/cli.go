@@ -61,12 +61,14 @@ func init() {
 		"stats":         {"tools [--since TIME] [--until TIME] [--json]", "per-tool calls, success rate, latency percentiles, unique users", runStats},
 		"report":        {"access --subject TYPE:ID --from TIME --to TIME [--format json|csv|html] [--key KEY]", "every access to a subject's records, integrity-checked", runReport},
 		"export":        {"--format fhir|ocsf|jsonl|csv [filters as for query]", "stream events as FHIR R4 AuditEvents, OCSF API Activity, JSON Lines or CSV", runExport},
-		"serve":         {"[--listen ADDR] [--tls-cert FILE --tls-key FILE] [--demo]", "run the HTTP API (initializes the directory and an admin key on first start)", runServe},
+		"serve":         {"[--listen ADDR] [--alerts FILE] [--tls-cert FILE --tls-key FILE] [--demo]", "run the HTTP API (initializes the directory and an admin key on first start)", runServe},
 		"keys":          {"create --role ROLE --name NAME | list | revoke ID", "manage the server's API keys", runKeys},
 		"hash":          {"--field NAME VALUE", "print the pseudonym the log holds for a known value, to search for a person", runHash},
 		"retention":     {"plan [--at TIME] [--json] | apply [--json]", "what retention would purge now (or at a time); purge it, keeping every proof", runRetention},
 		"hold":          {"place (--subject TYPE:ID | --session ID | --user ID | ...) --reason TEXT | list [--all] | release ID --reason TEXT", "legal holds: events they cover are never purged", runHold},
 		"erase":         {"--subject TYPE:ID --reason TEXT [--override-mandatory REASON]", "erase a data subject's events before their time (recorded as a purge)", runErase},
+		"alerts":        {"list [--since T] [--rule NAME] [--json] | test RULES [--since 30d] [--json]", "show the alerts raised and their deliveries; replay history through a rules file", runAlerts},
+		"review":        {"list [--all] [--json] | close ID --note TEXT", "break-the-glass accesses awaiting review; record a review", runReview},
 		"query":         {"[--session ID] [--user ID] [--tool NAME] [--subject TYPE:ID] [--kind K] [--model M] [--agent A] [--outcome O] [--failures] [--since T] [--until T] [--limit N] [--cursor C] [--json]", "find events; combinable filters, paginated", runQuery},
 	}
 }

@@ -378,15 +378,24 @@ func runVerifyBundle(e *env) error {
 // remote is the API of the server that holds the directory (locked is the error that said so),
 // authenticated with the admin key the server wrote on first start.
 func (e *env) remote(locked error) (*agentaudit.Remote, error) {
+	url, key, err := e.holder(locked)
+	if err != nil {
+		return nil, err
+	}
+	return agentaudit.Dial(url, key)
+}
+
+// holder returns the address and admin key of the server that holds the directory.
+func (e *env) holder(locked error) (url, key string, err error) {
 	info, err := e.dir.Server()
 	if err != nil {
-		return nil, fmt.Errorf("%w; stop that process, or run this command against its API", locked)
+		return "", "", fmt.Errorf("%w; stop that process, or run this command against its API", locked)
 	}
-	key, err := os.ReadFile(e.dir.AdminKey())
+	k, err := os.ReadFile(e.dir.AdminKey())
 	if err != nil {
-		return nil, fmt.Errorf("%w: the server at %s holds it, and its admin key could not be read: %w", locked, info.URL, err)
+		return "", "", fmt.Errorf("%w: the server at %s holds it, and its admin key could not be read: %w", locked, info.URL, err)
 	}
-	return agentaudit.Dial(info.URL, string(key))
+	return info.URL, string(k), nil
 }
 
 // remoteAppender appends through a server, as the ledger would locally.

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/agentaudit/agentaudit/alert"
 	"github.com/agentaudit/agentaudit/export"
 	"github.com/agentaudit/agentaudit/query"
 	"github.com/agentaudit/agentaudit/store"
@@ -260,8 +262,8 @@ func runExport(e *env) error {
 	if v, err := e.dir.Verifier(); err == nil {
 		origin = v.Name()
 	}
-	w, err := export.NewWriter(e.stdout, export.Format(*format), export.Options{LogOrigin: origin})
-	if err != nil {
+	if !slices.Contains(export.Formats(), export.Format(*format)) {
+		_, err := export.NewWriter(e.stdout, export.Format(*format), export.Options{})
 		return usagef("--format: %v", err)
 	}
 	st, err := e.dir.OpenStore(e.ctx)
@@ -269,6 +271,22 @@ func runExport(e *env) error {
 		return err
 	}
 	defer st.Close()
+	opts := export.Options{LogOrigin: origin}
+	if export.Format(*format) == export.FHIR {
+		// Break-glass accesses without a review are marked as such.
+		reviewed, err := alert.Reviewed(e.ctx, st)
+		if err != nil {
+			return err
+		}
+		opts.Reviewed = map[string]bool{}
+		for id := range reviewed {
+			opts.Reviewed[id] = true
+		}
+	}
+	w, err := export.NewWriter(e.stdout, export.Format(*format), opts)
+	if err != nil {
+		return err
+	}
 	if err := query.Each(e.ctx, st, f, w.Write); err != nil {
 		return err
 	}

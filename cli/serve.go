@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agentaudit/agentaudit/alert"
 	"github.com/agentaudit/agentaudit/apikey"
 	"github.com/agentaudit/agentaudit/datadir"
 	"github.com/agentaudit/agentaudit/ledger"
@@ -27,6 +28,7 @@ func runServe(e *env) error {
 	listen := fs.String("listen", DefaultListen, "address to listen on")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key, serve HTTPS")
 	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
+	alertsFile := fs.String("alerts", "", "alert rules file (default: the --policy file's alerts section, else the built-in rules)")
 	demo := fs.Bool("demo", false, "first record the example agents' sessions (offline), to have data to query")
 	purgeEvery := fs.Duration("purge-every", 24*time.Hour, "run the retention purge at start and then this often; 0 turns it off")
 	if pos, err := parse(fs, e.args); err != nil {
@@ -78,24 +80,40 @@ func runServe(e *env) error {
 		}
 	}
 	metrics := server.NewMetrics()
-	w, err := e.openWriter(ledger.Options{OnCommit: metrics.ObserveCommit, Retention: policy})
+	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	rules, err := e.loadAlerts(*alertsFile)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	alerts, err := alert.New(alert.Options{Config: rules, Dir: e.alertsDir(), Logger: logger})
+	if err != nil {
+		return err
+	}
+	w, err := e.openWriter(ledger.Options{OnCommit: metrics.ObserveCommit, Committed: alerts.Committed, Retention: policy})
+	if err != nil {
+		return err
+	}
 	redactor, err := e.dir.Redactor(e.policy)
 	if err != nil {
 		w.Close()
 		return err
 	}
 	governance := &retention.Manager{Store: w.Store, Ledger: w.Ledger, Policy: policy, Sanitize: redactor}
-	srv, err := server.New(server.Config{Ledger: w.Ledger, Store: w.Store, Keys: keys, Verifier: v, Metrics: metrics, Logger: logger, Retention: governance})
+	if err := alerts.Start(e.ctx, w.Ledger, w.Store); err != nil {
+		w.Close()
+		return err
+	}
+	metrics.Register(alerts.Collectors()...)
+	srv, err := server.New(server.Config{Ledger: w.Ledger, Store: w.Store, Keys: keys, Verifier: v, Metrics: metrics, Logger: logger,
+		AlertsDir: e.alertsDir(), Retention: governance})
 	if err != nil {
+		alerts.Close()
 		w.Close()
 		return err
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
+		alerts.Close()
 		w.Close()
 		return err
 	}
@@ -147,7 +165,8 @@ func runServe(e *env) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	return errors.Join(err, w.Close())
+	// The engine first: it evaluates what is queued, and its alerts still reach the ledger.
+	return errors.Join(err, alerts.Close(), w.Close())
 }
 
 func runKeys(e *env) error {

@@ -130,6 +130,9 @@ func (e *Event) Validate() error {
 	if e.BreakGlassReason != "" && !e.BreakGlass {
 		return &FieldError{"break_glass_reason", "is only meaningful with break_glass: true"}
 	}
+	if e.BreakGlass && strings.TrimSpace(e.BreakGlassReason) == "" {
+		return &FieldError{"break_glass_reason", "is required with break_glass: true (why the emergency access)"}
+	}
 	return nil
 }
 

@@ -60,6 +60,9 @@ type Options struct {
 	LogOrigin string
 	// BundleTime is the FHIR Bundle's timestamp; the time NewWriter is called when zero.
 	BundleTime time.Time
+	// Reviewed, when set, holds the ids of the break-glass accesses that have a review event;
+	// the FHIR export marks the others "break-glass not reviewed" in outcomeDesc.
+	Reviewed map[string]bool
 }
 
 func (o *Options) defaults() {

@@ -234,6 +234,9 @@ func FHIRAuditEvent(r Record, opts Options) *AuditEvent {
 		})
 	}
 	ae.Entity = append(ae.Entity, ledgerEntity(r))
+	if opts.Reviewed != nil && e.BreakGlass && !opts.Reviewed[e.ID] {
+		ae.OutcomeDesc = strings.TrimPrefix(ae.OutcomeDesc+"; break-glass not reviewed", "; ")
+	}
 	return ae
 }
 

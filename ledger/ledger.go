@@ -92,6 +92,13 @@ type Options struct {
 	// OnCommit, when set, is told of every commit: how many events, how long it took, its error.
 	// It runs on the writer goroutine and must be quick (a metrics update).
 	OnCommit func(events int, d time.Duration, err error)
+	// Committed, when set, is given the entries of every durable commit, in seq order, whichever
+	// door they came by (Submit and AppendSystem alike), with the committed events (events[i] is
+	// entries[i]'s, as its body encodes it), on the writer goroutine right after the commit and
+	// before any caller is answered. It must not block and must not write to either: a consumer
+	// that can fall behind (the alert engine) copies what it keeps into a queue and, when the
+	// queue is full, catches up from the store.
+	Committed func(entries []store.Entry, events []*event.Event)
 }
 
 // Unsanitized is the explicit opt-out of sanitization, for tests of the ledger itself: events are
@@ -746,6 +753,13 @@ func (l *Ledger) tryCommit(ctx context.Context, items []*item) error {
 	l.mu.Lock()
 	l.head = tlog.Tree{N: f.n, Hash: root}
 	l.mu.Unlock()
+	if l.opts.Committed != nil {
+		evs := make([]*event.Event, len(items))
+		for i, it := range items {
+			evs[i] = it.ev
+		}
+		l.opts.Committed(b.Entries, evs)
+	}
 	for i, it := range items {
 		*it.res = Result{Receipt: Receipt{Seq: size + int64(i), ID: it.ev.ID, Leaf: it.leaf}}
 	}

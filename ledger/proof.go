@@ -204,7 +204,7 @@ func checkBundleEvent(b *Bundle, c Checkpoint) (*event.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: event: %w", ErrBadBundle, err)
 	}
-	ev, err := event.Parse(body)
+	ev, err := event.ParseStored(body) // what was committed reads back, even after a rule of the model changed
 	if err != nil {
 		return nil, fmt.Errorf("%w: event: %w", ErrBadBundle, err)
 	}

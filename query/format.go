@@ -57,10 +57,10 @@ th{background:#eee}.bg{background:#fde2e2}.ok{color:#166534}.bad{color:#b91c1c;f
 </style></head><body>
 <h1>Access report: {{if .SubjectType}}{{.SubjectType}} {{end}}{{.SubjectID}}</h1>
 <p>Period {{ts .From}} to {{ts .To}}. Generated {{ts .GeneratedAt}}.</p>
-<p><b>{{.Total}}</b> accesses by <b>{{.UniqueUsers}}</b> users; <b>{{.BreakGlass}}</b> break-glass; <b>{{.Failed}}</b> failed.</p>
+<p><b>{{.Total}}</b> accesses by <b>{{.UniqueUsers}}</b> users; <b>{{.BreakGlass}}</b> break-glass ({{.Unreviewed}} not reviewed); <b>{{.Failed}}</b> failed.</p>
 <p>Integrity: {{if .IntegrityVerified}}<span class="ok">verified</span> — every listed event's inclusion proof checks against the signed checkpoint{{with .Checkpoint}} of size {{.N}}{{end}}.{{else}}<span class="bad">NOT verified</span> — {{.IntegrityNote}}{{end}}</p>
 <table><tr><th>seq</th><th>time</th><th>user</th><th>role</th><th>agent / model</th><th>tool</th><th>purpose</th><th>outcome</th><th>break-glass</th><th>proof</th></tr>
-{{range .Accesses}}<tr{{if .BreakGlass}} class="bg"{{end}}><td>{{.Seq}}</td><td>{{ts .Time}}</td><td>{{.UserID}}</td><td>{{.UserRole}}</td><td>{{.AgentID}}{{if .Model}} / {{.Model}}{{end}}</td><td>{{.Tool}}</td><td>{{.Purpose}}</td><td>{{.Outcome}}{{if failed .}} (failed){{end}}</td><td>{{if .BreakGlass}}yes: {{.BreakGlassReason}}{{end}}</td><td>{{if .Verified}}✔{{else}}✘{{end}}</td></tr>
+{{range .Accesses}}<tr{{if .BreakGlass}} class="bg"{{end}}><td>{{.Seq}}</td><td>{{ts .Time}}</td><td>{{.UserID}}</td><td>{{.UserRole}}</td><td>{{.AgentID}}{{if .Model}} / {{.Model}}{{end}}</td><td>{{.Tool}}</td><td>{{.Purpose}}</td><td>{{.Outcome}}{{if failed .}} (failed){{end}}</td><td>{{if .BreakGlass}}yes: {{.BreakGlassReason}}{{if .Unreviewed}} <b>(not reviewed)</b>{{end}}{{end}}</td><td>{{if .Verified}}✔{{else}}✘{{end}}</td></tr>
 {{end}}</table></body></html>
 `))
 

@@ -111,7 +111,9 @@ type Access struct {
 	Outcome          string    `json:"outcome,omitempty"`
 	BreakGlass       bool      `json:"break_glass"`
 	BreakGlassReason string    `json:"break_glass_reason,omitempty"`
-	Verified         bool      `json:"verified"` // its inclusion proof checks against the signed checkpoint
+	// Unreviewed marks a break-glass access that no review event (agentaudit review close) covers.
+	Unreviewed bool `json:"unreviewed,omitempty"`
+	Verified   bool `json:"verified"` // its inclusion proof checks against the signed checkpoint
 }
 
 // AccessReport lists every access to one subject's records in a time range.
@@ -124,6 +126,7 @@ type AccessReport struct {
 	Total             int        `json:"total"`
 	UniqueUsers       int        `json:"unique_users"`
 	BreakGlass        int        `json:"break_glass"`
+	Unreviewed        int        `json:"unreviewed_break_glass"`
 	Failed            int        `json:"failed"`
 	IntegrityVerified bool       `json:"integrity_verified"`
 	IntegrityNote     string     `json:"integrity_note,omitempty"`
@@ -163,6 +166,9 @@ func AccessReportFor(ctx context.Context, st Store, tr TreeReader, v note.Verifi
 			return err
 		}
 		ev := r.Event
+		if ev.Kind == event.KindReview {
+			return nil // a review of an access is not an access; it marks one, below
+		}
 		rep.Accesses = append(rep.Accesses, Access{
 			Seq: r.Seq, ID: ev.ID, Time: ev.Time, UserID: ev.UserID, UserRole: ev.UserRole, AgentID: ev.AgentID,
 			Model: ev.Model, Tool: ev.ToolName, Kind: string(ev.Kind), Purpose: ev.Purpose, Success: ev.Success,
@@ -193,11 +199,27 @@ func AccessReportFor(ctx context.Context, st Store, tr TreeReader, v note.Verifi
 		keptEntries = append(keptEntries, entries[i])
 	}
 	rep.Accesses, entries = kept, keptEntries
+	// Reviews come after the access, maybe after the report's range: all of the subject's.
+	reviewed := map[string]bool{}
+	err = st.Find(ctx, store.Filter{Kind: string(event.KindReview), SubjectType: subjectType, SubjectID: subjectID}, func(e store.Entry) error {
+		if r, err := decode(e); err == nil && r.Event.ParentID != "" {
+			reviewed[r.Event.ParentID] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	users := map[string]struct{}{}
-	for _, a := range rep.Accesses {
+	for i := range rep.Accesses {
+		a := &rep.Accesses[i]
 		users[a.UserID] = struct{}{}
 		if a.BreakGlass {
 			rep.BreakGlass++
+			if !reviewed[a.ID] {
+				a.Unreviewed = true
+				rep.Unreviewed++
+			}
 		}
 		if a.failed() {
 			rep.Failed++

@@ -71,6 +71,9 @@ func (m *Metrics) watchLedger(l *ledger.Ledger) {
 	)
 }
 
+// Register adds collectors of other packages (the alert engine's) to the metrics served.
+func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
+
 func (m *Metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
 // authLimiter rate-limits failed authentication per client address: after a burst of failures

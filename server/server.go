@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/agentaudit/agentaudit/alert"
 	"github.com/agentaudit/agentaudit/apikey"
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/ingest"
@@ -61,6 +62,8 @@ type Config struct {
 	Metrics *Metrics
 	// Retention, when set, serves plans, purges, holds and erasures (retentionRoutes).
 	Retention *retention.Manager
+	// AlertsDir is the alert engine's directory, whose delivery records GET /v1/alerts shows.
+	AlertsDir string
 }
 
 // Server serves the API.
@@ -142,6 +145,9 @@ func (s *Server) routes() {
 	s.handle("POST /v1/verify", s.verify, apikey.Auditor, apikey.Admin)
 	s.handle("POST /v1/traces", s.traces, apikey.Writer, apikey.Admin)
 	s.retentionRoutes()
+	s.handle("GET /v1/alerts", s.listAlerts, apikey.Reader, apikey.Auditor, apikey.Admin)
+	s.handle("GET /v1/reviews", s.listReviews, apikey.Auditor, apikey.Admin)
+	s.handle("POST /v1/reviews/{id}/close", s.closeReview, apikey.Auditor, apikey.Admin)
 }
 
 // handle wraps h with authentication, the role check and error writing.
@@ -252,6 +258,10 @@ func writeProblem(w http.ResponseWriter, err error) {
 		p = &Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: err.Error()}
 	case errors.Is(err, retention.ErrUnknownHold):
 		p = &Problem{Status: http.StatusNotFound, Title: "Not found", Detail: err.Error()}
+	case errors.Is(err, alert.ErrAlreadyReviewed):
+		p = &Problem{Status: http.StatusConflict, Title: "Already reviewed", Detail: err.Error()}
+	case errors.Is(err, alert.ErrNotBreakGlass), errors.Is(err, alert.ErrNoNote):
+		p = &Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: err.Error()}
 	case errors.Is(err, ledger.ErrConflict):
 		p = &Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
 	case errors.Is(err, ledger.ErrBackpressure):
@@ -392,9 +402,15 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 
 // audit records a read through the API: who, what, how many results.
 func (s *Server) audit(r *http.Request, k apikey.Key, what string, results int) error {
+	return s.auditAs(r, k, what, results, event.OutcomeSuccess)
+}
+
+// auditAs is audit with the read's outcome: a verification that found problems is recorded with
+// outcome error, which the built-in verification_failed alert rule watches.
+func (s *Server) auditAs(r *http.Request, k apikey.Key, what string, results int, outcome event.Outcome) error {
 	md, _ := json.Marshal(map[string]any{"endpoint": r.Method + " " + r.URL.Path, "query": r.URL.RawQuery, "results": results, "key_id": k.ID})
 	ev := &event.Event{Kind: event.KindAccess, UserID: "apikey:" + k.Name, UserRole: string(k.Role), ClientIP: clientIP(r),
-		UserAgent: r.UserAgent(), SubjectType: "audit_log", SubjectID: what, Purpose: "audit_log_read", Outcome: event.OutcomeSuccess, Metadata: md}
+		UserAgent: r.UserAgent(), SubjectType: "audit_log", SubjectID: what, Purpose: "audit_log_read", Outcome: outcome, Metadata: md}
 	_, err := s.cfg.Ledger.Append(context.WithoutCancel(r.Context()), ev)
 	return err
 }
@@ -546,7 +562,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 	if err != nil && !errors.As(err, &te) {
 		return err
 	}
-	if err := s.audit(r, k, "verify", len(rep.Problems)); err != nil {
+	outcome := event.OutcomeSuccess
+	if err != nil || len(rep.Problems) > 0 {
+		outcome = event.OutcomeError
+	}
+	if err := s.auditAs(r, k, "verify", len(rep.Problems), outcome); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, rep)
