@@ -61,6 +61,8 @@ type Store struct {
 	pool     *pgxpool.Pool
 	readOnly bool
 	where    string // host:port/database, for messages (never the password)
+
+	writer *pgxpool.Conn // holds the writer lock (LockWriter) until Close
 }
 
 // Open connects to cfg.URL and migrates the schema (or, read-only, checks it).
@@ -132,9 +134,49 @@ func (s *Store) checkDurable(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection pool.
+// Close closes the connection pool, releasing the writer lock.
 func (s *Store) Close() error {
+	if s.writer != nil {
+		s.writer.Release()
+		s.writer = nil
+	}
 	s.pool.Close()
+	return nil
+}
+
+// ErrWriterLocked: another process holds the database's writer lock (LockWriter).
+var ErrWriterLocked = errors.New("another agentaudit writer is appending to this database")
+
+// writerLock is the session advisory lock key of the one writer.
+const writerLock = 0x61617772 // "aawr"
+
+// LockWriter takes the database's writer lock, a session advisory lock held on one connection
+// of the pool until Close, or fails at once with ErrWriterLocked. Appends stay correct without
+// it (each transaction locks the log's tail and refuses a batch that does not continue the log,
+// store.ErrOutOfOrder), but a ledger keeps the tree's frontier in memory and cannot yet follow
+// another process's appends: the lock makes a second writer fail at start instead of on every
+// commit.
+func (s *Store) LockWriter(ctx context.Context) error {
+	if err := s.writable("lock writer"); err != nil {
+		return err
+	}
+	if s.writer != nil {
+		return nil
+	}
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return mapErr("postgres: lock writer", err)
+	}
+	var ok bool
+	if err := c.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", writerLock).Scan(&ok); err != nil {
+		c.Release()
+		return mapErr("postgres: lock writer", err)
+	}
+	if !ok {
+		c.Release()
+		return fmt.Errorf("postgres: %s: %w (several servers on one database are not supported yet)", s.where, ErrWriterLocked)
+	}
+	s.writer = c
 	return nil
 }
 
