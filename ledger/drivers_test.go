@@ -92,15 +92,21 @@ type dfix struct {
 	l      *ledger.Ledger
 	signer note.Signer
 	v      note.Verifier
+	opts   ledger.Options
 }
 
 func newDFix(t testing.TB, b backend) *dfix {
+	t.Helper()
+	return newDFixOpts(t, b, ledger.Options{Sanitizer: ledger.Unsanitized, CheckpointInterval: 1 << 40})
+}
+
+func newDFixOpts(t testing.TB, b backend, opts ledger.Options) *dfix {
 	t.Helper()
 	skey, vkey, err := ledger.GenerateKey(origin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &dfix{b: b, loc: b.create(t)}
+	f := &dfix{b: b, loc: b.create(t), opts: opts}
 	f.signer, _ = note.NewSigner(skey)
 	f.v, _ = note.NewVerifier(vkey)
 	f.open(t)
@@ -114,7 +120,7 @@ func (f *dfix) open(t testing.TB) {
 	if f.st, err = f.b.open(context.Background(), f.loc); err != nil {
 		t.Fatal(err)
 	}
-	if f.l, err = ledger.Open(context.Background(), f.st, f.signer, f.v, ledger.Options{Sanitizer: ledger.Unsanitized, CheckpointInterval: 1 << 40}); err != nil {
+	if f.l, err = ledger.Open(context.Background(), f.st, f.signer, f.v, f.opts); err != nil {
 		f.st.Close()
 		f.st = nil
 		t.Fatal(err)

@@ -491,7 +491,7 @@ func findQuery(f store.Filter) (q string, args []any) {
 	}
 	eq := func(col, v string) {
 		if v != "" {
-			where = append(where, col+" = "+arg(v))
+			where = append(where, "(fields)."+col+" = "+arg(v))
 		}
 	}
 	eq("session_id", f.SessionID)
@@ -504,13 +504,13 @@ func findQuery(f store.Filter) (q string, args []any) {
 	eq("kind", f.Kind)
 	eq("outcome", f.Outcome)
 	if !f.Since.IsZero() {
-		where = append(where, "time_ms >= "+arg(f.Since.UnixMilli()))
+		where = append(where, "(fields).time_ms >= "+arg(f.Since.UnixMilli()))
 	}
 	if !f.Until.IsZero() {
-		where = append(where, "time_ms < "+arg(f.Until.UnixMilli()))
+		where = append(where, "(fields).time_ms < "+arg(f.Until.UnixMilli()))
 	}
 	if f.Failures {
-		where = append(where, "(outcome IN ('error', 'denied') OR success = 0 OR kind = 'error')")
+		where = append(where, "((fields).outcome IN ('error', 'denied') OR (fields).success = 0 OR (fields).kind = 'error')")
 	}
 	if f.FromSeq > 0 {
 		where = append(where, "seq >= "+arg(f.FromSeq))
@@ -537,18 +537,18 @@ func (in interner) str(b []byte) string {
 	return v
 }
 
-// ToolCalls calls fn for each tool_call event in [since, until) (zero: unbounded), reading the
-// columns of the events_tool index.
+// ToolCalls calls fn for each tool_call event in [since, until) (zero: unbounded), through the
+// events_tool index where the planner takes it.
 func (s *Store) ToolCalls(ctx context.Context, since, until time.Time, fn func(store.ToolCall) error) error {
-	q := "SELECT tool_name, duration_ms, success, user_id FROM events WHERE tool_name IS NOT NULL AND kind = 'tool_call'"
+	q := "SELECT (fields).tool_name, (fields).duration_ms, (fields).success, (fields).user_id FROM events WHERE (fields).tool_name IS NOT NULL AND (fields).kind = 'tool_call'"
 	var args []any
 	if !since.IsZero() {
 		args = append(args, since.UnixMilli())
-		q += " AND time_ms >= $" + strconv.Itoa(len(args))
+		q += " AND (fields).time_ms >= $" + strconv.Itoa(len(args))
 	}
 	if !until.IsZero() {
 		args = append(args, until.UnixMilli())
-		q += " AND time_ms < $" + strconv.Itoa(len(args))
+		q += " AND (fields).time_ms < $" + strconv.Itoa(len(args))
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
