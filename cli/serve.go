@@ -83,6 +83,13 @@ func runServe(e *env) error {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	if warns, err := w.StoreWarnings(e.ctx); err != nil {
+		logger.Warn("store privileges unknown", "err", err)
+	} else {
+		for _, msg := range warns {
+			logger.Warn("store: " + msg)
+		}
+	}
 	redactor, err := e.dir.Redactor(e.policy)
 	if err != nil {
 		w.Close()

@@ -68,3 +68,15 @@ func (d Dir) storeMissing() bool {
 type writerLock interface {
 	LockWriter(ctx context.Context) error
 }
+
+// StoreWarnings names what the store's connection may do beyond appending and reading, which a
+// server logs at start (PostgreSQL: a role allowed to UPDATE or TRUNCATE the log's tables, or
+// owning them, with the grant to revoke). SQLite has none to report.
+func (w *Writer) StoreWarnings(ctx context.Context) ([]string, error) {
+	if p, ok := w.Store.(interface {
+		ExcessPrivileges(ctx context.Context) ([]string, error)
+	}); ok {
+		return p.ExcessPrivileges(ctx)
+	}
+	return nil, nil
+}

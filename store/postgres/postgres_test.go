@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -204,5 +205,89 @@ func TestReadOnly(t *testing.T) {
 	// A database opened read-only before it has a schema is refused with a clear message.
 	if _, err := postgres.Open(ctx, postgres.Config{URL: pgtest.NewDB(t), ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "schema version 0") {
 		t.Errorf("read-only open of an empty database = %v", err)
+	}
+}
+
+// appRole creates the schema in a new database as its owner, then a role with exactly
+// postgres.Grants, and returns the role's URL.
+func appRole(t *testing.T) (ownerURL, appURL string) {
+	t.Helper()
+	ctx := context.Background()
+	ownerURL = pgtest.NewDB(t)
+	s, err := postgres.Open(ctx, postgres.Config{URL: ownerURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	u, err := url.Parse(ownerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := "app_" + strings.TrimPrefix(u.Path, "/")
+	c := conn(t, ownerURL)
+	if _, err := c.Exec(ctx, "CREATE ROLE "+role+" LOGIN PASSWORD 'app-secret'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, ownerURL)
+		if err == nil {
+			c.Exec(ctx, "DROP OWNED BY "+role)
+			c.Close(ctx)
+		}
+		// The role is dropped with the server; DROP ROLE would wait for the database to go.
+	})
+	if _, err := c.Exec(ctx, postgres.Grants(role)); err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(role, "app-secret")
+	return ownerURL, u.String()
+}
+
+// The role of the README's grants runs everything a driver does (the whole conformance suite,
+// erasure included), is refused UPDATE, TRUNCATE and dropping the triggers by PostgreSQL itself,
+// and has no excess privileges; the owner is told it has.
+func TestLeastPrivilegeRole(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Driver {
+		_, app := appRole(t)
+		s, err := postgres.Open(context.Background(), postgres.Config{URL: app})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+	ctx := context.Background()
+	owner, app := appRole(t)
+	s, err := postgres.Open(ctx, postgres.Config{URL: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if ex, err := s.ExcessPrivileges(ctx); err != nil || len(ex) != 0 {
+		t.Errorf("app role: excess privileges %q, %v", ex, err)
+	}
+	c := conn(t, app)
+	for _, q := range []string{"UPDATE events SET body = '{}'", "UPDATE tree_hashes SET hash = NULL", "TRUNCATE checkpoints",
+		"DROP TRIGGER events_no_update ON events", "ALTER TABLE events DISABLE TRIGGER USER", "DELETE FROM tree_hashes", "CREATE TABLE x (a int)"} {
+		_, err := c.Exec(ctx, q)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("%s as the app role: %v, want permission denied", q, err)
+		}
+	}
+	o, err := postgres.Open(ctx, postgres.Config{URL: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	ex, err := o.ExcessPrivileges(ctx)
+	if err != nil || len(ex) == 0 || !strings.Contains(strings.Join(ex, "\n"), "superuser") {
+		t.Errorf("superuser: excess privileges %q, %v; want them named", ex, err)
+	}
+	if _, err := conn(t, owner).Exec(ctx, "GRANT UPDATE ON checkpoints TO "+strings.Split(strings.TrimPrefix(app, "postgres://"), ":")[0]); err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := s.ExcessPrivileges(ctx); err != nil || len(ex) != 1 || !strings.Contains(ex[0], "REVOKE UPDATE ON checkpoints FROM app_") {
+		t.Errorf("app role granted UPDATE on checkpoints: %q, %v; want the REVOKE named", ex, err)
 	}
 }
