@@ -291,3 +291,14 @@ func TestLeastPrivilegeRole(t *testing.T) {
 		t.Errorf("app role granted UPDATE on checkpoints: %q, %v; want the REVOKE named", ex, err)
 	}
 }
+
+// The README gives operators the grants that TestLeastPrivilegeRole runs with.
+func TestREADMEGrants(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "```sql\n" + postgres.Grants("agentaudit_app") + "```"; !strings.Contains(string(readme), want) {
+		t.Errorf("README.md lacks the grants, as postgres.Grants gives them:\n%s", want)
+	}
+}

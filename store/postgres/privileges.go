@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -13,7 +14,10 @@ import (
 // through only for rows a recorded purge event names, and purging's rows; log_tail's row is
 // moved by every append. The README shows it for the role agentaudit_app.
 func Grants(role string) string {
-	r := pgx.Identifier{role}.Sanitize()
+	r := role
+	if !plainIdent.MatchString(role) {
+		r = pgx.Identifier{role}.Sanitize()
+	}
 	return strings.ReplaceAll(`GRANT USAGE ON SCHEMA public TO ROLE;
 GRANT SELECT, INSERT ON events, tree_hashes, checkpoints TO ROLE;
 GRANT SELECT ON meta, event_fields TO ROLE;
@@ -22,6 +26,9 @@ GRANT DELETE ON events TO ROLE;
 GRANT SELECT, INSERT, DELETE ON purging TO ROLE;
 `, "ROLE", r)
 }
+
+// plainIdent is an identifier that needs no quotes.
+var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 // ExcessPrivileges lists what the connecting role may do beyond Grants, each with what to do
 // about it: UPDATE or TRUNCATE on the append-only tables, or owning them (or being a superuser),
