@@ -2,7 +2,6 @@ package ledger_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 
 	"github.com/agentaudit/agentaudit/event"
@@ -15,23 +14,7 @@ import (
 func BenchmarkDriversAppendBatch(b *testing.B) {
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) {
-			f := newDFixOpts(b, be, ledger.Options{Sanitizer: ledger.Unsanitized})
-			var n atomic.Int64
-			b.SetParallelism(64 / max(1, runtimeProcs()))
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				evs := make([]*event.Event, 100)
-				for pb.Next() {
-					for i := range evs {
-						evs[i] = kibEvent(n.Add(1))
-					}
-					if _, err := f.l.AppendBatch(context.Background(), evs); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
+			appendBatches(b, newDFixOpts(b, be, ledger.Options{Sanitizer: ledger.Unsanitized}).l)
 		})
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/agentaudit/agentaudit/store"
+	"github.com/agentaudit/agentaudit/store/internal/filter"
 )
 
 // Config configures Open.
@@ -481,48 +482,12 @@ func (s *Store) Find(ctx context.Context, f store.Filter, fn func(store.Entry) e
 	return s.entries(ctx, "postgres: find", q, args, false, fn)
 }
 
-// findQuery is the statement Find runs for f; its time bounds compare with time_ms, which the
-// indexes cover.
+// findQuery is the statement Find runs for f: store/sqlite's, on the fields column.
 func findQuery(f store.Filter) (q string, args []any) {
-	var where []string
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, "(fields)."+col+" = "+arg(v))
-		}
-	}
-	eq("session_id", f.SessionID)
-	eq("user_id", f.UserID)
-	eq("agent_id", f.AgentID)
-	eq("model", f.Model)
-	eq("tool_name", f.ToolName)
-	eq("subject_type", f.SubjectType)
-	eq("subject_id", f.SubjectID)
-	eq("kind", f.Kind)
-	eq("outcome", f.Outcome)
-	if !f.Since.IsZero() {
-		where = append(where, "(fields).time_ms >= "+arg(f.Since.UnixMilli()))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "(fields).time_ms < "+arg(f.Until.UnixMilli()))
-	}
-	if f.Failures {
-		where = append(where, "((fields).outcome IN ('error', 'denied') OR (fields).success = 0 OR (fields).kind = 'error')")
-	}
-	if f.FromSeq > 0 {
-		where = append(where, "seq >= "+arg(f.FromSeq))
-	}
-	if len(where) == 0 {
-		where = append(where, "purged_by IS NULL") // any other condition is false on a purged body
-	}
-	q = "SELECT " + entryCols + " FROM events WHERE " + strings.Join(where, " AND ") + " ORDER BY seq"
-	if f.Limit > 0 {
-		q += " LIMIT " + arg(f.Limit)
-	}
-	return q, args
+	return filter.Query(f, entryCols, filter.Dialect{
+		Col: func(name string) string { return "(fields)." + name },
+		Arg: func(n int) string { return "$" + strconv.Itoa(n) },
+	})
 }
 
 // interner returns one string for equal byte slices, allocating only for a new value.
