@@ -41,7 +41,8 @@ type Config struct {
 	ReadOnly bool
 	// MaxConns caps the connection pool; 0 is DefaultMaxConns.
 	MaxConns int32
-	// ConnectTimeout bounds the first connection; 0 is DefaultConnectTimeout.
+	// ConnectTimeout bounds the first connection, retried with backoff while the database is
+	// unreachable; 0 is DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 }
 
@@ -94,11 +95,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := s.pool.Ping(pctx); err != nil {
+	if err := s.ping(ctx, timeout); err != nil {
 		s.pool.Close()
-		return nil, fmt.Errorf("postgres: database %s unreachable: %w", s.where, errors.Join(ErrUnreachable, err))
+		return nil, err
 	}
 	if cfg.ReadOnly {
 		err = s.checkVersion(ctx)
@@ -114,6 +113,32 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 // ErrUnreachable: the database did not answer when the store was opened.
 var ErrUnreachable = errors.New("database unreachable")
+
+// ping connects, retrying with backoff (100 ms doubling to 2 s) for up to timeout while the
+// database is unreachable or starting up, as it is while a server and its database start
+// together. A refusal that waiting does not cure (a wrong password, a missing database) fails at
+// once.
+func (s *Store) ping(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		err := s.pool.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code != "57P03" { // cannot_connect_now: starting up
+			return fmt.Errorf("postgres: database %s refused the connection: %w", s.where, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("postgres: database %s unreachable for %v: %w", s.where, timeout, errors.Join(ErrUnreachable, err))
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
 
 func cmp[T comparable](v, def T) T {
 	var zero T

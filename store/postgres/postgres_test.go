@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -300,5 +301,69 @@ func TestREADMEGrants(t *testing.T) {
 	}
 	if want := "```sql\n" + postgres.Grants("agentaudit_app") + "```"; !strings.Contains(string(readme), want) {
 		t.Errorf("README.md lacks the grants, as postgres.Grants gives them:\n%s", want)
+	}
+}
+
+// Open waits, retrying, for a database that starts listening after it was called; a wrong
+// password fails at once.
+func TestConnectRetries(t *testing.T) {
+	ctx := context.Background()
+	real, err := url.Parse(pgtest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := l.Addr().String()
+	l.Close()
+	up := make(chan net.Listener, 1)
+	t.Cleanup(func() {
+		if l := <-up; l != nil {
+			l.Close()
+		}
+	})
+	go func() { // the database comes up 1.5 s later, on the address Open was given
+		time.Sleep(1500 * time.Millisecond)
+		l, err := net.Listen("tcp", late)
+		up <- l
+		if err != nil {
+			return
+		}
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				d, err := net.Dial("tcp", real.Host)
+				if err != nil {
+					return
+				}
+				defer d.Close()
+				go io.Copy(d, c)
+				io.Copy(c, d)
+			}()
+		}
+	}()
+	u := *real
+	u.Host = late
+	start := time.Now()
+	s, err := postgres.Open(ctx, postgres.Config{URL: u.String(), ConnectTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatalf("Open while the database comes up: %v", err)
+	}
+	s.Close()
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("Open returned after %v, before the database listened", d)
+	}
+	u = *real
+	u.User = url.UserPassword("agentaudit", "wrong")
+	start = time.Now()
+	_, err = postgres.Open(ctx, postgres.Config{URL: u.String(), ConnectTimeout: 30 * time.Second})
+	if err == nil || errors.Is(err, postgres.ErrUnreachable) || !strings.Contains(err.Error(), "refused the connection") || time.Since(start) > 5*time.Second {
+		t.Errorf("Open with a wrong password: %v after %v; want a refusal at once", err, time.Since(start))
 	}
 }
