@@ -48,6 +48,7 @@ type Server struct {
 	port     int
 	password string
 	cred     *syscall.Credential // nil: run as this process's user
+	watchdog *exec.Cmd           // stops the server if this process dies without Stop
 }
 
 var (
@@ -201,6 +202,7 @@ func Start(bin string) (*Server, error) {
 		opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c max_connections=200", s.port, s.dir)
 		err = s.run("pg_ctl", "start", "-w", "-t", "60", "-D", s.data(), "-l", filepath.Join(s.dir, "server.log"), "-o", opts)
 		if err == nil {
+			s.watch()
 			return s, nil
 		}
 		if attempt == 2 {
@@ -212,6 +214,9 @@ func Start(bin string) (*Server, error) {
 
 func (s *Server) data() string { return filepath.Join(s.dir, "data") }
 
+// Dir is the server's temporary directory: data/, its log and socket.
+func (s *Server) Dir() string { return s.dir }
+
 func (s *Server) fail(err error) error {
 	os.RemoveAll(s.dir)
 	return fmt.Errorf("pgtest: %w", err)
@@ -221,7 +226,27 @@ func (s *Server) fail(err error) error {
 func (s *Server) Stop() error {
 	err := s.run("pg_ctl", "stop", "-w", "-m", "fast", "-D", s.data())
 	os.RemoveAll(s.dir)
+	if s.watchdog != nil {
+		s.watchdog.Process.Kill()
+		s.watchdog.Wait()
+	}
 	return err
+}
+
+// watch starts a watchdog process that stops the server (SIGQUIT to the postmaster: immediate
+// shutdown) and removes its directory if this test binary dies without calling Stop: a test
+// timeout, a crash, SIGKILL. Without it, the server would run on after the tests.
+func (s *Server) watch() {
+	pid, err := os.ReadFile(filepath.Join(s.data(), "postmaster.pid"))
+	if err != nil {
+		return
+	}
+	first, _, _ := strings.Cut(string(pid), "\n")
+	cmd := exec.Command("sh", "-c", `while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -QUIT "$2"; sleep 2; rm -rf "$3"`,
+		"pgtest-watchdog", strconv.Itoa(os.Getpid()), strings.TrimSpace(first), s.dir)
+	if cmd.Start() == nil {
+		s.watchdog = cmd
+	}
 }
 
 // run runs one of the server's programs as the server's user.
