@@ -3,10 +3,15 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -66,4 +71,84 @@ func TestStoreFlagRefusesOtherURLs(t *testing.T) {
 	if code == 0 || !strings.Contains(errb.String(), `unknown store URL: "mysql"`) {
 		t.Errorf("verify --store mysql://: %d %s", code, errb.String())
 	}
+}
+
+// serve --store keeps what it ingests in PostgreSQL, warns that its role (here the superuser)
+// can do more than append and read, and leaves a log that verifies.
+func TestServePostgres(t *testing.T) {
+	url := pgtest.NewDB(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, _, errs := run(t, dir, "", "--store", url, "init"); code != 0 {
+		t.Fatalf("init: %d %s", code, errs)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var serveErr syncBuffer
+	go func() {
+		done <- Run(ctx, []string{"--data", dir, "--store", url, "serve", "--listen", addr}, strings.NewReader(""), io.Discard, &serveErr)
+	}()
+	var admin []byte
+	for i := 0; i < 200 && len(admin) == 0; i++ {
+		time.Sleep(50 * time.Millisecond)
+		admin, _ = os.ReadFile(filepath.Join(dir, "admin.key"))
+	}
+	var code int
+	var body string
+	for i := 0; i < 100; i++ {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/events", strings.NewReader(`{"id":"pg-1","kind":"custom","time":"2026-01-01T00:00:00Z"}`))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(admin)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		code, body = resp.StatusCode, string(b)
+		break
+	}
+	if code != 200 {
+		t.Fatalf("ingest: %d %s", code, body)
+	}
+	cancel()
+	if c := <-done; c != 0 {
+		t.Fatalf("serve exited %d: %s", c, serveErr.String())
+	}
+	if !strings.Contains(serveErr.String(), "is a superuser: it can drop the append-only triggers") {
+		t.Errorf("serve did not warn about its superuser role:\n%s", serveErr.String())
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM events WHERE id = 'pg-1'").Scan(&n); err != nil || n != 1 {
+		t.Errorf("pg-1 stored %d times in PostgreSQL: %v", n, err)
+	}
+	if code, out, errs := run(t, dir, "", "--store", url, "verify"); code != 0 {
+		t.Errorf("verify: %d %s %s", code, out, errs)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
