@@ -3,8 +3,8 @@
 // the directory), started once per test binary on first use and stopped by Main. Each test gets
 // a database of its own (NewDB), dropped when the test ends.
 //
-// The server binaries are found in $AGENTAUDIT_PG_BIN, then /usr/lib/postgresql/*/bin (the
-// newest), then $PATH. Where there are none, tests skip with a one-line reason, or fail under
+// The server binaries are found in $AGENTAUDIT_PG_BIN when it is set (only there), else in
+// /usr/lib/postgresql/*/bin (the newest), then $PATH. Where there are none, tests skip with a one-line reason, or fail under
 // AGENTAUDIT_STRICT=1 (internal/testenv). initdb and postgres refuse to run as root: as root, the
 // server runs as the "postgres" user (Debian's package creates it) in a directory given to it.
 //
@@ -133,13 +133,14 @@ func (s *Server) admin(ctx context.Context, sql string) error {
 
 // findBin returns the directory holding initdb, pg_ctl and postgres.
 func findBin() (string, error) {
-	var dirs []string
-	if d := os.Getenv("AGENTAUDIT_PG_BIN"); d != "" {
-		dirs = append(dirs, d)
+	if d := os.Getenv("AGENTAUDIT_PG_BIN"); d != "" { // when set, the only place looked at
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return "", fmt.Errorf("PostgreSQL is not installed: no initdb in $AGENTAUDIT_PG_BIN (%s)", d)
+		}
+		return d, nil
 	}
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(found, func(i, j int) bool { return version(found[i]) > version(found[j]) })
-	dirs = append(dirs, found...)
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
 	if p, err := exec.LookPath("initdb"); err == nil {
 		dirs = append(dirs, filepath.Dir(p))
 	}
@@ -148,7 +149,7 @@ func findBin() (string, error) {
 			return d, nil
 		}
 	}
-	return "", errors.New("PostgreSQL is not installed (no initdb in $AGENTAUDIT_PG_BIN, /usr/lib/postgresql/*/bin or $PATH; apt-get install postgresql-15)")
+	return "", errors.New("PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or $PATH; apt-get install postgresql-15)")
 }
 
 func version(binDir string) int {
