@@ -99,6 +99,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.SetOutput(stderr)
 	data := fs.String("data", defaultData(), "data directory (env AGENTAUDIT_DATA)")
 	policy := fs.String("policy", os.Getenv("AGENTAUDIT_POLICY"), "redaction policy file (env AGENTAUDIT_POLICY; default: the built-in policy)")
+	storeURL := fs.String("store", os.Getenv("AGENTAUDIT_STORE"), "the log's database, postgres://... (env AGENTAUDIT_STORE; default: ledger.db in the data directory)")
 	fs.Usage = func() { printUsage(stderr) }
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
@@ -114,7 +115,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		printUsage(stderr)
 		return ExitUsage
 	}
-	e := &env{ctx: ctx, dir: datadir.Dir{Path: *data}, policy: *policy, args: fs.Args()[1:], stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{ctx: ctx, dir: datadir.Dir{Path: *data, Store: *storeURL}, policy: *policy, args: fs.Args()[1:], stdin: stdin, stdout: stdout, stderr: stderr}
 	err := cmd.run(e)
 	var ue *usageError
 	var ee *exitError
@@ -158,6 +159,8 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nglobal flags:\n  --data DIR     data directory (default ./agentaudit-data, env AGENTAUDIT_DATA)")
 	fmt.Fprintln(w, "  --policy FILE  redaction policy (default: built in, env AGENTAUDIT_POLICY)")
+	fmt.Fprintln(w, "  --store URL    keep the log in PostgreSQL, postgres://user:pass@host/db (env AGENTAUDIT_STORE;")
+	fmt.Fprintln(w, "                 default: ledger.db in the data directory, which still holds the keys)")
 }
 
 // flags returns a flag set for a command, also accepting --data after the command name.

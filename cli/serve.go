@@ -93,6 +93,13 @@ func runServe(e *env) error {
 	if err != nil {
 		return err
 	}
+	if warns, err := w.StoreWarnings(e.ctx); err != nil {
+		logger.Warn("store privileges unknown", "err", err)
+	} else {
+		for _, msg := range warns {
+			logger.Warn("store: " + msg)
+		}
+	}
 	redactor, err := e.dir.Redactor(e.policy)
 	if err != nil {
 		w.Close()

@@ -2,7 +2,8 @@
 // signing key and the verifier key live, how a directory is initialized, and the lock that keeps
 // a second writer out.
 //
-//	DIR/ledger.db       the SQLite store, mode 0600 (with -wal and -shm beside it while open)
+//	DIR/ledger.db       the SQLite store, mode 0600 (with -wal and -shm beside it while open),
+//	                    unless Dir.Store names a PostgreSQL database that keeps the log instead
 //	DIR/signing.key     the Ed25519 note signing key, mode 0600
 //	DIR/verifier.key    its public verifier key, to copy to auditors
 //	DIR/pseudonym.key   the HMAC key of the PII pseudonyms, mode 0600
@@ -28,14 +29,18 @@ import (
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/redact"
 	"github.com/agentaudit/agentaudit/retention"
-	"github.com/agentaudit/agentaudit/store/sqlite"
 )
 
 // DefaultOrigin names the log in its checkpoints unless init is given another.
 const DefaultOrigin = "agentaudit.local/log"
 
 // Dir is a data directory.
-type Dir struct{ Path string }
+type Dir struct {
+	Path string
+	// Store, when set, is the URL of the log's database (postgres://...) in place of the SQLite
+	// file; the directory still holds the keys and the policy.
+	Store string
+}
 
 // Files in a data directory.
 func (d Dir) DB() string           { return filepath.Join(d.Path, "ledger.db") }
@@ -74,7 +79,7 @@ func (d Dir) Init(ctx context.Context, origin string) (string, error) {
 	if _, err := redact.LoadOrCreateKey(d.PseudonymKey()); err != nil {
 		return "", err
 	}
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: d.DB()})
+	st, err := d.openStore(ctx, false)
 	if err != nil {
 		return "", err
 	}
@@ -90,17 +95,17 @@ func (d Dir) Verifier() (note.Verifier, error) {
 }
 
 // OpenStore opens the store for reading and verification, without the signing key.
-func (d Dir) OpenStore(ctx context.Context) (*sqlite.Store, error) {
-	if _, err := os.Stat(d.DB()); errors.Is(err, os.ErrNotExist) {
+func (d Dir) OpenStore(ctx context.Context) (Store, error) {
+	if d.storeMissing() {
 		return nil, ErrNotInitialized
 	}
-	return sqlite.Open(ctx, sqlite.Config{Path: d.DB(), ReadOnly: true})
+	return d.openStore(ctx, true)
 }
 
 // Writer is an open ledger with its store and the directory lock.
 type Writer struct {
 	*ledger.Ledger
-	Store *sqlite.Store
+	Store Store
 	lock  *os.File
 }
 
@@ -150,10 +155,17 @@ func (d Dir) OpenWriter(ctx context.Context, opts ledger.Options) (*Writer, erro
 		lock.Close()
 		return nil, fmt.Errorf("%s: %w", d.lockFile(), ErrLocked)
 	}
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: d.DB()})
+	st, err := d.openStore(ctx, false)
 	if err != nil {
 		lock.Close()
 		return nil, err
+	}
+	if wl, ok := st.(writerLock); ok {
+		if err := wl.LockWriter(ctx); err != nil {
+			st.Close()
+			lock.Close()
+			return nil, err
+		}
 	}
 	l, err := ledger.Open(ctx, st, signer, verifier, opts)
 	if err != nil {

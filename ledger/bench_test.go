@@ -73,7 +73,12 @@ func BenchmarkAppendBatchRetention(b *testing.B) {
 }
 
 func benchAppendBatch(b *testing.B, opts ledger.Options) {
-	f := newFixture(b, opts)
+	appendBatches(b, newFixture(b, opts).l)
+}
+
+// appendBatches times 64 goroutines each appending batches of 100 1 KiB events to l, b.N
+// batches in all.
+func appendBatches(b *testing.B, l *ledger.Ledger) {
 	var n atomic.Int64
 	b.SetParallelism(64 / max(1, runtimeProcs()))
 	b.ResetTimer()
@@ -83,7 +88,7 @@ func benchAppendBatch(b *testing.B, opts ledger.Options) {
 			for i := range evs {
 				evs[i] = kibEvent(n.Add(1))
 			}
-			if _, err := f.l.AppendBatch(context.Background(), evs); err != nil {
+			if _, err := l.AppendBatch(context.Background(), evs); err != nil {
 				b.Error(err)
 				return
 			}

@@ -23,6 +23,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/agentaudit/agentaudit/store"
+	"github.com/agentaudit/agentaudit/store/internal/filter"
 )
 
 // Config configures Open.
@@ -488,50 +489,10 @@ func (s *Store) Find(ctx context.Context, f store.Filter, fn func(store.Entry) e
 // findQuery is the statement Find runs for f; its time bounds compare with time_ms, which the
 // indexes cover.
 func findQuery(f store.Filter) (q string, args []any) {
-	var where []string
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, col+" = ?")
-			args = append(args, v)
-		}
-	}
-	eq("session_id", f.SessionID)
-	eq("user_id", f.UserID)
-	eq("agent_id", f.AgentID)
-	eq("model", f.Model)
-	eq("tool_name", f.ToolName)
-	eq("subject_type", f.SubjectType)
-	eq("subject_id", f.SubjectID)
-	eq("kind", f.Kind)
-	eq("outcome", f.Outcome)
-	if !f.Since.IsZero() {
-		where = append(where, "time_ms >= ?")
-		args = append(args, f.Since.UnixMilli())
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "time_ms < ?")
-		args = append(args, f.Until.UnixMilli())
-	}
-	if f.Failures {
-		where = append(where, "(outcome IN ('error', 'denied') OR success = 0 OR kind = 'error')")
-	}
-	if f.FromSeq > 0 {
-		where = append(where, "seq >= ?")
-		args = append(args, f.FromSeq)
-	}
-	if len(where) == 0 {
-		where = append(where, "purged_by IS NULL") // any other condition is false on a purged body
-	}
-	q = "SELECT " + entryCols + " FROM events"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY seq"
-	if f.Limit > 0 {
-		q += " LIMIT ?"
-		args = append(args, f.Limit)
-	}
-	return q, args
+	return filter.Query(f, entryCols, filter.Dialect{
+		Col: func(name string) string { return name },
+		Arg: func(int) string { return "?" },
+	})
 }
 
 // ToolCalls calls fn for each tool_call event in [since, until) (zero: unbounded), reading only
