@@ -240,6 +240,21 @@ func (s *Session) ApprovalDecision(ctx context.Context, requestID, tool string, 
 	return s.rec.Record(ctx, ev)
 }
 
+// ApprovalRequestForCall is ApprovalRequest for the tool call callID (the MCP JSON-RPC id, the
+// LLM's tool_use id), so the request, its decision and the call link up.
+func (s *Session) ApprovalRequestForCall(ctx context.Context, tool, callID string, args json.RawMessage) (string, error) {
+	ev := s.base(event.KindApprovalRequest)
+	ev.ToolName, ev.ToolCallID, ev.RequiresApproval, ev.ApprovalStatus, ev.Arguments = tool, callID, true, event.ApprovalPending, args
+	return ev.ID, s.rec.Record(ctx, ev)
+}
+
+// ApprovalDecisionForCall is ApprovalDecision for the tool call callID.
+func (s *Session) ApprovalDecisionForCall(ctx context.Context, requestID, tool, callID string, status event.ApprovalStatus, approverID, rationale string) error {
+	ev := s.base(event.KindApprovalDecision)
+	ev.ParentID, ev.ToolName, ev.ToolCallID, ev.ApprovalStatus, ev.ApproverID, ev.Rationale = requestID, tool, callID, status, approverID, rationale
+	return s.rec.Record(ctx, ev)
+}
+
 // HumanIntervention records a person stepping in: who, what they decided and why.
 func (s *Session) HumanIntervention(ctx context.Context, who, decision, rationale string) error {
 	ev := s.base(event.KindHumanIntervention)
