@@ -262,7 +262,7 @@ func (p *Proxy) handle(from side, line []byte) error {
 			json.Unmarshal(m.Params, &params)
 			if p.cfg.Gate.Holds(params.Name) {
 				p.observe(from, &m)
-				go p.hold(&m, params.Name, params.Arguments, line)
+				go p.hold(&m, params.Name, params.Arguments, bytes.Clone(line))
 				return nil
 			}
 		}
