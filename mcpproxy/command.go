@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,11 +33,13 @@ func (p *Proxy) RunCommand(ctx context.Context, argv []string, stdin io.Reader, 
 		p.finish(ctx, "the MCP server did not start")
 		return fmt.Errorf("mcpproxy: starting %s: %w", argv[0], err)
 	}
-	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	var killed atomic.Bool // by the proxy: not the server's failure
+	kill := func() { killed.Store(true); cmd.Process.Kill() }
+	stop := context.AfterFunc(ctx, kill)
 	defer stop()
 	// When the client closes, the server gets a moment to exit by itself before it is killed.
 	clientGone := &eofHook{r: stdin, hook: func() {
-		time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
+		time.AfterFunc(5*time.Second, kill)
 	}}
 	runErr := p.run(clientGone, stdout, in, out)
 	waited := make(chan error, 1)
@@ -45,11 +48,11 @@ func (p *Proxy) RunCommand(ctx context.Context, argv []string, stdin io.Reader, 
 	select {
 	case werr = <-waited:
 	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
+		kill()
 		werr = <-waited
 	}
 	var ee *exec.ExitError
-	if errors.As(werr, &ee) && ee.ExitCode() != 0 {
+	if errors.As(werr, &ee) && ee.ExitCode() != 0 && !killed.Load() {
 		p.recordError(fromServer, "server_exit", fmt.Sprintf("the MCP server exited: %v", ee))
 		p.finish(ctx, "the MCP server exited before answering")
 		return errors.Join(runErr, fmt.Errorf("mcpproxy: the MCP server exited: %w", werr))

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -55,6 +56,7 @@ type Proxy struct {
 	toClient sync.Mutex
 	srvW     io.Writer
 	cliW     io.Writer
+	cliGone  atomic.Bool // writing to the client failed: it left; the server's output is still read and recorded
 
 	mu      sync.Mutex
 	sess    *agentaudit.Session
@@ -192,17 +194,14 @@ func (p *Proxy) pump(r io.Reader, from side) error {
 
 // streamOversized forwards head and the rest of its line to the other side.
 func (p *Proxy) streamOversized(br *bufio.Reader, from side, head []byte) (int, error) {
-	w, mu := p.writerTo(from)
-	mu.Lock()
-	defer mu.Unlock()
 	n := len(head)
-	if _, err := w.Write(head); err != nil {
+	if err := p.forward(from, head); err != nil {
 		return n, err
 	}
 	for {
 		chunk, err := br.ReadSlice('\n')
 		n += len(chunk)
-		if _, werr := w.Write(chunk); werr != nil {
+		if werr := p.forward(from, chunk); werr != nil {
 			return n, werr
 		}
 		if !errors.Is(err, bufio.ErrBufferFull) {
@@ -226,7 +225,17 @@ func (p *Proxy) forward(from side, line []byte) error {
 	w, mu := p.writerTo(from)
 	mu.Lock()
 	defer mu.Unlock()
+	if from == fromServer && p.cliGone.Load() {
+		return nil
+	}
 	_, err := w.Write(line)
+	if err != nil && from == fromServer {
+		// The client left: what the server still says is recorded, and goes nowhere, as it
+		// would without the proxy.
+		p.cliGone.Store(true)
+		p.cfg.Logger.Warn("mcpproxy: the client left; the server's remaining output is recorded and dropped", "err", err)
+		return nil
+	}
 	return err
 }
 

@@ -1,0 +1,166 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/agentaudit/agentaudit"
+	"github.com/agentaudit/agentaudit/datadir"
+	"github.com/agentaudit/agentaudit/embedded"
+	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/mcpproxy"
+)
+
+// readKeyFile reads an API key from a file that only its owner may read.
+func readKeyFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("key file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("key file %s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("key file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// doorSink is where a door records: the server at --server, or the data directory (through its
+// server's API when a server holds it).
+func (e *env) doorSink(serverURL, keyFile, spool string, logger *slog.Logger) (agentaudit.Sink, error) {
+	if serverURL != "" {
+		if keyFile == "" {
+			return nil, usagef("--server needs --key-file (a file, mode 0600, holding a writer key)")
+		}
+		key, err := readKeyFile(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		opts := []agentaudit.RemoteOption{agentaudit.WithRemoteLogger(logger)}
+		if spool != "" {
+			opts = append(opts, agentaudit.WithSpool(spool, 0))
+		}
+		return agentaudit.Dial(serverURL, key, opts...)
+	}
+	r, err := e.dir.Redactor(e.policy)
+	if err != nil {
+		return nil, err
+	}
+	sink, err := embedded.Open(e.dir.Path, ledger.Options{Sanitizer: r})
+	if errors.Is(err, datadir.ErrLocked) {
+		return e.remote(err)
+	}
+	return sink, err
+}
+
+func runMCPProxy(e *env) error {
+	fs := e.flags("mcp-proxy")
+	serverURL := fs.String("server", "", "record to the agentaudit server at this URL instead of the data directory")
+	keyFile := fs.String("key-file", "", "file (mode 0600) holding the server's writer key")
+	spool := fs.String("spool", "", "with --server: spool file for events while the server is unreachable")
+	userID := fs.String("user", "", "the user the agent acts for")
+	agentID := fs.String("agent", "", "the agent's id (default: the MCP client's name)")
+	approvals := fs.String("approvals", "", "directory of pending approvals (default DATA/approvals)")
+	if err := fs.Parse(e.args); err != nil {
+		return err
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return usagef("give the MCP server's command after --")
+	}
+	// Standard output is the MCP stream: everything else goes to standard error.
+	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	var gate *mcpproxy.Gate
+	if e.policy != "" {
+		data, err := os.ReadFile(e.policy)
+		if err != nil {
+			return err
+		}
+		if gate, err = mcpproxy.ParsePolicy(e.policy, data); err != nil {
+			return err
+		}
+		if gate != nil {
+			gate.Decider = &mcpproxy.DirDecider{Dir: e.approvalsDir(*approvals)}
+		}
+	}
+	sink, err := e.doorSink(*serverURL, *keyFile, *spool, logger)
+	if err != nil {
+		return err
+	}
+	rec, err := agentaudit.New(sink, agentaudit.WithErrorHandler(func(err error) { logger.Error("agentaudit: not recorded", "err", err) }))
+	if err != nil {
+		sink.Close()
+		return err
+	}
+	p, err := mcpproxy.New(mcpproxy.Config{Recorder: rec, UserID: *userID, AgentID: *agentID, Gate: gate, Logger: logger})
+	if err != nil {
+		rec.Close()
+		return err
+	}
+	runErr := p.RunCommand(e.ctx, argv, e.stdin, e.stdout, e.stderr)
+	return errors.Join(runErr, rec.Close())
+}
+
+func (e *env) approvalsDir(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return filepath.Join(e.dir.Path, "approvals")
+}
+
+func runApprovals(e *env) error {
+	fs := e.flags("approvals")
+	dir := fs.String("dir", "", "directory of pending approvals (default DATA/approvals)")
+	note := fs.String("note", "", "why (recorded with the decision)")
+	as := fs.String("as", "", "who decides (default: the OS user)")
+	asJSON := fs.Bool("json", false, "list as JSON")
+	pos, err := parse(fs, e.args)
+	if err != nil {
+		return err
+	}
+	d := &mcpproxy.DirDecider{Dir: e.approvalsDir(*dir)}
+	if len(pos) == 1 && pos[0] == "list" {
+		reqs, err := d.Pending()
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(e.stdout).Encode(reqs)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tTOOL\tCALL\tSESSION\tUSER\tWAITING")
+		for _, r := range reqs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Tool, r.CallID, r.SessionID, r.UserID, time.Since(r.Time).Round(time.Second))
+		}
+		return tw.Flush()
+	}
+	if len(pos) != 2 || (pos[0] != "approve" && pos[0] != "reject") {
+		return usagef("want list, approve ID or reject ID")
+	}
+	who := *as
+	if who == "" {
+		if u, err := user.Current(); err == nil {
+			who = u.Username
+		}
+	}
+	status := event.ApprovalApproved
+	if pos[0] == "reject" {
+		status = event.ApprovalRejected
+	}
+	if err := d.Decide(pos[1], mcpproxy.Decision{Status: status, Approver: who, Note: *note}); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s %s\n", status, pos[1])
+	return nil
+}
