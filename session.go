@@ -54,6 +54,12 @@ func SessionFrom(ctx context.Context) *Session {
 	return s
 }
 
+// ContextWithSession returns ctx carrying s, as the context StartSession returns does: for code
+// that keeps sessions across requests, such as the LLM proxy.
+func ContextWithSession(ctx context.Context, s *Session) context.Context {
+	return context.WithValue(ctx, sessionKey{}, s)
+}
+
 // StartSession records session_start and returns ctx carrying the session.
 func (r *Recorder) StartSession(ctx context.Context, info SessionInfo) (context.Context, *Session, error) {
 	if info.ID == "" {

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -17,6 +20,7 @@ import (
 	"github.com/agentaudit/agentaudit/embedded"
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/llmproxy"
 	"github.com/agentaudit/agentaudit/mcpproxy"
 )
 
@@ -163,4 +167,59 @@ func runApprovals(e *env) error {
 	}
 	fmt.Fprintf(e.stdout, "%s %s\n", status, pos[1])
 	return nil
+}
+
+// DefaultLLMProxyListen is loopback: the proxy sees API keys, and exposing it is a decision.
+const DefaultLLMProxyListen = "127.0.0.1:8435"
+
+func runLLMProxy(e *env) error {
+	fs := e.flags("llm-proxy")
+	listen := fs.String("listen", DefaultLLMProxyListen, "address to listen on")
+	upstream := fs.String("upstream", "", "the API's base URL, e.g. https://api.anthropic.com or https://api.openai.com (required)")
+	serverURL := fs.String("server", "", "record to the agentaudit server at this URL instead of the data directory")
+	keyFile := fs.String("key-file", "", "file (mode 0600) holding the server's writer key")
+	spool := fs.String("spool", "", "with --server: spool file for events while the server is unreachable")
+	userID := fs.String("user", "", "the user calls are attributed to when they carry no X-Agentaudit-User header")
+	agentID := fs.String("agent", "", "the agent calls are attributed to when they carry no X-Agentaudit-Agent header")
+	if pos, err := parse(fs, e.args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *upstream == "" {
+		return usagef("--upstream is required")
+	}
+	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	sink, err := e.doorSink(*serverURL, *keyFile, *spool, logger)
+	if err != nil {
+		return err
+	}
+	rec, err := agentaudit.New(sink, agentaudit.WithErrorHandler(func(err error) { logger.Error("agentaudit: not recorded", "err", err) }))
+	if err != nil {
+		sink.Close()
+		return err
+	}
+	p, err := llmproxy.New(llmproxy.Config{Recorder: rec, Upstream: *upstream, UserID: *userID, AgentID: *agentID})
+	if err != nil {
+		rec.Close()
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		rec.Close()
+		return err
+	}
+	fmt.Fprintf(e.stderr, "llm-proxy: http://%s -> %s\n", ln.Addr(), *upstream)
+	hs := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-e.ctx.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+	}()
+	err = hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return errors.Join(err, rec.Close())
 }
