@@ -48,7 +48,7 @@ type harness struct {
 	done    chan error
 }
 
-func start(t *testing.T, argv []string, cfg mcpproxy.Config) *harness {
+func start(t testing.TB, argv []string, cfg mcpproxy.Config) *harness {
 	t.Helper()
 	h := &harness{dir: filepath.Join(t.TempDir(), "data"), done: make(chan error, 1)}
 	sink, err := embedded.Open(h.dir, ledger.Options{})
