@@ -64,7 +64,7 @@ func init() {
 		"serve":         {"[--listen ADDR] [--tls-cert FILE --tls-key FILE] [--demo]", "run the HTTP API (initializes the directory and an admin key on first start)", runServe},
 		"keys":          {"create --role ROLE --name NAME | list | revoke ID", "manage the server's API keys", runKeys},
 		"hash":          {"--field NAME VALUE", "print the pseudonym the log holds for a known value, to search for a person", runHash},
-		"mcp-proxy":     {"[--server URL --key-file F [--spool FILE]] [--user ID] [--agent ID] [--approvals DIR] -- COMMAND ARGS...", "run an MCP server behind the audit proxy (stdio): record every tool call, access and approval", runMCPProxy},
+		"mcp-proxy":     {"[--server URL --key-file F [--spool FILE]] [--user ID] [--agent ID] [--approvals DIR] (-- COMMAND ARGS... | --upstream URL [--listen ADDR])", "run an MCP server behind the audit proxy (stdio or Streamable HTTP): record every tool call, access and approval", runMCPProxy},
 		"llm-proxy":     {"--upstream URL [--listen ADDR] [--server URL --key-file F [--spool FILE]] [--user ID] [--agent ID]", "record an agent's Anthropic/OpenAI calls: point its base URL here", runLLMProxy},
 		"approvals":     {"list [--json] | approve ID [--note TEXT] | reject ID [--note TEXT] [--as NAME] [--dir DIR]", "list and decide the tool calls the MCP proxy holds for approval", runApprovals},
 		"query":         {"[--session ID] [--user ID] [--tool NAME] [--subject TYPE:ID] [--kind K] [--model M] [--agent A] [--outcome O] [--failures] [--since T] [--until T] [--limit N] [--cursor C] [--json]", "find events; combinable filters, paginated", runQuery},

@@ -76,12 +76,17 @@ func runMCPProxy(e *env) error {
 	userID := fs.String("user", "", "the user the agent acts for")
 	agentID := fs.String("agent", "", "the agent's id (default: the MCP client's name)")
 	approvals := fs.String("approvals", "", "directory of pending approvals (default DATA/approvals)")
+	upstream := fs.String("upstream", "", "Streamable HTTP: the MCP server's endpoint, e.g. http://127.0.0.1:3001/mcp (instead of a command)")
+	listen := fs.String("listen", DefaultMCPProxyListen, "Streamable HTTP: address to listen on")
 	if err := fs.Parse(e.args); err != nil {
 		return err
 	}
 	argv := fs.Args()
-	if len(argv) == 0 {
-		return usagef("give the MCP server's command after --")
+	if len(argv) == 0 && *upstream == "" {
+		return usagef("give the MCP server's command after --, or --upstream URL")
+	}
+	if len(argv) > 0 && *upstream != "" {
+		return usagef("--upstream and a command exclude each other")
 	}
 	// Standard output is the MCP stream: everything else goes to standard error.
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
@@ -107,13 +112,51 @@ func runMCPProxy(e *env) error {
 		sink.Close()
 		return err
 	}
-	p, err := mcpproxy.New(mcpproxy.Config{Recorder: rec, UserID: *userID, AgentID: *agentID, Gate: gate, Logger: logger})
+	cfg := mcpproxy.Config{Recorder: rec, UserID: *userID, AgentID: *agentID, Gate: gate, Logger: logger}
+	if *upstream != "" {
+		if gate != nil {
+			logger.Warn("mcp-proxy: the approval gate is not applied over Streamable HTTP yet")
+		}
+		hp, err := mcpproxy.NewHTTP(cfg, *upstream)
+		if err != nil {
+			rec.Close()
+			return err
+		}
+		err = serveUntilDone(e, *listen, hp, "mcp-proxy", *upstream)
+		hp.Close()
+		return errors.Join(err, rec.Close())
+	}
+	p, err := mcpproxy.New(cfg)
 	if err != nil {
 		rec.Close()
 		return err
 	}
 	runErr := p.RunCommand(e.ctx, argv, e.stdin, e.stdout, e.stderr)
 	return errors.Join(runErr, rec.Close())
+}
+
+// DefaultMCPProxyListen is loopback, as every listener of agentaudit by default.
+const DefaultMCPProxyListen = "127.0.0.1:8436"
+
+// serveUntilDone serves h on addr until the command's context ends (SIGINT, SIGTERM).
+func serveUntilDone(e *env, addr string, h http.Handler, name, upstream string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "%s: http://%s -> %s\n", name, ln.Addr(), upstream)
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-e.ctx.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+	}()
+	err = hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
 }
 
 func (e *env) approvalsDir(flagValue string) string {
@@ -204,22 +247,6 @@ func runLLMProxy(e *env) error {
 		rec.Close()
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		rec.Close()
-		return err
-	}
-	fmt.Fprintf(e.stderr, "llm-proxy: http://%s -> %s\n", ln.Addr(), *upstream)
-	hs := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-e.ctx.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		hs.Shutdown(ctx)
-	}()
-	err = hs.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
+	err = serveUntilDone(e, *listen, p, "llm-proxy", *upstream)
 	return errors.Join(err, rec.Close())
 }

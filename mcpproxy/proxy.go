@@ -242,44 +242,63 @@ func (p *Proxy) forward(from side, line []byte) error {
 // handle records line and forwards it (a held tools/call is forwarded by the gate later, or
 // answered by it).
 func (p *Proxy) handle(from side, line []byte) error {
+	if from == fromClient && p.cfg.Gate != nil {
+		if m, name, args, ok := p.heldCall(line); ok {
+			p.observe(from, m)
+			go p.hold(m, name, args, bytes.Clone(line))
+			return nil
+		}
+	}
+	p.inspect(from, line)
+	return p.forward(from, line)
+}
+
+// heldCall reports whether line is a tools/call the gate holds.
+func (p *Proxy) heldCall(line []byte) (*message, string, json.RawMessage, bool) {
+	body := bytes.TrimSpace(line)
+	if len(body) == 0 || body[0] != '{' {
+		return nil, "", nil, false
+	}
+	var m message
+	if json.Unmarshal(body, &m) != nil || m.Method != "tools/call" {
+		return nil, "", nil, false
+	}
+	var params struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	}
+	json.Unmarshal(m.Params, &params)
+	if !p.cfg.Gate.Holds(params.Name) {
+		return nil, "", nil, false
+	}
+	return &m, params.Name, params.Arguments, true
+}
+
+// inspect records what line means: each message of it, or why it could not be read.
+func (p *Proxy) inspect(from side, line []byte) {
 	body := bytes.TrimSpace(line)
 	if len(body) == 0 {
-		return p.forward(from, line)
+		return
 	}
 	if !utf8.Valid(body) {
 		p.recordError(from, "invalid_utf8", fmt.Sprintf("a %d-byte message from the %s is not valid UTF-8; forwarded unparsed", len(body), from))
-		return p.forward(from, line)
+		return
 	}
 	var msgs []message
+	var err error
 	if body[0] == '[' { // a JSON-RPC batch (MCP 2025-03-26)
-		if err := json.Unmarshal(body, &msgs); err != nil {
-			p.recordError(from, "malformed_jsonrpc", fmt.Sprintf("a message from the %s is not JSON-RPC: %v", from, err))
-			return p.forward(from, line)
-		}
+		err = json.Unmarshal(body, &msgs)
 	} else {
-		var m message
-		if err := json.Unmarshal(body, &m); err != nil {
-			p.recordError(from, "malformed_jsonrpc", fmt.Sprintf("a message from the %s is not JSON-RPC: %v", from, err))
-			return p.forward(from, line)
-		}
-		msgs = []message{m}
-		if from == fromClient && m.Method == "tools/call" && p.cfg.Gate != nil {
-			var params struct {
-				Name      string          `json:"name"`
-				Arguments json.RawMessage `json:"arguments"`
-			}
-			json.Unmarshal(m.Params, &params)
-			if p.cfg.Gate.Holds(params.Name) {
-				p.observe(from, &m)
-				go p.hold(&m, params.Name, params.Arguments, bytes.Clone(line))
-				return nil
-			}
-		}
+		msgs = make([]message, 1)
+		err = json.Unmarshal(body, &msgs[0])
+	}
+	if err != nil {
+		p.recordError(from, "malformed_jsonrpc", fmt.Sprintf("a message from the %s is not JSON-RPC: %v", from, err))
+		return
 	}
 	for i := range msgs {
 		p.observe(from, &msgs[i])
 	}
-	return p.forward(from, line)
 }
 
 // idString is a JSON-RPC id as the tool_call_id: a string id bare, a number as written.
