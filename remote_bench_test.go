@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/apikey"
@@ -52,6 +53,7 @@ func BenchmarkRemote(b *testing.B) {
 			}
 			ctx := context.Background()
 			i := 0
+			start := time.Now()
 			for b.Loop() {
 				ev := &event.Event{Kind: event.KindToolCall, SessionID: "bench", ToolName: "get_order", Arguments: []byte(fmt.Sprintf(`{"order_id":"ORD-%d"}`, i))}
 				if err := r.Enqueue(ctx, ev, nil); err != nil {
@@ -62,7 +64,8 @@ func BenchmarkRemote(b *testing.B) {
 			if err := r.Flush(ctx); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			// Delivered, not only queued: the clock runs until Flush returns.
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "delivered-events/s")
 			if err := r.Close(); err != nil || r.Lost() != 0 {
 				b.Fatal(err, r.Lost())
 			}
