@@ -4,17 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/agentaudit/agentaudit"
-	"github.com/agentaudit/agentaudit/apikey"
-	"github.com/agentaudit/agentaudit/datadir"
 	"github.com/agentaudit/agentaudit/event"
-	"github.com/agentaudit/agentaudit/ledger"
-	"github.com/agentaudit/agentaudit/server"
 )
 
 // BenchmarkRemote: events queued into a Remote and delivered to a real server on loopback
@@ -23,24 +18,7 @@ import (
 //
 //	go test -run '^$' -bench Remote -benchtime 20000x .
 func BenchmarkRemote(b *testing.B) {
-	d := datadir.Dir{Path: filepath.Join(b.TempDir(), "data")}
-	if _, err := d.Init(context.Background(), ""); err != nil {
-		b.Fatal(err)
-	}
-	w, err := d.OpenWriter(context.Background(), ledger.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
-	keys, _ := apikey.Open(d.APIKeys())
-	key, _, _ := keys.Create("bench", apikey.Writer)
-	v, _ := d.Verifier()
-	srv, err := server.New(server.Config{Ledger: w.Ledger, Store: w.Store, Keys: keys, Verifier: v})
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	hs, _, key := loopbackServer(b)
 	for _, spool := range []bool{false, true} {
 		b.Run(fmt.Sprintf("spool=%v", spool), func(b *testing.B) {
 			opts := []agentaudit.RemoteOption{agentaudit.WithRemoteLogger(slog.New(slog.DiscardHandler))}

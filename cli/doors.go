@@ -68,6 +68,20 @@ func (e *env) doorSink(serverURL, keyFile, spool string, logger *slog.Logger) (a
 	return sink, err
 }
 
+// doorRecorder opens a door's recorder on doorSink; delivery failures go to the log.
+func (e *env) doorRecorder(serverURL, keyFile, spool string, logger *slog.Logger) (*agentaudit.Recorder, error) {
+	sink, err := e.doorSink(serverURL, keyFile, spool, logger)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := agentaudit.New(sink, agentaudit.WithErrorHandler(func(err error) { logger.Error("agentaudit: not recorded", "err", err) }))
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	return rec, nil
+}
+
 func runMCPProxy(e *env) error {
 	fs := e.flags("mcp-proxy")
 	serverURL := fs.String("server", "", "record to the agentaudit server at this URL instead of the data directory")
@@ -103,13 +117,8 @@ func runMCPProxy(e *env) error {
 			gate.Decider = &mcpproxy.DirDecider{Dir: e.approvalsDir(*approvals)}
 		}
 	}
-	sink, err := e.doorSink(*serverURL, *keyFile, *spool, logger)
+	rec, err := e.doorRecorder(*serverURL, *keyFile, *spool, logger)
 	if err != nil {
-		return err
-	}
-	rec, err := agentaudit.New(sink, agentaudit.WithErrorHandler(func(err error) { logger.Error("agentaudit: not recorded", "err", err) }))
-	if err != nil {
-		sink.Close()
 		return err
 	}
 	cfg := mcpproxy.Config{Recorder: rec, UserID: *userID, AgentID: *agentID, Gate: gate, Logger: logger}
@@ -233,13 +242,8 @@ func runLLMProxy(e *env) error {
 		return usagef("--upstream is required")
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	sink, err := e.doorSink(*serverURL, *keyFile, *spool, logger)
+	rec, err := e.doorRecorder(*serverURL, *keyFile, *spool, logger)
 	if err != nil {
-		return err
-	}
-	rec, err := agentaudit.New(sink, agentaudit.WithErrorHandler(func(err error) { logger.Error("agentaudit: not recorded", "err", err) }))
-	if err != nil {
-		sink.Close()
 		return err
 	}
 	p, err := llmproxy.New(llmproxy.Config{Recorder: rec, Upstream: *upstream, UserID: *userID, AgentID: *agentID})
