@@ -322,3 +322,27 @@ func (s *syncBuffer) String() string {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// FuzzSpoolOpen: whatever a spool file holds (a crash's torn line, garbage, a stale offset),
+// Dial opens it without panicking, cuts a torn last line, and Close keeps whole lines only.
+func FuzzSpoolOpen(f *testing.F) {
+	f.Add([]byte("{\"id\":\"a\",\"kind\":\"custom\"}\n{\"id\":\"b\""), []byte("27"))
+	f.Add([]byte("\n\n\xff\n"), []byte("-1"))
+	f.Add([]byte(""), []byte("99999"))
+	f.Fuzz(func(t *testing.T, spool, offset []byte) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "spool")
+		os.WriteFile(path, spool, 0o600)
+		os.WriteFile(path+".offset", offset, 0o600)
+		r, err := agentaudit.Dial("http://127.0.0.1:1", "k", agentaudit.WithSpool(path, 1<<20),
+			agentaudit.WithCloseTimeout(time.Millisecond), agentaudit.WithRemoteLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		b, _ := os.ReadFile(path)
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			t.Fatalf("a torn line is left: %q", b)
+		}
+	})
+}
