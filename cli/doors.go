@@ -68,13 +68,29 @@ func (e *env) doorSink(serverURL, keyFile, spool string, logger *slog.Logger) (a
 	return sink, err
 }
 
+// doorMode reads --mode: async (the default) records beside the traffic; sync commits each event
+// before the message that completes it is forwarded, so an answer the agent has seen is on
+// record even if the proxy is killed the next instant.
+func doorMode(s string) (agentaudit.Mode, error) {
+	for _, m := range []agentaudit.Mode{agentaudit.Async, agentaudit.Sync, agentaudit.FailClosed} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, usagef("--mode %q (want async, sync or fail-closed)", s)
+}
+
 // doorRecorder opens a door's recorder on doorSink; delivery failures go to the log.
-func (e *env) doorRecorder(serverURL, keyFile, spool string, logger *slog.Logger) (*agentaudit.Recorder, error) {
+func (e *env) doorRecorder(serverURL, keyFile, spool, mode string, logger *slog.Logger) (*agentaudit.Recorder, error) {
+	m, err := doorMode(mode)
+	if err != nil {
+		return nil, err
+	}
 	sink, err := e.doorSink(serverURL, keyFile, spool, logger)
 	if err != nil {
 		return nil, err
 	}
-	rec, err := agentaudit.New(sink, agentaudit.WithErrorHandler(func(err error) { logger.Error("agentaudit: not recorded", "err", err) }))
+	rec, err := agentaudit.New(sink, agentaudit.WithMode(m), agentaudit.WithErrorHandler(func(err error) { logger.Error("agentaudit: not recorded", "err", err) }))
 	if err != nil {
 		sink.Close()
 		return nil, err
@@ -87,6 +103,7 @@ func runMCPProxy(e *env) error {
 	serverURL := fs.String("server", "", "record to the agentaudit server at this URL instead of the data directory")
 	keyFile := fs.String("key-file", "", "file (mode 0600) holding the server's writer key")
 	spool := fs.String("spool", "", "with --server: spool file for events while the server is unreachable")
+	mode := fs.String("mode", "async", "async, or sync: each event is committed before the answer it records is forwarded")
 	userID := fs.String("user", "", "the user the agent acts for")
 	agentID := fs.String("agent", "", "the agent's id (default: the MCP client's name)")
 	approvals := fs.String("approvals", "", "directory of pending approvals (default DATA/approvals)")
@@ -117,7 +134,7 @@ func runMCPProxy(e *env) error {
 			gate.Decider = &mcpproxy.DirDecider{Dir: e.approvalsDir(*approvals)}
 		}
 	}
-	rec, err := e.doorRecorder(*serverURL, *keyFile, *spool, logger)
+	rec, err := e.doorRecorder(*serverURL, *keyFile, *spool, *mode, logger)
 	if err != nil {
 		return err
 	}
@@ -231,6 +248,7 @@ func runLLMProxy(e *env) error {
 	serverURL := fs.String("server", "", "record to the agentaudit server at this URL instead of the data directory")
 	keyFile := fs.String("key-file", "", "file (mode 0600) holding the server's writer key")
 	spool := fs.String("spool", "", "with --server: spool file for events while the server is unreachable")
+	mode := fs.String("mode", "async", "async, or sync: each event is committed before the answer it records is forwarded")
 	userID := fs.String("user", "", "the user calls are attributed to when they carry no X-Agentaudit-User header")
 	agentID := fs.String("agent", "", "the agent calls are attributed to when they carry no X-Agentaudit-Agent header")
 	if pos, err := parse(fs, e.args); err != nil {
@@ -242,7 +260,7 @@ func runLLMProxy(e *env) error {
 		return usagef("--upstream is required")
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	rec, err := e.doorRecorder(*serverURL, *keyFile, *spool, logger)
+	rec, err := e.doorRecorder(*serverURL, *keyFile, *spool, *mode, logger)
 	if err != nil {
 		return err
 	}
