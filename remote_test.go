@@ -18,25 +18,7 @@ import (
 // TestRemoteRecordsThroughServer: a recorder on Dial batches into a real server on loopback;
 // refusals come back per event, a wrong key fails the batch, a bad URL is refused at Dial.
 func TestRemoteRecordsThroughServer(t *testing.T) {
-	d := datadir.Dir{Path: filepath.Join(t.TempDir(), "data")}
-	if _, err := d.Init(context.Background(), ""); err != nil {
-		t.Fatal(err)
-	}
-	w, err := d.OpenWriter(context.Background(), ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	keys, _ := apikey.Open(d.APIKeys())
-	writerKey, _, _ := keys.Create("agent", apikey.Writer)
-	v, _ := d.Verifier()
-	srv, err := server.New(server.Config{Ledger: w.Ledger, Store: w.Store, Keys: keys, Verifier: v})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
-
+	hs, w, writerKey := loopbackServer(t)
 	remote, err := agentaudit.Dial(hs.URL, writerKey)
 	if err != nil {
 		t.Fatal(err)
@@ -71,4 +53,28 @@ func TestRemoteRecordsThroughServer(t *testing.T) {
 			t.Errorf("Dial(%q) accepted", u)
 		}
 	}
+}
+
+// loopbackServer is a real server on loopback over a new data directory, with a writer key.
+func loopbackServer(t testing.TB) (*httptest.Server, *datadir.Writer, string) {
+	t.Helper()
+	d := datadir.Dir{Path: filepath.Join(t.TempDir(), "data")}
+	if _, err := d.Init(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	w, err := d.OpenWriter(context.Background(), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	keys, _ := apikey.Open(d.APIKeys())
+	writerKey, _, _ := keys.Create("agent", apikey.Writer)
+	v, _ := d.Verifier()
+	srv, err := server.New(server.Config{Ledger: w.Ledger, Store: w.Store, Keys: keys, Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return hs, w, writerKey
 }

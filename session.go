@@ -54,6 +54,12 @@ func SessionFrom(ctx context.Context) *Session {
 	return s
 }
 
+// ContextWithSession returns ctx carrying s, as the context StartSession returns does: for code
+// that keeps sessions across requests, such as the LLM proxy.
+func ContextWithSession(ctx context.Context, s *Session) context.Context {
+	return context.WithValue(ctx, sessionKey{}, s)
+}
+
 // StartSession records session_start and returns ctx carrying the session.
 func (r *Recorder) StartSession(ctx context.Context, info SessionInfo) (context.Context, *Session, error) {
 	if info.ID == "" {
@@ -237,6 +243,21 @@ func (s *Session) ApprovalRequest(ctx context.Context, tool string, args any) (s
 func (s *Session) ApprovalDecision(ctx context.Context, requestID, tool string, status event.ApprovalStatus, approverID, rationale string) error {
 	ev := s.base(event.KindApprovalDecision)
 	ev.ParentID, ev.ToolName, ev.ApprovalStatus, ev.ApproverID, ev.Rationale = requestID, tool, status, approverID, rationale
+	return s.rec.Record(ctx, ev)
+}
+
+// ApprovalRequestForCall is ApprovalRequest for the tool call callID (the MCP JSON-RPC id, the
+// LLM's tool_use id), so the request, its decision and the call link up.
+func (s *Session) ApprovalRequestForCall(ctx context.Context, tool, callID string, args json.RawMessage) (string, error) {
+	ev := s.base(event.KindApprovalRequest)
+	ev.ToolName, ev.ToolCallID, ev.RequiresApproval, ev.ApprovalStatus, ev.Arguments = tool, callID, true, event.ApprovalPending, args
+	return ev.ID, s.rec.Record(ctx, ev)
+}
+
+// ApprovalDecisionForCall is ApprovalDecision for the tool call callID.
+func (s *Session) ApprovalDecisionForCall(ctx context.Context, requestID, tool, callID string, status event.ApprovalStatus, approverID, rationale string) error {
+	ev := s.base(event.KindApprovalDecision)
+	ev.ParentID, ev.ToolName, ev.ToolCallID, ev.ApprovalStatus, ev.ApproverID, ev.Rationale = requestID, tool, callID, status, approverID, rationale
 	return s.rec.Record(ctx, ev)
 }
 

@@ -69,6 +69,9 @@ func init() {
 		"erase":         {"--subject TYPE:ID --reason TEXT [--override-mandatory REASON]", "erase a data subject's events before their time (recorded as a purge)", runErase},
 		"alerts":        {"list [--since T] [--rule NAME] [--json] | test RULES [--since 30d] [--json]", "show the alerts raised and their deliveries; replay history through a rules file", runAlerts},
 		"review":        {"list [--all] [--json] | close ID --note TEXT", "break-the-glass accesses awaiting review; record a review", runReview},
+		"mcp-proxy":     {"[--server URL --key-file F [--spool FILE]] [--user ID] [--agent ID] [--approvals DIR] (-- COMMAND ARGS... | --upstream URL [--listen ADDR])", "run an MCP server behind the audit proxy (stdio or Streamable HTTP): record every tool call, access and approval", runMCPProxy},
+		"llm-proxy":     {"--upstream URL [--listen ADDR] [--server URL --key-file F [--spool FILE]] [--user ID] [--agent ID]", "record an agent's Anthropic/OpenAI calls: point its base URL here", runLLMProxy},
+		"approvals":     {"list [--json] | approve ID [--note TEXT] | reject ID [--note TEXT] [--as NAME] [--dir DIR]", "list and decide the tool calls the MCP proxy holds for approval", runApprovals},
 		"query":         {"[--session ID] [--user ID] [--tool NAME] [--subject TYPE:ID] [--kind K] [--model M] [--agent A] [--outcome O] [--failures] [--since T] [--until T] [--limit N] [--cursor C] [--json]", "find events; combinable filters, paginated", runQuery},
 	}
 }

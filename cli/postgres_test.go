@@ -18,8 +18,6 @@ import (
 	"github.com/agentaudit/agentaudit/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
-
 // --store (or AGENTAUDIT_STORE) keeps the log in PostgreSQL: init, append, verify and query use
 // the database, the data directory keeps only the keys, and tampering in the database is caught.
 func TestStoreFlagPostgres(t *testing.T) {

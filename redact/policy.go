@@ -172,10 +172,10 @@ func Parse(name string, data []byte) (*Policy, error) {
 		k, v := doc.Content[i], doc.Content[i+1]
 		switch k.Value {
 		case "version", "extends", "keys", "pii_fields", "detectors", "patterns", "secrets", "results":
-		case "retention", "alerts":
-			continue // sections of the same file that the retention and alert packages parse
+		case "retention", "alerts", "require_approval":
+			continue // sections of the same file that the retention, alert and mcpproxy packages parse
 		default:
-			return nil, perr(k, "unknown key %q (want version, extends, keys, pii_fields, detectors, patterns, secrets, results, retention, alerts)", k.Value)
+			return nil, perr(k, "unknown key %q (want version, extends, keys, pii_fields, detectors, patterns, secrets, results, retention, alerts, require_approval)", k.Value)
 		}
 		fields[k.Value] = v
 	}

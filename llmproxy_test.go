@@ -1,0 +1,156 @@
+package agentaudit_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anthropics/anthropic-sdk-go"
+	aoption "github.com/anthropics/anthropic-sdk-go/option"
+	"github.com/openai/openai-go"
+	ooption "github.com/openai/openai-go/option"
+	"github.com/openai/openai-go/responses"
+
+	"github.com/agentaudit/agentaudit"
+	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/llmproxy"
+)
+
+// driveModels makes the same six calls with the official Anthropic and OpenAI clients:
+// Messages, Chat Completions and Responses, each streamed and not.
+func driveModels(t *testing.T, ctx context.Context, ant anthropic.Client, oai openai.Client) {
+	t.Helper()
+	msg := func(text string) anthropic.MessageNewParams {
+		return anthropic.MessageNewParams{Model: "claude-opus-4-6", MaxTokens: 1024, Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(text))}}
+	}
+	stream := ant.Messages.NewStreaming(ctx, msg("cancel my order"))
+	var acc anthropic.Message
+	for stream.Next() {
+		acc.Accumulate(stream.Current())
+	}
+	if err := stream.Err(); err != nil || len(acc.Content) != 2 {
+		t.Fatalf("anthropic stream: %v %+v", err, acc.Content)
+	}
+	if _, err := ant.Messages.New(ctx, msg("where is my order")); err != nil {
+		t.Fatal(err)
+	}
+	cs := oai.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "gpt-4o",
+		Messages:      []openai.ChatCompletionMessageParamUnion{openai.UserMessage("where is ORD-456")},
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}})
+	for cs.Next() {
+	}
+	if err := cs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oai.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "gpt-4o", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("status?")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oai.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-4.1", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("order ORD-9")}}); err != nil {
+		t.Fatal(err)
+	}
+	rs := oai.Responses.NewStreaming(ctx, responses.ResponseNewParams{Model: "gpt-4.1", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("status of ORD-7")}})
+	for rs.Next() {
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// comparable is an llm_call event without what differs between two runs of the same call.
+func comparable(ev *event.Event) string {
+	c := *ev
+	c.ID, c.SessionID, c.Time, c.RecordedAt, c.LatencyMS, c.Metadata, c.UserAgent, c.Step, c.ParentID = "", "", c.Time.AddDate(-3000, 0, 0), c.RecordedAt.AddDate(-3000, 0, 0), 0, nil, "", 0, ""
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// TestLLMProxyRecordsAsTheTransport: the official clients call the model through the LLM proxy
+// (only their base URL changed, attribution in headers); the events recorded are the ones the
+// SDK's transport records for the same calls made directly. Attribution headers do not reach the
+// upstream; the API key does, and never reaches the disk.
+func TestLLMProxyRecordsAsTheTransport(t *testing.T) {
+	var leaked []string
+	model := modelServer(t)
+	defer model.Close()
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for h := range r.Header {
+			if strings.HasPrefix(strings.ToLower(h), "x-agentaudit") {
+				leaked = append(leaked, h)
+			}
+		}
+		if !strings.Contains(r.Header.Get("Authorization")+r.Header.Get("X-Api-Key"), secretKey) {
+			leaked = append(leaked, "no API key upstream")
+		}
+		model.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer upstream.Close()
+
+	dir := t.TempDir()
+	rec, err := openEmbedded(dir, ledger.Options{}, agentaudit.WithMode(agentaudit.Sync))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Directly, through the SDK transport.
+	ctx, _, _ := rec.StartSession(context.Background(), agentaudit.SessionInfo{ID: "direct", UserID: "usr_1", AgentID: "py-agent"})
+	driveModels(t, ctx,
+		anthropic.NewClient(aoption.WithBaseURL(upstream.URL), aoption.WithAPIKey(secretKey), aoption.WithHTTPClient(rec.HTTPClient()), aoption.WithMaxRetries(0)),
+		openai.NewClient(ooption.WithBaseURL(upstream.URL+"/v1"), ooption.WithAPIKey(secretKey), ooption.WithHTTPClient(rec.HTTPClient()), ooption.WithMaxRetries(0)))
+
+	// Through the proxy, as an agent in another language would: only the base URL changes.
+	p, err := llmproxy.New(llmproxy.Config{Recorder: rec, Upstream: upstream.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(p)
+	defer proxy.Close()
+	hdr := []struct{ k, v string }{{llmproxy.HeaderSession, "proxied"}, {llmproxy.HeaderUser, "usr_1"}, {llmproxy.HeaderAgent, "py-agent"}}
+	aopts := []aoption.RequestOption{aoption.WithBaseURL(proxy.URL), aoption.WithAPIKey(secretKey), aoption.WithMaxRetries(0)}
+	oopts := []ooption.RequestOption{ooption.WithBaseURL(proxy.URL + "/v1"), ooption.WithAPIKey(secretKey), ooption.WithMaxRetries(0)}
+	for _, h := range hdr {
+		aopts = append(aopts, aoption.WithHeader(h.k, h.v))
+		oopts = append(oopts, ooption.WithHeader(h.k, h.v))
+	}
+	driveModels(t, context.Background(), anthropic.NewClient(aopts...), openai.NewClient(oopts...))
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(leaked) > 0 {
+		t.Errorf("upstream saw: %q", leaked)
+	}
+
+	calls := func(session string) []*event.Event {
+		var out []*event.Event
+		for _, r := range trail(t, dir, session) {
+			if r.Event.Kind == event.KindLLMCall {
+				out = append(out, r.Event)
+			}
+		}
+		return out
+	}
+	direct, proxied := calls("direct"), calls("proxied")
+	if len(direct) != 6 || len(proxied) != 6 {
+		t.Fatalf("%d direct and %d proxied llm_call events, want 6 each", len(direct), len(proxied))
+	}
+	for i := range direct {
+		if a, b := comparable(direct[i]), comparable(proxied[i]); a != b {
+			t.Errorf("call %d differs:\ndirect  %s\nproxied %s", i+1, a, b)
+		}
+	}
+	if s := trail(t, dir, "proxied")[0].Event; s.Kind != event.KindSessionStart || s.UserID != "usr_1" || s.AgentID != "py-agent" {
+		t.Errorf("proxied session start: %+v", s)
+	}
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), secretKey) {
+				t.Errorf("the API key is in %s", p)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,189 @@
+package mcpproxy_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentaudit/agentaudit"
+	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/mcpproxy"
+	"github.com/agentaudit/agentaudit/redact"
+)
+
+// decideNext waits for the next pending request in d and answers it.
+func decideNext(t *testing.T, d *mcpproxy.DirDecider, dec mcpproxy.Decision) {
+	t.Helper()
+	for range 200 {
+		reqs, _ := d.Pending()
+		if len(reqs) > 0 {
+			if err := d.Decide(reqs[0].ID, dec); err != nil {
+				t.Error(err)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Error("no request was held")
+}
+
+// TestApprovalGate: echo needs approval (the policy's require_approval); get-sum does not. An
+// approved call runs, a rejected one and one left undecided answer the client with a tool
+// error saying why; request and decision are recorded and linked to the call.
+func TestApprovalGate(t *testing.T) {
+	argv := everything(t)
+	gate, err := mcpproxy.ParsePolicy("policy.yaml", []byte("require_approval:\n  tools: [\"ec*\"]\n  timeout: 1s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := &mcpproxy.DirDecider{Dir: filepath.Join(t.TempDir(), "approvals"), Poll: 10 * time.Millisecond}
+	gate.Decider = dec
+	h := start(t, argv, mcpproxy.Config{Gate: gate})
+	ctx := context.Background()
+	call := func(msg string) *mcp.CallToolResult {
+		res, err := h.client.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": msg}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	text := func(r *mcp.CallToolResult) string { return r.Content[0].(*mcp.TextContent).Text }
+
+	go decideNext(t, dec, mcpproxy.Decision{Status: event.ApprovalApproved, Approver: "alice"})
+	if r := call("approved one"); r.IsError || !strings.Contains(text(r), "approved one") {
+		t.Errorf("approved: %+v", r)
+	}
+	go decideNext(t, dec, mcpproxy.Decision{Status: event.ApprovalRejected, Approver: "bob", Note: "not on prod"})
+	if r := call("rejected one"); !r.IsError || !strings.Contains(text(r), "rejected by bob: not on prod") {
+		t.Errorf("rejected: %+v", r)
+	}
+	if r := call("nobody decides"); !r.IsError || !strings.Contains(text(r), "no decision within 1s") {
+		t.Errorf("timeout: %+v", r)
+	}
+	if r, err := h.client.CallTool(ctx, &mcp.CallToolParams{Name: "get-sum", Arguments: map[string]any{"a": 1, "b": 2}}); err != nil || r.IsError {
+		t.Errorf("get-sum is not held: %v %+v", err, r)
+	}
+	if reqs, _ := dec.Pending(); len(reqs) != 0 {
+		t.Errorf("left pending: %+v", reqs)
+	}
+
+	evs := h.stop(t)
+	requests := map[string]*event.Event{}
+	var decisions []string
+	calls := map[string]*event.Event{}
+	for _, ev := range evs {
+		switch ev.Kind {
+		case event.KindApprovalRequest:
+			requests[ev.ID] = ev
+		case event.KindApprovalDecision:
+			req := requests[ev.ParentID]
+			if req == nil || req.ToolCallID != ev.ToolCallID || ev.ToolName != "echo" {
+				t.Errorf("decision not linked to its request: %+v", ev)
+			}
+			decisions = append(decisions, string(ev.ApprovalStatus)+" "+ev.ApproverID)
+		case event.KindToolCall:
+			calls[ev.ToolCallID] = ev
+		}
+	}
+	if got := strings.Join(decisions, ", "); got != "approved alice, rejected bob, rejected agentaudit:timeout" {
+		t.Errorf("decisions: %s", got)
+	}
+	for _, req := range requests {
+		c := calls[req.ToolCallID]
+		if c == nil {
+			t.Errorf("no tool call for request %s", req.ToolCallID)
+			continue
+		}
+		if ok := c.Success != nil && *c.Success; ok != strings.Contains(string(c.Arguments), "approved one") {
+			t.Errorf("call %s: success %v, error %q", c.ToolCallID, ok, c.Error)
+		}
+	}
+}
+
+// TestParsePolicy: both forms of require_approval, and mistakes named with their line.
+func TestParsePolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		tools      []string
+		err        string
+	}{
+		{"list", "require_approval: [\"delete_*\", send_email]\n", []string{"delete_*", "send_email"}, ""},
+		{"mapping", "version: 1\nrequire_approval:\n  tools: [a]\n  timeout: 2m\n  on_timeout: approve\n", []string{"a"}, ""},
+		{"absent", "version: 1\n", nil, ""},
+		{"bad timeout", "require_approval:\n  tools: [a]\n  timeout: soon\n", nil, "policy.yaml:3: require_approval: timeout"},
+		{"bad key", "require_approval:\n  tool: [a]\n", nil, "policy.yaml:2: require_approval: unknown key \"tool\""},
+		{"bad pattern", "require_approval: [\"[\"]\n", nil, "policy.yaml:1: require_approval: pattern"},
+		{"not a list", "require_approval: yes\n", nil, "want a list"},
+		{"bad on_timeout", "require_approval:\n  tools: [a]\n  on_timeout: maybe\n", nil, "on_timeout \"maybe\""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := mcpproxy.ParsePolicy("policy.yaml", []byte(tc.yaml))
+			if tc.err != "" {
+				var pe *redact.PolicyError
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.As(err, &pe) {
+					t.Fatalf("got %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tools []string
+			if g != nil {
+				tools = g.Tools
+			}
+			if strings.Join(tools, ",") != strings.Join(tc.tools, ",") {
+				t.Errorf("tools %q, want %q", tools, tc.tools)
+			}
+		})
+	}
+	// The redact package accepts the same file.
+	if _, err := redact.Parse("policy.yaml", []byte("version: 1\nrequire_approval: [a]\n")); err != nil {
+		t.Errorf("redact refuses the section: %v", err)
+	}
+}
+
+// discard is a sink that stores nothing, for the fuzzer.
+type discard struct{}
+
+func (discard) AppendBatch(ctx context.Context, evs []*event.Event) ([]error, error) {
+	return make([]error, len(evs)), nil
+}
+func (discard) Close() error { return nil }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// FuzzProxyLine: whatever a client sends, the server receives the same bytes, and the proxy
+// neither panics nor hangs.
+func FuzzProxyLine(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{}}}` + "\n",
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}` + "\n",
+		"[1,2,{\"id\":null}]\n", "\xff\n\n", `{"id":{},"method":"resources/read","params":[]}`, "not json",
+	} {
+		f.Add([]byte(s))
+	}
+	rec, _ := agentaudit.New(discard{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		p, err := mcpproxy.New(mcpproxy.Config{Recorder: rec, MaxMessageBytes: 256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var toServer, toClient bytes.Buffer
+		if err := p.Run(context.Background(), bytes.NewReader(in), &toClient, nopCloser{&toServer}, bytes.NewReader(in)); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(toServer.Bytes(), in) || !bytes.Equal(toClient.Bytes(), in) {
+			t.Fatalf("changed the stream: %q -> %q / %q", in, toServer.Bytes(), toClient.Bytes())
+		}
+	})
+}

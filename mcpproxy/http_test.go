@@ -1,0 +1,108 @@
+package mcpproxy_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentaudit/agentaudit"
+	"github.com/agentaudit/agentaudit/embedded"
+	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ledger"
+	"github.com/agentaudit/agentaudit/mcpproxy"
+)
+
+// everythingHTTP starts the real server-everything on its Streamable HTTP transport and returns
+// its endpoint.
+func everythingHTTP(t *testing.T) string {
+	t.Helper()
+	argv := everything(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().(*net.TCPAddr)
+	l.Close()
+	cmd := exec.Command(argv[0], argv[1], "streamableHttp")
+	cmd.Env = append(os.Environ(), "PORT="+strings.TrimPrefix(addr.String(), "127.0.0.1:"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for range 200 {
+		if c, err := net.Dial("tcp", addr.String()); err == nil {
+			c.Close()
+			return "http://" + addr.String() + "/mcp"
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatal("server-everything (streamableHttp) did not listen")
+	return ""
+}
+
+// TestStreamableHTTPProxy: the official Go SDK client over Streamable HTTP through the proxy to
+// the real server-everything: tools pass, calls (with SSE answers) are recorded with their
+// results, a tool error as a failure, and the session ends with the client's DELETE.
+func TestStreamableHTTPProxy(t *testing.T) {
+	endpoint := everythingHTTP(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	sink, err := embedded.Open(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := agentaudit.New(sink)
+	hp, err := mcpproxy.NewHTTP(mcpproxy.Config{Recorder: rec, UserID: "usr_2"}, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(hp)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "http-host", Version: "2"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: srv.URL, HTTPClient: &http.Client{}, MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tools, err := cs.ListTools(ctx, nil); err != nil || len(tools.Tools) == 0 {
+		t.Fatalf("tools/list: %v", err)
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "over http " + secret}})
+	if err != nil || res.IsError {
+		t.Fatalf("echo: %v %+v", err, res)
+	}
+	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "get-sum", Arguments: map[string]any{"a": "x"}}); err != nil || !res.IsError {
+		t.Fatalf("get-sum: %v %+v", err, res)
+	}
+	cs.Close()
+	hp.Close()
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	evs := readEvents(t, dir)
+	if evs[0].Kind != event.KindSessionStart || evs[len(evs)-1].Kind != event.KindSessionEnd {
+		t.Fatalf("events: %s", kinds(evs))
+	}
+	var md map[string]map[string]string
+	json.Unmarshal(evs[0].Metadata, &md)
+	if md["mcp_client"]["name"] != "http-host" || md["mcp_server"]["name"] == "" {
+		t.Errorf("session_start: %s", evs[0].Metadata)
+	}
+	calls := toolCalls(evs)
+	if e := calls["echo"]; e == nil || e.Success == nil || !*e.Success || !strings.Contains(string(e.Result), "over http") || e.SessionID != evs[0].SessionID {
+		t.Errorf("echo: %+v", e)
+	}
+	if e := calls["get-sum"]; e == nil || e.Success == nil || *e.Success {
+		t.Errorf("get-sum: %+v", e)
+	}
+}
