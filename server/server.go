@@ -68,6 +68,7 @@ type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
 	limiter authLimiter
+	console consoleState // the web console's session index and live streams (console.go)
 }
 
 // New validates cfg and returns a server.
@@ -142,6 +143,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/verify", s.verify, apikey.Auditor, apikey.Admin)
 	s.handle("POST /v1/traces", s.traces, apikey.Writer, apikey.Admin)
 	s.retentionRoutes()
+	s.consoleRoutes()
 }
 
 // handle wraps h with authentication, the role check and error writing.
