@@ -231,6 +231,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 			return err
 		})
 		if err != nil {
+			if r.Context().Err() == nil {
+				s.cfg.Logger.Error("stream ended", "err", err)
+			}
 			return nil // the client went away, or the store failed mid-stream: the response has begun
 		}
 		if sent == 0 {
@@ -257,3 +260,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 		}
 	}
 }
+
+// Unwrap lets http.ResponseController reach the connection under the request log's writer, to
+// flush and extend the write deadline of a stream.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
