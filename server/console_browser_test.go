@@ -308,6 +308,29 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitText(t, ctx, "ol.live-list", "live-1")
 	screenshot(t, ctx, "live")
 
+	// A session of 1,000 events renders in under a second (fetch, tree, waterfall, in the page).
+	var perf []string
+	for i := 0; i < 100; i++ {
+		perf = append(perf, fmt.Sprintf(`{"id":"perf-llm-%d","session_id":"perf-1000","kind":"llm_call","model":"m","user_id":"u","input_tokens":100,"output_tokens":20,"latency_ms":300,"time":"2026-01-01T00:%02d:%02dZ"}`, i, i/60, i%60))
+		for j := 0; j < 9; j++ {
+			perf = append(perf, fmt.Sprintf(`{"id":"perf-tool-%d-%d","parent_id":"perf-llm-%d","session_id":"perf-1000","kind":"tool_call","tool_name":"t%d","user_id":"u","duration_ms":40,"success":true,"arguments":{"i":%d},"time":"2026-01-01T00:%02d:%02d.%d00Z"}`, i, j, i, j, j, i/60, i%60, j))
+		}
+	}
+	postEvents(t, d.url, d.admin, "["+strings.Join(perf, ",")+"]")
+	if err := do(ctx, chromedp.Navigate(d.url+"/#/session/perf-1000")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#render-ms", "rendered in")
+	ms, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Number(document.querySelector("ul[role=tree]").dataset.renderMs)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("li[role=treeitem]").length`))
+	t.Logf("a session of %d events rendered in %d ms (fetch included)", items, ms)
+	if items != 1000 || ms >= 1000 {
+		t.Errorf("1,000-event session: %d items in %d ms, want 1000 in under 1000 ms", items, ms)
+	}
+
 	// A reader sees the session with its payloads masked, and may not fetch proofs.
 	signIn(t, ctx, d.url, d.reader)
 	waitText(t, ctx, "main table tbody", sid)
