@@ -324,8 +324,8 @@ async function sessionPage(id) {
     );
     li.append(row);
     const details = h("div", { class: "details" });
-    const jsonBtn = h("button", { type: "button", class: "secondary", "aria-expanded": "false", "data-action": "json" }, "JSON");
-    const verifyBtn = h("button", { type: "button", class: "secondary", "data-action": "verify" }, "Verify in browser");
+    const jsonBtn = h("button", { type: "button", class: "secondary", "aria-expanded": "false", "data-action": "json", "aria-label": `JSON of event seq ${r.seq}` }, "JSON");
+    const verifyBtn = h("button", { type: "button", class: "secondary", "data-action": "verify", "aria-label": `Verify event seq ${r.seq} in the browser` }, "Verify in browser");
     const result = h("span", { class: "verify-result", role: "status" });
     const pre = h("pre", { hidden: true });
     jsonBtn.addEventListener("click", () => {
