@@ -73,7 +73,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // waitText waits until the element matching sel contains want, and returns its text.
 func waitText(t *testing.T, ctx context.Context, sel, want string) string {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	var text string
 	for time.Now().Before(deadline) {
 		js := fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).map(e => e.textContent).join("\n")`, sel)

@@ -102,9 +102,12 @@ const routes = [
   [/^#\/live$/, livePage],
 ];
 
+let routeGen = 0; // a page that finishes loading after the user moved on is dropped
+
 async function route() {
   if (!apiKey()) return;
   stopLive();
+  const gen = ++routeGen;
   const hash = location.hash || "#/sessions";
   for (const a of document.querySelectorAll("nav a")) {
     const cur = hash === a.getAttribute("href") || (a.getAttribute("href") === "#/sessions" && hash.startsWith("#/session/"));
@@ -118,6 +121,7 @@ async function route() {
     if (m) {
       try {
         const content = await fn(...m.slice(1));
+        if (gen !== routeGen) return;
         page.replaceChildren(...[content].flat());
         const tr = page.querySelector("ul[role=tree][data-t0]");
         if (tr) {
@@ -127,6 +131,7 @@ async function route() {
           $("render-ms").textContent = `rendered in ${ms} ms`;
         }
       } catch (e) {
+        if (gen !== routeGen) return;
         page.replaceChildren(h("p", { class: "error", role: "alert" }, e.message));
       }
       document.title = `${page.querySelector("h1")?.textContent || "agentaudit"} · agentaudit console`;
