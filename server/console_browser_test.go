@@ -55,8 +55,16 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
+// unlabelled lists the page's visible controls that have no accessible name.
+const unlabelled = `Array.from(document.querySelectorAll("input, textarea, select, button")).filter(el => el.offsetParent !== null).filter(el =>
+	!((el.labels && el.labels.length) || el.getAttribute("aria-label") || (el.tagName === "BUTTON" && el.textContent.trim()))).map(el => el.outerHTML.slice(0, 80))`
+
+// screenshot saves the page as name.png and checks that every visible control has a label.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
+	if bad, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](unlabelled)); err != nil || len(bad) > 0 {
+		t.Errorf("%s: controls without a label: %v (%v)", name, bad, err)
+	}
 	dir := filepath.Join("testdata", "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
