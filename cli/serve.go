@@ -152,6 +152,11 @@ func runServe(e *env) error {
 			}
 		})
 	}
+	go func() {
+		if err := srv.WarmSessions(e.ctx); err != nil && e.ctx.Err() == nil {
+			logger.Warn("console session index not built; the first sessions page builds it", "err", err)
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() {
 		if *certFile != "" {

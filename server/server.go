@@ -71,6 +71,7 @@ type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
 	limiter authLimiter
+	console consoleState // the web console's session index and live streams (console.go)
 }
 
 // New validates cfg and returns a server.
@@ -148,6 +149,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/alerts", s.listAlerts, apikey.Reader, apikey.Auditor, apikey.Admin)
 	s.handle("GET /v1/reviews", s.listReviews, apikey.Auditor, apikey.Admin)
 	s.handle("POST /v1/reviews/{id}/close", s.closeReview, apikey.Auditor, apikey.Admin)
+	s.consoleRoutes()
 }
 
 // handle wraps h with authentication, the role check and error writing.
