@@ -9,10 +9,12 @@ import (
 
 	"github.com/agentaudit/agentaudit/alert"
 	"github.com/agentaudit/agentaudit/apikey"
+	"github.com/agentaudit/agentaudit/event"
 )
 
 // listAlerts answers GET /v1/alerts[?since=RFC3339][&rule=NAME][&limit=N]: the alert events with
-// each delivery attempt.
+// each delivery attempt, and the id, seq, kind and session of each triggering event (one lookup
+// per id, at most 20 an alert).
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
 	q := r.URL.Query()
 	f := alert.ListFilter{Rule: q.Get("rule")}
@@ -37,10 +39,46 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, k apikey.Key
 	if err := s.audit(r, k, "alerts", len(as)); err != nil {
 		return err
 	}
-	if as == nil {
-		as = []alert.Listed{}
+	out := make([]listedAlert, len(as))
+	for i, a := range as {
+		out[i] = listedAlert{Listed: a, Triggers: []alertTrigger{}}
+		for _, id := range a.Record.TriggerIDs {
+			out[i].Triggers = append(out[i].Triggers, s.alertTrigger(r, id))
+		}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"alerts": as})
+	return writeJSON(w, http.StatusOK, map[string]any{"alerts": out})
+}
+
+// listedAlert is an alert as GET /v1/alerts shows it: with its triggering events' sessions, which
+// the console links to.
+type listedAlert struct {
+	alert.Listed
+	Triggers []alertTrigger `json:"triggers"`
+}
+
+// alertTrigger is one event that triggered an alert: its attribution only (no content), so a
+// reader sees it as every reader sees events.
+type alertTrigger struct {
+	ID        string `json:"id"`
+	Seq       int64  `json:"seq,omitempty"`
+	Kind      string `json:"kind,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+	Purged    bool   `json:"purged,omitempty"`
+}
+
+func (s *Server) alertTrigger(r *http.Request, id string) alertTrigger {
+	t := alertTrigger{ID: id}
+	e, err := s.cfg.Store.EntryByID(r.Context(), id)
+	if err != nil {
+		return t // not found (or unreadable): the id alone
+	}
+	t.Seq, t.Purged = e.Seq, e.Purged()
+	if !t.Purged {
+		if ev, err := event.ParseStored(e.Body); err == nil {
+			t.Kind, t.SessionID = string(ev.Kind), ev.SessionID
+		}
+	}
+	return t
 }
 
 // listReviews answers GET /v1/reviews[?all=true]: break-the-glass accesses not yet reviewed

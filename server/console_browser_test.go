@@ -316,6 +316,57 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitText(t, ctx, "ol.live-list", "live-1")
 	screenshot(t, ctx, "live")
 
+	// Alerts and reviews: a break-glass access raises the critical alert at once and opens a
+	// review, which an admin closes from the page with the keyboard.
+	postEvents(t, d.url, d.admin, `{"id":"bg-access-1","kind":"access","session_id":"bg-1","user_id":"dr-house","subject_type":"patient","subject_id":"P-911","purpose":"emergency_treatment","break_glass":true,"break_glass_reason":"unconscious patient in the ER"}`)
+	for i := 0; ; i++ { // the engine runs after the commit: wait for the alert event
+		var al struct {
+			Alerts []struct {
+				Record struct {
+					TriggerIDs []string `json:"trigger_ids"`
+				} `json:"record"`
+			} `json:"alerts"`
+		}
+		d.getJSON(t, d.admin, "/v1/alerts?rule=break_glass", &al)
+		if n := len(al.Alerts); n > 0 && strings.Contains(strings.Join(al.Alerts[n-1].Record.TriggerIDs, ","), "bg-access-1") {
+			break
+		}
+		if i > 100 {
+			t.Fatalf("no break_glass alert for bg-access-1: %+v", al)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := do(ctx, chromedp.Navigate(d.url+"/#/alerts")); err != nil {
+		t.Fatal(err)
+	}
+	row := waitText(t, ctx, `#alerts tbody tr:has(a[href="#/session/bg-1"])`, "break_glass")
+	if !strings.Contains(row, "critical") || !strings.Contains(row, "access #") {
+		t.Errorf("the break-glass alert's row: %q", row)
+	}
+	waitText(t, ctx, `#alerts tbody tr:first-child`, "bg-1") // newest first
+	review := `#reviews tr:has(a[href="#/session/bg-1"])`
+	waitText(t, ctx, review, "P-911")
+	screenshot(t, ctx, "alerts")
+	if err := do(ctx, chromedp.SendKeys(chromedp.CSS(review+` input[name=note]`), "justified: ER admission\r")); err != nil { // Enter submits
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#review-status", "recorded by apikey:console-admin")
+	if got := waitText(t, ctx, "#reviews", ""); strings.Contains(got, "P-911") {
+		t.Errorf("the closed review is still listed: %q", got)
+	}
+	var rs struct {
+		Reviews []struct {
+			Access struct{ ID string } `json:"access"`
+		} `json:"reviews"`
+	}
+	d.getJSON(t, d.admin, "/v1/reviews", &rs)
+	for _, r := range rs.Reviews {
+		if r.Access.ID == "bg-access-1" {
+			t.Errorf("GET /v1/reviews still lists bg-access-1 after the page closed it")
+		}
+	}
+	screenshot(t, ctx, "reviews-closed")
+
 	// A session of 1,000 events renders in under a second (fetch, tree, waterfall, in the page).
 	var perf []string
 	for i := 0; i < 100; i++ {
@@ -354,6 +405,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the reader's view lost the attribution: %s", got)
 	}
 	screenshot(t, ctx, "session-reader")
+
+	// A reader sees the alerts, and is told that reviews are for auditors and admins.
+	if err := do(ctx, chromedp.Navigate(d.url+"/#/alerts")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#reviews [role=alert]", "Only auditors and admins")
+	waitText(t, ctx, "#alerts tbody", "break_glass")
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#reviews form, #reviews input").length`)); n != 0 {
+		t.Errorf("the reader's page has %d review controls", n)
+	}
+	screenshot(t, ctx, "alerts-reader")
 }
 
 func postEvents(t *testing.T, url, key, body string) {

@@ -100,6 +100,7 @@ const routes = [
   [/^#\/access$/, accessPage],
   [/^#\/integrity$/, integrityPage],
   [/^#\/live$/, livePage],
+  [/^#\/alerts$/, alertsPage],
 ];
 
 let routeGen = 0; // a page that finishes loading after the user moved on is dropped
@@ -705,6 +706,136 @@ async function livePage() {
     }
   })();
   return [h("h1", {}, "Live"), h("p", {}, pause), status, listEl];
+}
+
+// ---- Alerts and reviews
+
+function deliveries(ds) {
+  if (!ds || !ds.length) return "no webhook";
+  const last = new Map(); // the newest attempt per webhook
+  for (const d of ds) last.set(d.webhook, d);
+  return [...last.values()].map((d) => `${d.webhook}: ${d.delivered ? "delivered" : `not delivered${d.status ? ` (HTTP ${d.status})` : ""}${d.error ? `: ${d.error}` : ""}`}${d.attempt ? `, attempt ${d.attempt}` : ""}`).join("; ");
+}
+
+function triggers(a) {
+  const ts = a.triggers && a.triggers.length ? a.triggers : (a.record.trigger_ids || []).map((id) => ({ id }));
+  if (!ts.length) return "—";
+  return h(
+    "ul",
+    { class: "plain" },
+    ...ts.map((t) => {
+      const what = `${t.kind || "event"}${t.seq !== undefined ? ` #${t.seq}` : ""}${t.purged ? " (purged)" : ""}`;
+      return h("li", {}, t.session_id ? h("a", { href: `#/session/${encodeURIComponent(t.session_id)}`, title: `event ${t.id}` }, `${what} in session ${t.session_id}`) : `${what} ${t.id}`);
+    })
+  );
+}
+
+async function alertsPage() {
+  const { alerts } = await getJSON("/v1/alerts?limit=200");
+  alerts.reverse(); // the API lists oldest first
+  const cols = ["Time (UTC)", "Rule", "Severity", "Group", "What", "Triggering events", "Delivery"];
+  const alertsTable = alerts.length
+    ? h(
+        "table",
+        { "aria-label": "Alerts, newest first", id: "alerts" },
+        h("thead", {}, h("tr", {}, ...cols.map((c) => h("th", { scope: "col" }, c)))),
+        h(
+          "tbody",
+          {},
+          ...alerts.map((a) => {
+            const r = a.record;
+            const group = Object.entries(r.group || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+            return h(
+              "tr",
+              { "data-seq": a.seq },
+              h("td", {}, fmtTime(a.time)),
+              h("td", {}, r.rule),
+              h("td", {}, h("span", { class: `badge sev-${r.severity}` }, r.severity)),
+              h("td", {}, group || "—"),
+              h("td", {}, r.message || ""),
+              h("td", {}, triggers(a)),
+              h("td", {}, deliveries(a.deliveries))
+            );
+          })
+        )
+      )
+    : h("p", {}, "No alerts raised.");
+  return [h("h1", {}, "Alerts and reviews"), h("h2", {}, "Alerts"), alertsTable, h("h2", { id: "reviews-h" }, "Break-the-glass accesses awaiting review"), await reviewsPart()];
+}
+
+async function reviewsPart() {
+  const box = h("div", { id: "reviews", "aria-labelledby": "reviews-h" });
+  const status = h("p", { role: "status", class: "muted", id: "review-status", tabindex: -1 });
+  const load = async () => {
+    let reviews;
+    try {
+      ({ reviews } = await getJSON("/v1/reviews"));
+    } catch (e) {
+      if (e.status !== 403) throw e;
+      box.replaceChildren(h("p", { class: "error", role: "alert" }, "Only auditors and admins may see and close break-the-glass reviews: this key's role may not (403 Forbidden)."));
+      return;
+    }
+    if (!reviews.length) {
+      box.replaceChildren(h("p", { id: "no-reviews" }, "No break-the-glass access awaits review."), status);
+      return;
+    }
+    const cols = ["Access (UTC)", "Age", "User", "Subject", "Purpose", "Reason", "Session", "Review"];
+    box.replaceChildren(
+      h(
+        "table",
+        { "aria-label": "Break-the-glass accesses awaiting review, oldest first" },
+        h("thead", {}, h("tr", {}, ...cols.map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, ...reviews.map(reviewRow))
+      ),
+      status
+    );
+  };
+  const reviewRow = (rv) => {
+    const a = rv.access || {};
+    const note = h("input", { type: "text", id: `note-${rv.seq}`, name: "note", required: true, placeholder: "justified: ER admission" });
+    const form = h(
+      "form",
+      { class: "review", "aria-label": `Review of access seq ${rv.seq}` },
+      h("label", { for: note.id }, "Note"),
+      note,
+      " ",
+      h("button", { type: "submit", "aria-label": `Close the review of access seq ${rv.seq}` }, "Close review")
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const btn = form.querySelector("button");
+      btn.disabled = true;
+      try {
+        const res = await getJSON(`/v1/reviews/${encodeURIComponent(a.id)}/close`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ note: note.value.trim() }),
+        });
+        await load();
+        status.className = "ok";
+        status.textContent = `Review of access seq ${rv.seq} recorded by ${res.reviewer} (event seq ${res.seq}).`;
+        status.focus(); // the row and its controls are gone: keep the keyboard on the page
+      } catch (err) {
+        btn.disabled = false;
+        status.className = "error";
+        status.textContent = err.status === 403 ? "Only auditors and admins may close a review." : err.message;
+      }
+    });
+    return h(
+      "tr",
+      { "data-seq": rv.seq },
+      h("td", {}, fmtTime(a.time)),
+      h("td", {}, rv.age),
+      h("td", {}, `${a.user_id || ""}${a.user_role ? ` (${a.user_role})` : ""}`),
+      h("td", {}, `${a.subject_type ? a.subject_type + ":" : ""}${a.subject_id || ""}`),
+      h("td", {}, a.purpose || ""),
+      h("td", {}, a.break_glass_reason || ""),
+      h("td", {}, a.session_id ? h("a", { href: `#/session/${encodeURIComponent(a.session_id)}` }, a.session_id) : "—"),
+      h("td", {}, form)
+    );
+  };
+  await load();
+  return box;
 }
 
 // ---- start
