@@ -15,6 +15,9 @@ type toolConfig struct {
 	mode    Mode
 	hasMode bool
 	subject func(args any) (typ, id, purpose string)
+	// approver, when set, holds every call until it decides (RequireApproval).
+	approver        Approver
+	approvalTimeout time.Duration
 }
 
 // ToolOption configures one wrapped tool.
@@ -61,6 +64,18 @@ func WrapTool[In, Out any](r *Recorder, name string, fn func(context.Context, In
 		}
 		if cfg.subject != nil {
 			ev.SubjectType, ev.SubjectID, ev.Purpose = cfg.subject(in)
+		}
+		if cfg.approver != nil {
+			if err := r.awaitApproval(ctx, &cfg, ev, mode); err != nil {
+				// Denied: the tool does not run; the call is recorded as failed, saying why.
+				ev.Error, ev.ErrorType, ev.Success, ev.Outcome = err.Error(), ErrorType(err), event.Bool(false), event.OutcomeDenied
+				if rerr := r.record(context.WithoutCancel(ctx), ev, mode); rerr != nil {
+					r.cfg.onError(fmt.Errorf("agentaudit: denied call to %s not recorded: %w", name, rerr))
+				}
+				return out, err
+			}
+			// The call starts now, after its approval: its id and time follow the decision's.
+			ev.ID, ev.Time = newID(), time.Now().UTC()
 		}
 		if mode == FailClosed {
 			intent := *ev

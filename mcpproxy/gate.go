@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/redact"
 )
@@ -220,7 +222,10 @@ type DirDecider struct {
 	Poll time.Duration // 100ms when 0
 }
 
-var _ Decider = (*DirDecider)(nil)
+var (
+	_ Decider             = (*DirDecider)(nil)
+	_ agentaudit.Approver = (*DirDecider)(nil)
+)
 
 func validID(id string) bool {
 	return id != "" && !strings.ContainsAny(id, `/\.`) && len(id) <= 128
@@ -287,16 +292,56 @@ func (d *DirDecider) Pending() ([]Request, error) {
 // ErrNoRequest: no pending request has that id.
 var ErrNoRequest = errors.New("no pending approval request with that id")
 
-// Decide answers the pending request id.
+// ErrAlreadyDecided: the request has a decision that the waiting call has not read yet. The
+// first decision stands; once the call has read it, the request is gone (ErrNoRequest).
+var ErrAlreadyDecided = errors.New("the approval request is already decided")
+
+// Decide answers the pending request id. Only one decision is taken: a second one, before the
+// waiting call has read the first, gets ErrAlreadyDecided.
 func (d *DirDecider) Decide(id string, dec Decision) error {
 	if !validID(id) {
 		return fmt.Errorf("%w: %q", ErrNoRequest, id)
+	}
+	if dec.Status != event.ApprovalApproved && dec.Status != event.ApprovalRejected {
+		return fmt.Errorf("mcpproxy: decision status %q (want approved or rejected)", dec.Status)
 	}
 	if _, err := os.Stat(filepath.Join(d.Dir, id+".request.json")); err != nil {
 		return fmt.Errorf("%w: %s", ErrNoRequest, id)
 	}
 	b, _ := json.Marshal(dec)
-	return writeFileAtomic(filepath.Join(d.Dir, id+".decision.json"), b)
+	decFile := filepath.Join(d.Dir, id+".decision.json")
+	tmp, err := os.CreateTemp(d.Dir, id+".decision-*.tmp")
+	if err != nil {
+		return fmt.Errorf("mcpproxy: approvals: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(b)
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("mcpproxy: approvals: %w", werr)
+	}
+	// A hard link fails if the target exists: of two deciders, one wins, whole.
+	if err := os.Link(tmp.Name(), decFile); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %s", ErrAlreadyDecided, id)
+		}
+		return fmt.Errorf("mcpproxy: approvals: %w", err)
+	}
+	return nil
+}
+
+// Approve implements agentaudit.Approver, so that a Go agent's WrapTool(...,
+// agentaudit.RequireApproval(d, timeout)) waits on the same directory as the MCP proxy: its
+// requests are listed and decided by `agentaudit approvals` and the server's /v1/approvals.
+func (d *DirDecider) Approve(ctx context.Context, req agentaudit.ApprovalRequest) (agentaudit.ApprovalDecision, error) {
+	dec, err := d.Await(ctx, Request{ID: req.ID, SessionID: req.SessionID, Tool: req.Tool, CallID: req.CallID,
+		UserID: req.UserID, AgentID: req.AgentID, Time: req.Time})
+	if err != nil {
+		return agentaudit.ApprovalDecision{}, err
+	}
+	return agentaudit.ApprovalDecision{Status: dec.Status, Approver: dec.Approver, Note: dec.Note}, nil
 }
 
 func writeFileAtomic(name string, data []byte) error {
