@@ -231,20 +231,12 @@ func validID(id string) bool {
 	return id != "" && !strings.ContainsAny(id, `/\.`) && len(id) <= 128
 }
 
-// Await implements Decider.
+// Await implements Decider: Submit, then Check until decided or ctx ends, then Withdraw.
 func (d *DirDecider) Await(ctx context.Context, req Request) (Decision, error) {
-	if !validID(req.ID) {
-		return Decision{}, fmt.Errorf("mcpproxy: approval id %q", req.ID)
-	}
-	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
-		return Decision{}, fmt.Errorf("mcpproxy: approvals: %w", err)
-	}
-	reqFile, decFile := filepath.Join(d.Dir, req.ID+".request.json"), filepath.Join(d.Dir, req.ID+".decision.json")
-	b, _ := json.MarshalIndent(req, "", "  ")
-	if err := writeFileAtomic(reqFile, b); err != nil {
+	if err := d.Submit(req); err != nil {
 		return Decision{}, err
 	}
-	defer os.Remove(reqFile)
+	defer d.Withdraw(req.ID)
 	poll := d.Poll
 	if poll == 0 {
 		poll = 100 * time.Millisecond
@@ -252,13 +244,9 @@ func (d *DirDecider) Await(ctx context.Context, req Request) (Decision, error) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		if b, err := os.ReadFile(decFile); err == nil {
-			os.Remove(decFile)
-			var dec Decision
-			if err := json.Unmarshal(b, &dec); err != nil || (dec.Status != event.ApprovalApproved && dec.Status != event.ApprovalRejected) {
-				return Decision{}, fmt.Errorf("mcpproxy: %s is not a decision", decFile)
-			}
-			return dec, nil
+		dec, ok, err := d.Check(req.ID)
+		if err != nil || ok {
+			return dec, err
 		}
 		select {
 		case <-ctx.Done():
@@ -266,6 +254,61 @@ func (d *DirDecider) Await(ctx context.Context, req Request) (Decision, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// ErrBadRequest: the request to Submit has no valid id or no tool.
+var ErrBadRequest = errors.New("not a valid approval request")
+
+// ErrDuplicateRequest: a request with that id is already pending.
+var ErrDuplicateRequest = errors.New("an approval request with that id is already pending")
+
+// Submit puts req in the directory, pending, for `agentaudit approvals` and /v1/approvals to
+// list and decide.
+func (d *DirDecider) Submit(req Request) error {
+	if !validID(req.ID) {
+		return fmt.Errorf("%w: id %q: want 1 to 128 characters without / \\ or .", ErrBadRequest, req.ID)
+	}
+	if req.Tool == "" {
+		return fmt.Errorf("%w: it names no tool", ErrBadRequest)
+	}
+	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
+		return fmt.Errorf("mcpproxy: approvals: %w", err)
+	}
+	reqFile := filepath.Join(d.Dir, req.ID+".request.json")
+	if _, err := os.Stat(reqFile); err == nil {
+		return fmt.Errorf("%w: %s", ErrDuplicateRequest, req.ID)
+	}
+	b, _ := json.MarshalIndent(req, "", "  ")
+	return writeFileAtomic(reqFile, b)
+}
+
+// Check returns the decision on the pending request id, if one was made (ok false: still
+// pending). It does not consume it: Withdraw does.
+func (d *DirDecider) Check(id string) (dec Decision, ok bool, err error) {
+	if !validID(id) {
+		return Decision{}, false, fmt.Errorf("%w: %q", ErrNoRequest, id)
+	}
+	b, err := os.ReadFile(filepath.Join(d.Dir, id+".decision.json"))
+	if err == nil {
+		if err := json.Unmarshal(b, &dec); err != nil || (dec.Status != event.ApprovalApproved && dec.Status != event.ApprovalRejected) {
+			return Decision{}, false, fmt.Errorf("mcpproxy: %s.decision.json is not a decision", id)
+		}
+		return dec, true, nil
+	}
+	if _, err := os.Stat(filepath.Join(d.Dir, id+".request.json")); err != nil {
+		return Decision{}, false, fmt.Errorf("%w: %s", ErrNoRequest, id)
+	}
+	return Decision{}, false, nil
+}
+
+// Withdraw removes the request id and its decision, if any: the waiting call has its answer (or
+// has given up), and nobody can decide it any more.
+func (d *DirDecider) Withdraw(id string) {
+	if !validID(id) {
+		return
+	}
+	os.Remove(filepath.Join(d.Dir, id+".decision.json"))
+	os.Remove(filepath.Join(d.Dir, id+".request.json"))
 }
 
 // Pending lists the requests waiting in the directory, oldest first.

@@ -193,7 +193,10 @@ func TestDirDeciderDecide(t *testing.T) {
 	d := &mcpproxy.DirDecider{Dir: filepath.Join(t.TempDir(), "approvals"), Poll: time.Hour}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { _, err := d.Await(ctx, mcpproxy.Request{ID: "r1", Tool: "wipe", Time: time.Now()}); done <- err }()
+	go func() {
+		_, err := d.Await(ctx, mcpproxy.Request{ID: "r1", Tool: "wipe", Time: time.Now()})
+		done <- err
+	}()
 	for range 200 {
 		if reqs, _ := d.Pending(); len(reqs) == 1 {
 			break

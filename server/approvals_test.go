@@ -132,7 +132,10 @@ func TestApprovalsAPI(t *testing.T) {
 	slow := &mcpproxy.DirDecider{Dir: dir, Poll: time.Hour}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { _, err := slow.Await(ctx, mcpproxy.Request{ID: "req-twice", Tool: "wipe", Time: time.Now()}); done <- err }()
+	go func() {
+		_, err := slow.Await(ctx, mcpproxy.Request{ID: "req-twice", Tool: "wipe", Time: time.Now()})
+		done <- err
+	}()
 	awaitListed(t, e, "wipe")
 	if code, _, b := e.do(t, apikey.Auditor, "POST", "/v1/approvals/req-twice/reject", "application/json", []byte(`{"note": "no"}`)); code != 200 {
 		t.Fatalf("first decision: %d %s", code, b)
@@ -170,12 +173,23 @@ func TestApprovalsWithoutDirectory(t *testing.T) {
 }
 
 // TestApprovalsHoldGoTool: a Go agent that records to the server (Dial) holds its risky tool
-// with RequireApproval on the server's approvals directory; a person approves one call and
-// rejects another through the API. The approved tool runs, the rejected one does not and says
+// with RequireApproval, on the server's approvals directory (DirDecider, an agent on the
+// server's host) or through the API (ServerApprover); a person approves one call and rejects
+// another through the API. The approved tool runs, the rejected one does not and says
 // why, and the server's log has each request and decision, with the key as the approver.
 func TestApprovalsHoldGoTool(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "approvals")
-	e := start(t, server.Config{ApprovalsDir: dir})
+	t.Run("DirDecider", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "approvals")
+		e := start(t, server.Config{ApprovalsDir: dir})
+		holdGoTool(t, e, &mcpproxy.DirDecider{Dir: dir, Poll: 10 * time.Millisecond})
+	})
+	t.Run("ServerApprover", func(t *testing.T) {
+		e := start(t, server.Config{ApprovalsDir: filepath.Join(t.TempDir(), "approvals")})
+		holdGoTool(t, e, &agentaudit.ServerApprover{URL: e.url, Key: e.keys[apikey.Writer], Poll: 10 * time.Millisecond})
+	})
+}
+
+func holdGoTool(t *testing.T, e *env, approver agentaudit.Approver) {
 	remote, err := agentaudit.Dial(e.url, e.keys[apikey.Writer])
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +211,7 @@ func TestApprovalsHoldGoTool(t *testing.T) {
 	drop := agentaudit.WrapTool(rec, "drop_table", func(ctx context.Context, table string) (string, error) {
 		ran[table] = true
 		return "dropped " + table, nil
-	}, agentaudit.RequireApproval(&mcpproxy.DirDecider{Dir: dir, Poll: 10 * time.Millisecond}, 10*time.Second))
+	}, agentaudit.RequireApproval(approver, 10*time.Second))
 	call := func(table, callID string) chan result {
 		ch := make(chan result, 1)
 		go func() {
@@ -266,3 +280,91 @@ func TestApprovalsHoldGoTool(t *testing.T) {
 		t.Errorf("recorded:\n%s\nwant\n%s", s, want)
 	}
 }
+
+// TestApprovalsAgentSide: the endpoints a ServerApprover uses. Writers submit, check and
+// withdraw but do not decide; bad and duplicate requests are refused; a call that times out is
+// withdrawn, so it is no longer listed and cannot be decided.
+func TestApprovalsAgentSide(t *testing.T) {
+	e := start(t, server.Config{ApprovalsDir: filepath.Join(t.TempDir(), "approvals")})
+	for _, c := range []struct {
+		role apikey.Role
+		body string
+		code int
+	}{
+		{apikey.Reader, `{"id": "a1", "tool": "wipe"}`, 403},
+		{apikey.Auditor, `{"id": "a1", "tool": "wipe"}`, 403},
+		{apikey.Writer, `{"id": "../a1", "tool": "wipe"}`, 400},
+		{apikey.Writer, `{"id": "a1"}`, 400},
+		{apikey.Writer, `{"id": "a1", "tool": "wipe", "arguments": {}}`, 400},
+		{apikey.Writer, `{"id": "a1", "tool": "wipe"}`, 201},
+		{apikey.Admin, `{"id": "a1", "tool": "wipe"}`, 409},
+	} {
+		if code, _, b := e.do(t, c.role, "POST", "/v1/approvals", "application/json", []byte(c.body)); code != c.code {
+			t.Errorf("POST /v1/approvals %s as %s: %d %s, want %d", c.body, c.role, code, b, c.code)
+		}
+	}
+	if code, _, b := e.do(t, apikey.Writer, "GET", "/v1/approvals/a1", "", nil); code != 200 || !strings.Contains(string(b), `"status":"pending"`) {
+		t.Errorf("check: %d %s", code, b)
+	}
+	if code, _, _ := e.do(t, apikey.Writer, "POST", "/v1/approvals/a1/approve", "application/json", []byte(`{}`)); code != 403 {
+		t.Errorf("a writer decided: %d", code)
+	}
+	if code, _, b := e.do(t, apikey.Auditor, "POST", "/v1/approvals/a1/reject", "application/json", []byte(`{"note": "no"}`)); code != 200 {
+		t.Fatalf("reject: %d %s", code, b)
+	}
+	if code, _, b := e.do(t, apikey.Writer, "GET", "/v1/approvals/a1", "", nil); code != 200 || !strings.Contains(string(b), `"status":"rejected","approver":"apikey:auditor1","note":"no"`) {
+		t.Errorf("check after the decision: %d %s", code, b)
+	}
+	if code, _, _ := e.do(t, apikey.Writer, "DELETE", "/v1/approvals/a1", "", nil); code != 204 {
+		t.Errorf("withdraw: %d", code)
+	}
+	if code, _, _ := e.do(t, apikey.Writer, "GET", "/v1/approvals/a1", "", nil); code != 404 {
+		t.Errorf("check after withdrawal: %d", code)
+	}
+
+	// Nobody decides: the ServerApprover's wait ends, the call is denied and withdrawn.
+	rec, err := agentaudit.New(&discardSink{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	ctx, _, _ := rec.StartSession(context.Background(), agentaudit.SessionInfo{UserID: "usr_1"})
+	wipe := agentaudit.WrapTool(rec, "wipe", func(ctx context.Context, _ string) (string, error) { return "wiped", nil },
+		agentaudit.RequireApproval(&agentaudit.ServerApprover{URL: e.url, Key: e.keys[apikey.Writer], Poll: 10 * time.Millisecond}, 300*time.Millisecond))
+	listed := make(chan bool, 1)
+	go func() {
+		for range 100 {
+			if len(pendingIDs(t, e, apikey.Reader)) > 0 {
+				listed <- true
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		listed <- false
+	}()
+	_, err = wipe(ctx, "everything")
+	if !errors.Is(err, agentaudit.ErrNotApproved) || !strings.Contains(err.Error(), "no decision within 300ms") {
+		t.Errorf("undecided call: %v", err)
+	}
+	if !<-listed {
+		t.Error("the waiting call was never listed")
+	}
+	if got := pendingIDs(t, e, apikey.Reader); len(got) != 0 {
+		t.Errorf("still pending after the timeout: %+v", got)
+	}
+
+	// A ServerApprover with a key that may not submit: denied, saying why.
+	bad := agentaudit.WrapTool(rec, "wipe", func(ctx context.Context, _ string) (string, error) { return "wiped", nil },
+		agentaudit.RequireApproval(&agentaudit.ServerApprover{URL: e.url, Key: e.keys[apikey.Reader]}, time.Second))
+	if _, err := bad(ctx, "x"); !errors.Is(err, agentaudit.ErrNotApproved) || !strings.Contains(err.Error(), "403") {
+		t.Errorf("reader key: %v", err)
+	}
+}
+
+// discardSink stores nothing and fails nothing.
+type discardSink struct{}
+
+func (discardSink) AppendBatch(ctx context.Context, evs []*event.Event) ([]error, error) {
+	return make([]error, len(evs)), nil
+}
+func (discardSink) Close() error { return nil }
