@@ -56,7 +56,16 @@ func RequireApproval(a Approver, timeout time.Duration) ToolOption {
 	if timeout <= 0 {
 		timeout = DefaultApprovalTimeout
 	}
+	if a == nil {
+		a = noApprover{} // a gate without an approver denies: it never lets a call through unseen
+	}
 	return func(c *toolConfig) { c.approver, c.approvalTimeout = a, timeout }
+}
+
+type noApprover struct{}
+
+func (noApprover) Approve(context.Context, ApprovalRequest) (ApprovalDecision, error) {
+	return ApprovalDecision{}, errors.New("RequireApproval was given no Approver")
 }
 
 // awaitApproval records the request, waits for the decision and records it. It returns nil when

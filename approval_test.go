@@ -167,6 +167,18 @@ func TestRequireApproval(t *testing.T) {
 	}
 }
 
+// TestRequireApprovalNil: a gate given no approver denies every call.
+func TestRequireApprovalNil(t *testing.T) {
+	rec, _ := agentaudit.New(&memSink{})
+	defer rec.Close()
+	ran := false
+	f := agentaudit.WrapTool(rec, "wipe", func(ctx context.Context, _ int) (int, error) { ran = true; return 0, nil },
+		agentaudit.RequireApproval(nil, time.Second))
+	if _, err := f(context.Background(), 1); ran || !errors.Is(err, agentaudit.ErrNotApproved) || !strings.Contains(err.Error(), "no Approver") {
+		t.Errorf("ran %v, error %v", ran, err)
+	}
+}
+
 // ExampleRequireApproval holds a risky tool until a person decides. Here the approver answers
 // at once; mcpproxy.DirDecider waits for `agentaudit approvals approve ID` or the server's
 // POST /v1/approvals/ID/approve instead.

@@ -48,6 +48,8 @@ func WithToolCallID(ctx context.Context, id string) context.Context {
 // In Async and Sync mode one tool_call event is recorded after the call. In FailClosed mode a
 // tool_call event is committed before fn runs (if it cannot be, fn does not run and the error is
 // returned) and a tool_result event after it; an error writing the result is returned too.
+//
+// With RequireApproval, each call first waits for a person's decision, and runs only if approved.
 func WrapTool[In, Out any](r *Recorder, name string, fn func(context.Context, In) (Out, error), opts ...ToolOption) func(context.Context, In) (Out, error) {
 	var cfg toolConfig
 	for _, o := range opts {
