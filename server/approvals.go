@@ -124,7 +124,9 @@ func (s *Server) submitApproval(w http.ResponseWriter, r *http.Request, k apikey
 	return writeJSON(w, http.StatusCreated, map[string]any{"id": req.ID, "status": event.ApprovalPending})
 }
 
-// checkApproval answers GET /v1/approvals/{id}: {"status": "pending"} or the decision.
+// checkApproval answers GET /v1/approvals/{id}: {"status": "pending"} or the decision. Not
+// recorded as an access: the waiting agent polls it, and the request and decision are events of
+// its own.
 func (s *Server) checkApproval(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
 	d := s.approvals()
 	if d == nil {
