@@ -15,6 +15,9 @@ type toolConfig struct {
 	mode    Mode
 	hasMode bool
 	subject func(args any) (typ, id, purpose string)
+	// approver, when set, holds every call until it decides (RequireApproval).
+	approver        Approver
+	approvalTimeout time.Duration
 }
 
 // ToolOption configures one wrapped tool.
@@ -45,6 +48,8 @@ func WithToolCallID(ctx context.Context, id string) context.Context {
 // In Async and Sync mode one tool_call event is recorded after the call. In FailClosed mode a
 // tool_call event is committed before fn runs (if it cannot be, fn does not run and the error is
 // returned) and a tool_result event after it; an error writing the result is returned too.
+//
+// With RequireApproval, each call first waits for a person's decision, and runs only if approved.
 func WrapTool[In, Out any](r *Recorder, name string, fn func(context.Context, In) (Out, error), opts ...ToolOption) func(context.Context, In) (Out, error) {
 	var cfg toolConfig
 	for _, o := range opts {
@@ -61,6 +66,18 @@ func WrapTool[In, Out any](r *Recorder, name string, fn func(context.Context, In
 		}
 		if cfg.subject != nil {
 			ev.SubjectType, ev.SubjectID, ev.Purpose = cfg.subject(in)
+		}
+		if cfg.approver != nil {
+			if err := r.awaitApproval(ctx, &cfg, ev, mode); err != nil {
+				// Denied: the tool does not run; the call is recorded as failed, saying why.
+				ev.Error, ev.ErrorType, ev.Success, ev.Outcome = err.Error(), ErrorType(err), event.Bool(false), event.OutcomeDenied
+				if rerr := r.record(context.WithoutCancel(ctx), ev, mode); rerr != nil {
+					r.cfg.onError(fmt.Errorf("agentaudit: denied call to %s not recorded: %w", name, rerr))
+				}
+				return out, err
+			}
+			// The call starts now, after its approval: its id and time follow the decision's.
+			ev.ID, ev.Time = newID(), time.Now().UTC()
 		}
 		if mode == FailClosed {
 			intent := *ev

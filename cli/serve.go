@@ -117,7 +117,7 @@ func runServe(e *env) error {
 	}
 	metrics.Register(alerts.Collectors()...)
 	srv, err := server.New(server.Config{Ledger: w.Ledger, Store: w.Store, Keys: keys, Verifier: v, Metrics: metrics, Logger: logger,
-		AlertsDir: e.alertsDir(), Retention: governance})
+		AlertsDir: e.alertsDir(), ApprovalsDir: e.approvalsDir(""), Retention: governance})
 	if err != nil {
 		alerts.Close()
 		w.Close()

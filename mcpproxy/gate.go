@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/redact"
 )
@@ -220,26 +222,21 @@ type DirDecider struct {
 	Poll time.Duration // 100ms when 0
 }
 
-var _ Decider = (*DirDecider)(nil)
+var (
+	_ Decider             = (*DirDecider)(nil)
+	_ agentaudit.Approver = (*DirDecider)(nil)
+)
 
 func validID(id string) bool {
 	return id != "" && !strings.ContainsAny(id, `/\.`) && len(id) <= 128
 }
 
-// Await implements Decider.
+// Await implements Decider: Submit, then Check until decided or ctx ends, then Withdraw.
 func (d *DirDecider) Await(ctx context.Context, req Request) (Decision, error) {
-	if !validID(req.ID) {
-		return Decision{}, fmt.Errorf("mcpproxy: approval id %q", req.ID)
-	}
-	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
-		return Decision{}, fmt.Errorf("mcpproxy: approvals: %w", err)
-	}
-	reqFile, decFile := filepath.Join(d.Dir, req.ID+".request.json"), filepath.Join(d.Dir, req.ID+".decision.json")
-	b, _ := json.MarshalIndent(req, "", "  ")
-	if err := writeFileAtomic(reqFile, b); err != nil {
+	if err := d.Submit(req); err != nil {
 		return Decision{}, err
 	}
-	defer os.Remove(reqFile)
+	defer d.Withdraw(req.ID)
 	poll := d.Poll
 	if poll == 0 {
 		poll = 100 * time.Millisecond
@@ -247,13 +244,9 @@ func (d *DirDecider) Await(ctx context.Context, req Request) (Decision, error) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		if b, err := os.ReadFile(decFile); err == nil {
-			os.Remove(decFile)
-			var dec Decision
-			if err := json.Unmarshal(b, &dec); err != nil || (dec.Status != event.ApprovalApproved && dec.Status != event.ApprovalRejected) {
-				return Decision{}, fmt.Errorf("mcpproxy: %s is not a decision", decFile)
-			}
-			return dec, nil
+		dec, ok, err := d.Check(req.ID)
+		if err != nil || ok {
+			return dec, err
 		}
 		select {
 		case <-ctx.Done():
@@ -261,6 +254,61 @@ func (d *DirDecider) Await(ctx context.Context, req Request) (Decision, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// ErrBadRequest: the request to Submit has no valid id or no tool.
+var ErrBadRequest = errors.New("not a valid approval request")
+
+// ErrDuplicateRequest: a request with that id is already pending.
+var ErrDuplicateRequest = errors.New("an approval request with that id is already pending")
+
+// Submit puts req in the directory, pending, for `agentaudit approvals` and /v1/approvals to
+// list and decide.
+func (d *DirDecider) Submit(req Request) error {
+	if !validID(req.ID) {
+		return fmt.Errorf("%w: id %q: want 1 to 128 characters without / \\ or .", ErrBadRequest, req.ID)
+	}
+	if req.Tool == "" {
+		return fmt.Errorf("%w: it names no tool", ErrBadRequest)
+	}
+	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
+		return fmt.Errorf("mcpproxy: approvals: %w", err)
+	}
+	reqFile := filepath.Join(d.Dir, req.ID+".request.json")
+	if _, err := os.Stat(reqFile); err == nil {
+		return fmt.Errorf("%w: %s", ErrDuplicateRequest, req.ID)
+	}
+	b, _ := json.MarshalIndent(req, "", "  ")
+	return writeFileAtomic(reqFile, b)
+}
+
+// Check returns the decision on the pending request id, if one was made (ok false: still
+// pending). It does not consume it: Withdraw does.
+func (d *DirDecider) Check(id string) (dec Decision, ok bool, err error) {
+	if !validID(id) {
+		return Decision{}, false, fmt.Errorf("%w: %q", ErrNoRequest, id)
+	}
+	b, err := os.ReadFile(filepath.Join(d.Dir, id+".decision.json"))
+	if err == nil {
+		if err := json.Unmarshal(b, &dec); err != nil || (dec.Status != event.ApprovalApproved && dec.Status != event.ApprovalRejected) {
+			return Decision{}, false, fmt.Errorf("mcpproxy: %s.decision.json is not a decision", id)
+		}
+		return dec, true, nil
+	}
+	if _, err := os.Stat(filepath.Join(d.Dir, id+".request.json")); err != nil {
+		return Decision{}, false, fmt.Errorf("%w: %s", ErrNoRequest, id)
+	}
+	return Decision{}, false, nil
+}
+
+// Withdraw removes the request id and its decision, if any: the waiting call has its answer (or
+// has given up), and nobody can decide it any more.
+func (d *DirDecider) Withdraw(id string) {
+	if !validID(id) {
+		return
+	}
+	os.Remove(filepath.Join(d.Dir, id+".decision.json"))
+	os.Remove(filepath.Join(d.Dir, id+".request.json"))
 }
 
 // Pending lists the requests waiting in the directory, oldest first.
@@ -287,16 +335,56 @@ func (d *DirDecider) Pending() ([]Request, error) {
 // ErrNoRequest: no pending request has that id.
 var ErrNoRequest = errors.New("no pending approval request with that id")
 
-// Decide answers the pending request id.
+// ErrAlreadyDecided: the request has a decision that the waiting call has not read yet. The
+// first decision stands; once the call has read it, the request is gone (ErrNoRequest).
+var ErrAlreadyDecided = errors.New("the approval request is already decided")
+
+// Decide answers the pending request id. Only one decision is taken: a second one, before the
+// waiting call has read the first, gets ErrAlreadyDecided.
 func (d *DirDecider) Decide(id string, dec Decision) error {
 	if !validID(id) {
 		return fmt.Errorf("%w: %q", ErrNoRequest, id)
+	}
+	if dec.Status != event.ApprovalApproved && dec.Status != event.ApprovalRejected {
+		return fmt.Errorf("mcpproxy: decision status %q (want approved or rejected)", dec.Status)
 	}
 	if _, err := os.Stat(filepath.Join(d.Dir, id+".request.json")); err != nil {
 		return fmt.Errorf("%w: %s", ErrNoRequest, id)
 	}
 	b, _ := json.Marshal(dec)
-	return writeFileAtomic(filepath.Join(d.Dir, id+".decision.json"), b)
+	decFile := filepath.Join(d.Dir, id+".decision.json")
+	tmp, err := os.CreateTemp(d.Dir, id+".decision-*.tmp")
+	if err != nil {
+		return fmt.Errorf("mcpproxy: approvals: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(b)
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("mcpproxy: approvals: %w", werr)
+	}
+	// A hard link fails if the target exists: of two deciders, one wins, whole.
+	if err := os.Link(tmp.Name(), decFile); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %s", ErrAlreadyDecided, id)
+		}
+		return fmt.Errorf("mcpproxy: approvals: %w", err)
+	}
+	return nil
+}
+
+// Approve implements agentaudit.Approver, so that a Go agent's WrapTool(...,
+// agentaudit.RequireApproval(d, timeout)) waits on the same directory as the MCP proxy: its
+// requests are listed and decided by `agentaudit approvals` and the server's /v1/approvals.
+func (d *DirDecider) Approve(ctx context.Context, req agentaudit.ApprovalRequest) (agentaudit.ApprovalDecision, error) {
+	dec, err := d.Await(ctx, Request{ID: req.ID, SessionID: req.SessionID, Tool: req.Tool, CallID: req.CallID,
+		UserID: req.UserID, AgentID: req.AgentID, Time: req.Time})
+	if err != nil {
+		return agentaudit.ApprovalDecision{}, err
+	}
+	return agentaudit.ApprovalDecision{Status: dec.Status, Approver: dec.Approver, Note: dec.Note}, nil
 }
 
 func writeFileAtomic(name string, data []byte) error {

@@ -187,3 +187,34 @@ func FuzzProxyLine(f *testing.F) {
 		}
 	})
 }
+
+// TestDirDeciderDecide: one decision per request, for pending requests only, with a valid status.
+func TestDirDeciderDecide(t *testing.T) {
+	d := &mcpproxy.DirDecider{Dir: filepath.Join(t.TempDir(), "approvals"), Poll: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Await(ctx, mcpproxy.Request{ID: "r1", Tool: "wipe", Time: time.Now()})
+		done <- err
+	}()
+	for range 200 {
+		if reqs, _ := d.Pending(); len(reqs) == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := d.Decide("r2", mcpproxy.Decision{Status: event.ApprovalApproved, Approver: "a"}); !errors.Is(err, mcpproxy.ErrNoRequest) {
+		t.Errorf("unknown id: %v", err)
+	}
+	if err := d.Decide("r1", mcpproxy.Decision{Status: event.ApprovalPending, Approver: "a"}); err == nil {
+		t.Error("a pending decision was taken")
+	}
+	if err := d.Decide("r1", mcpproxy.Decision{Status: event.ApprovalRejected, Approver: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Decide("r1", mcpproxy.Decision{Status: event.ApprovalApproved, Approver: "b"}); !errors.Is(err, mcpproxy.ErrAlreadyDecided) {
+		t.Errorf("second decision: %v", err)
+	}
+	cancel()
+	<-done
+}

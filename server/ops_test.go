@@ -27,6 +27,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		"GET /v1/proofs/inclusion", "GET /v1/proofs/consistency", "POST /v1/verify", "POST /v1/traces", "GET /healthz", "GET /readyz",
 		"GET /metrics", "GET /openapi.yaml", "GET /v1/retention/plan", "POST /v1/retention/apply", "GET /v1/holds", "POST /v1/holds",
 		"POST /v1/holds/{id}/release", "POST /v1/erasures",
+		"GET /v1/approvals", "POST /v1/approvals", "GET /v1/approvals/{id}", "DELETE /v1/approvals/{id}", "POST /v1/approvals/{id}/approve", "POST /v1/approvals/{id}/reject",
 		"GET /", "GET /v1/sessions", "GET /v1/stats/tools", "GET /v1/reports/access", "GET /v1/stream"}
 	for _, r := range routes {
 		method, path, _ := strings.Cut(r, " ")

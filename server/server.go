@@ -64,6 +64,9 @@ type Config struct {
 	Retention *retention.Manager
 	// AlertsDir is the alert engine's directory, whose delivery records GET /v1/alerts shows.
 	AlertsDir string
+	// ApprovalsDir is the approval gate's directory of pending requests (DATA/approvals), listed
+	// and decided through /v1/approvals; empty: none is pending.
+	ApprovalsDir string
 }
 
 // Server serves the API.
@@ -149,6 +152,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/alerts", s.listAlerts, apikey.Reader, apikey.Auditor, apikey.Admin)
 	s.handle("GET /v1/reviews", s.listReviews, apikey.Auditor, apikey.Admin)
 	s.handle("POST /v1/reviews/{id}/close", s.closeReview, apikey.Auditor, apikey.Admin)
+	s.approvalRoutes()
 	s.consoleRoutes()
 }
 
