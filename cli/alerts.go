@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -243,33 +241,17 @@ func runReview(e *env) error {
 
 // closeReviewRemote records the review through the server that holds the directory.
 func (e *env) closeReviewRemote(locked error, id, reviewer, note string) error {
-	base, key, err := e.holder(locked)
+	api, err := e.api(locked)
 	if err != nil {
 		return err
-	}
-	body, _ := json.Marshal(map[string]string{"note": note, "reviewer": reviewer})
-	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, base+"/v1/reviews/"+url.PathEscape(id)+"/close", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(key))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		var p struct{ Detail string }
-		json.Unmarshal(b, &p)
-		return fmt.Errorf("server: %s: %s", resp.Status, p.Detail)
 	}
 	var out struct {
 		ID  string `json:"id"`
 		Seq int64  `json:"seq"`
 	}
-	json.Unmarshal(b, &out)
+	if err := api.call(e, http.MethodPost, "/v1/reviews/"+url.PathEscape(id)+"/close", map[string]string{"note": note, "reviewer": reviewer}, &out); err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stdout, "review %s recorded at seq %d for access %s\n", out.ID, out.Seq, id)
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/user"
 	"strings"
 	"text/tabwriter"
@@ -64,16 +63,12 @@ type apiClient struct {
 }
 
 func (e *env) api(locked error) (*apiClient, error) {
-	info, err := e.dir.Server()
+	url, key, err := e.holder(locked)
 	if err != nil {
-		return nil, fmt.Errorf("%w; stop that process, or run this command against its API", locked)
-	}
-	key, err := os.ReadFile(e.dir.AdminKey())
-	if err != nil {
-		return nil, fmt.Errorf("%w: the server at %s holds it, and its admin key could not be read: %w", locked, info.URL, err)
+		return nil, err
 	}
 	fmt.Fprintf(e.stderr, "through the server that holds %s\n", e.dir.Path)
-	return &apiClient{url: info.URL, key: strings.TrimSpace(string(key))}, nil
+	return &apiClient{url: url, key: strings.TrimSpace(key)}, nil
 }
 
 // call sends body (JSON, or nothing when nil) and decodes the answer into out; a problem answer
@@ -93,7 +88,7 @@ func (c *apiClient) call(e *env, method, path string, body, out any) error {
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
 	if err != nil {
 		return err
 	}
@@ -108,7 +103,7 @@ func (c *apiClient) call(e *env, method, path string, body, out any) error {
 			if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotFound {
 				return usagef("%s", p.Detail)
 			}
-			return fmt.Errorf("server: %s: %s", p.Title, p.Detail)
+			return fmt.Errorf("server: %s: %s: %s", resp.Status, p.Title, p.Detail)
 		}
 		return fmt.Errorf("server: %s", resp.Status)
 	}
