@@ -47,7 +47,7 @@ func runAlerts(e *env) error {
 		} else if len(pos) > 0 {
 			return usagef("unexpected argument %q", pos[0])
 		}
-		t, err := sinceFlag(*since)
+		t, err := parseTime(*since, time.Now(), false)
 		if err != nil {
 			return err
 		}
@@ -84,7 +84,7 @@ func runAlerts(e *env) error {
 		if err != nil {
 			return err
 		}
-		t, err := sinceFlag(*since)
+		t, err := parseTime(*since, time.Now(), false)
 		if err != nil {
 			return err
 		}
@@ -144,27 +144,6 @@ func deliverySummary(as []alert.Attempt) string {
 		parts = append(parts, by[n])
 	}
 	return strings.Join(parts, "; ")
-}
-
-// sinceFlag reads an RFC 3339 time or a duration back from now (with d for days).
-func sinceFlag(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseDuration(s)
-	if n, ok := strings.CutSuffix(s, "d"); ok && err != nil {
-		var days int
-		if _, serr := fmt.Sscanf(n, "%d", &days); serr == nil && days >= 0 {
-			d, err = time.Duration(days)*24*time.Hour, nil
-		}
-	}
-	if err != nil || d < 0 {
-		return time.Time{}, usagef("--since %q: want an RFC 3339 time or a duration such as 24h or 30d", s)
-	}
-	return time.Now().Add(-d), nil
 }
 
 func runReview(e *env) error {

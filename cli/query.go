@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/agentaudit/agentaudit/alert"
@@ -15,7 +17,8 @@ import (
 )
 
 // parseTime accepts RFC 3339, a date (YYYY-MM-DD, midnight UTC; with endOfDay the midnight after
-// it, so "--to 2026-03-31" includes that day), or a duration back from now ("24h").
+// it, so "--to 2026-03-31" includes that day), or a duration back from now ("24h", or "30d" in
+// days).
 func parseTime(s string, now time.Time, endOfDay bool) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -32,7 +35,12 @@ func parseTime(s string, now time.Time, endOfDay bool) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, usagef("time %q: want RFC 3339 (2026-01-02T15:04:05Z), a date (2026-01-02) or a duration (24h)", s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days > 0 {
+			return now.AddDate(0, 0, -days), nil
+		}
+	}
+	return time.Time{}, usagef("time %q: want RFC 3339 (2026-01-02T15:04:05Z), a date (2026-01-02) or a duration (24h, 30d)", s)
 }
 
 // timeRange parses a from/to pair with parseTime; a date as "to" includes that day.
