@@ -173,3 +173,37 @@ func TestRetentionThroughServer(t *testing.T) {
 		t.Errorf("verify: %s", out)
 	}
 }
+
+// TestServePurgesOnSchedule: serve with its default --purge-every runs the purge at start: the
+// two-year-old general events are erased, attributed to the scheduler, without anyone asking.
+func TestServePurgesOnSchedule(t *testing.T) {
+	dir := oldLog(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var serveErr bytes.Buffer
+	go func() {
+		done <- Run(ctx, []string{"--data", dir, "serve", "--listen", addr}, strings.NewReader(""), io.Discard, &serveErr)
+	}()
+	purged := false
+	for i := 0; i < 200 && !purged; i++ {
+		time.Sleep(25 * time.Millisecond)
+		_, out, _ := run(t, dir, "", "get", "g-1")
+		purged = strings.Contains(out, `"purged_by"`)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d: %s", code, serveErr.String())
+	}
+	if !purged {
+		t.Fatalf("serve did not purge the due events at start: %s", serveErr.String())
+	}
+	if _, out, _ := run(t, dir, "", "get", "f-1"); strings.Contains(out, `"purged_by"`) {
+		t.Error("a financial event, not due for years, was purged")
+	}
+	if code, out, _ := run(t, dir, "", "verify"); code != 0 || !strings.Contains(out, "purged: 3 events") {
+		t.Errorf("verify after the scheduled purge: %d %s", code, out)
+	}
+}

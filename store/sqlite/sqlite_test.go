@@ -74,3 +74,42 @@ func TestFilesArePrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestReclaimSwitchesAnOldFile: a file made before incremental auto-vacuum (mode 0) is switched
+// to it by its first Reclaim, so later purges give their pages back without a full VACUUM.
+func TestReclaimSwitchesAnOldFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	mode := func() (m int) {
+		db.QueryRow("PRAGMA auto_vacuum").Scan(&m)
+		return m
+	}
+	if _, err := db.Exec("PRAGMA auto_vacuum = 0; VACUUM"); err != nil || mode() != 0 {
+		t.Fatalf("making an old file: mode %d, %v", mode(), err)
+	}
+	st, err = sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Reclaim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db.Close() // a connection that read the old header keeps it cached
+	if db, err = sql.Open("sqlite", "file:"+path); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(); m != 2 {
+		t.Errorf("auto_vacuum after Reclaim = %d, want 2 (incremental)", m)
+	}
+}
