@@ -413,16 +413,19 @@ func remoteAppender(r *agentaudit.Remote) ingest.Appender {
 	}
 }
 
-// openWriter opens the directory for appending with the command line's redaction policy.
+// openWriter opens the directory for appending with the command line's redaction and retention
+// policies (unless opts brings its own).
 func (e *env) openWriter(opts ledger.Options) (*datadir.Writer, error) {
 	if _, err := os.Stat(e.dir.SigningKey()); errors.Is(err, os.ErrNotExist) {
 		return nil, datadir.ErrNotInitialized
 	}
-	r, err := e.dir.Redactor(e.policy)
-	if err != nil {
-		return nil, err
+	if opts.Sanitizer == nil {
+		r, err := e.dir.Redactor(e.policy)
+		if err != nil {
+			return nil, err
+		}
+		opts.Sanitizer = r
 	}
-	opts.Sanitizer = r
 	if opts.Retention == nil {
 		p, err := e.retentionPolicy()
 		if err != nil {

@@ -37,16 +37,15 @@ func (e *env) governance(fn func(m *retention.Manager) error) (api *apiClient, e
 	if err != nil {
 		return nil, err
 	}
-	w, err := e.openWriter(ledger.Options{Retention: p})
+	r, err := e.dir.Redactor(e.policy)
+	if err != nil {
+		return nil, err
+	}
+	w, err := e.openWriter(ledger.Options{Retention: p, Sanitizer: r})
 	if errors.Is(err, datadir.ErrLocked) {
 		return e.api(err)
 	}
 	if err != nil {
-		return nil, err
-	}
-	r, err := e.dir.Redactor(e.policy)
-	if err != nil {
-		w.Close()
 		return nil, err
 	}
 	m := &retention.Manager{Store: w.Store, Ledger: w.Ledger, Policy: p, Sanitize: r}

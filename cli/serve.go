@@ -94,7 +94,11 @@ func runServe(e *env) error {
 	if err != nil {
 		return err
 	}
-	w, err := e.openWriter(ledger.Options{OnCommit: metrics.ObserveCommit, Committed: alerts.Committed, Retention: policy})
+	redactor, err := e.dir.Redactor(e.policy)
+	if err != nil {
+		return err
+	}
+	w, err := e.openWriter(ledger.Options{OnCommit: metrics.ObserveCommit, Committed: alerts.Committed, Retention: policy, Sanitizer: redactor})
 	if err != nil {
 		return err
 	}
@@ -104,11 +108,6 @@ func runServe(e *env) error {
 		for _, msg := range warns {
 			logger.Warn("store: " + msg)
 		}
-	}
-	redactor, err := e.dir.Redactor(e.policy)
-	if err != nil {
-		w.Close()
-		return err
 	}
 	governance := &retention.Manager{Store: w.Store, Ledger: w.Ledger, Policy: policy, Sanitize: redactor}
 	if err := alerts.Start(e.ctx, w.Ledger, w.Store); err != nil {
