@@ -56,7 +56,7 @@ func TestMCPProxyApprovalsThroughAPI(t *testing.T) {
 	base := "http://" + addr
 	sctx, stop := context.WithCancel(context.Background())
 	served := make(chan int, 1)
-	var serveErr lockedBuffer
+	var serveErr syncBuffer
 	go func() {
 		served <- Run(sctx, []string{"--data", dir, "serve", "--listen", addr}, strings.NewReader(""), io.Discard, &serveErr)
 	}()
@@ -92,7 +92,7 @@ func TestMCPProxyApprovalsThroughAPI(t *testing.T) {
 	cr, pw := io.Pipe()
 	pr, cw := io.Pipe()
 	done := make(chan int, 1)
-	var stderr lockedBuffer
+	var stderr syncBuffer
 	go func() {
 		code := Run(context.Background(), []string{"--data", dir, "--policy", policy, "mcp-proxy", "--server", base, "--key-file", keyFile,
 			"--mode", "sync", "--user", "usr_9", "--", "node", index, "stdio"}, cr, cw, &stderr)

@@ -469,7 +469,7 @@ func TestServeAndKeys(t *testing.T) {
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var serveErr bytes.Buffer
+	var serveErr syncBuffer
 	go func() {
 		done <- Run(ctx, []string{"--data", dir, "serve", "--listen", addr, "--demo"}, strings.NewReader(""), io.Discard, &serveErr)
 	}()

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,7 +37,7 @@ func TestMCPProxyCommand(t *testing.T) {
 	cr, pw := io.Pipe()
 	pr, cw := io.Pipe()
 	done := make(chan int, 1)
-	var stderr lockedBuffer // the server's stderr and the proxy's log both write to it
+	var stderr syncBuffer // the server's stderr and the proxy's log both write to it
 	go func() {
 		code := Run(context.Background(), []string{"--data", dir, "--policy", policy, "mcp-proxy", "--user", "usr_7", "--", "node", index, "stdio"}, cr, cw, &stderr)
 		cw.Close()
@@ -85,21 +83,4 @@ func TestMCPProxyCommand(t *testing.T) {
 	if code, _, errs := run(t, dir, "", "approvals", "approve", "nope"); code == 0 || !strings.Contains(errs, "no pending approval") {
 		t.Errorf("approving an unknown id: %d %s", code, errs)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -142,7 +141,7 @@ func TestRetentionThroughServer(t *testing.T) {
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var serveErr bytes.Buffer
+	var serveErr syncBuffer
 	go func() {
 		done <- Run(ctx, []string{"--data", dir, "serve", "--listen", addr, "--purge-every", "0"}, strings.NewReader(""), io.Discard, &serveErr)
 	}()
@@ -183,7 +182,7 @@ func TestServePurgesOnSchedule(t *testing.T) {
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var serveErr bytes.Buffer
+	var serveErr syncBuffer
 	go func() {
 		done <- Run(ctx, []string{"--data", dir, "serve", "--listen", addr}, strings.NewReader(""), io.Discard, &serveErr)
 	}()
