@@ -46,12 +46,16 @@ type backend struct {
 	// afterRewrite is what an insider who empties the log must also reset for the ledger to
 	// append from 0 again (PostgreSQL's log_tail row).
 	afterRewrite string
+	// fixIndex, when the driver stores the query columns, makes them agree with the bodies
+	// again after an edit, as a careful insider would.
+	fixIndex func(t *testing.T, db *sql.DB)
 }
 
 var backends = []backend{
 	{
-		name:   "sqlite",
-		create: func(t testing.TB) string { return filepath.Join(t.TempDir(), "ledger.db") },
+		name:     "sqlite",
+		fixIndex: consistentIndex,
+		create:   func(t testing.TB) string { return filepath.Join(t.TempDir(), "ledger.db") },
 		open: func(ctx context.Context, loc string) (closer, error) {
 			return sqlite.Open(ctx, sqlite.Config{Path: loc})
 		},
@@ -279,7 +283,11 @@ func TestDriversTamperDetected(t *testing.T) {
 					saved[(i+1)*10] = f.sign(t)
 				}
 				f.close()
-				tt.tamper(t, f.tamperDB(t), f)
+				db := f.tamperDB(t)
+				tt.tamper(t, db, f)
+				if b.fixIndex != nil {
+					b.fixIndex(t, db)
+				}
 				rep, err := ledger.Verify(context.Background(), f.reopenStore(t), f.v, ledger.VerifyOptions{Saved: saved[tt.saved]})
 				var te *ledger.TamperError
 				if !errors.As(err, &te) {

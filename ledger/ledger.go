@@ -206,6 +206,7 @@ type item struct {
 	body          []byte
 	salt          []byte
 	leaf          tlog.Hash
+	cols          store.Columns // the query columns of body, for drivers that store them
 	timeDefaulted bool
 	failed        bool // preparation failed; res.Err says why
 	res           *Result
@@ -554,6 +555,11 @@ func (l *Ledger) prepare(it *item) error {
 	if len(body) > l.opts.MaxEventBytes {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), l.opts.MaxEventBytes)
 	}
+	// Read back from the bytes committed, not taken from the event: the one derivation that
+	// verification repeats.
+	if it.cols, err = store.ColumnsOf(body); err != nil {
+		return fmt.Errorf("ledger: query columns: %w", err)
+	}
 	it.body = body
 	it.salt = make([]byte, SaltSize)
 	rand.Read(it.salt)
@@ -739,7 +745,7 @@ func (l *Ledger) tryCommit(ctx context.Context, items []*item) error {
 			return err
 		}
 		b.Hashes = append(b.Hashes, hs...)
-		b.Entries[i] = store.Entry{Seq: size + int64(i), ID: it.ev.ID, Salt: it.salt, Body: it.body}
+		b.Entries[i] = store.Entry{Seq: size + int64(i), ID: it.ev.ID, Salt: it.salt, Body: it.body, Cols: &it.cols}
 	}
 	root, err := f.root()
 	if err != nil {

@@ -201,18 +201,9 @@ func strictJSON(data []byte, v any) error {
 	return dec.Decode(v)
 }
 
-// governanceKinds are the kinds verification collects while it hashes, found by their canonical
-// member: in RFC 8785 output `"kind":"purge"` with bare quotes can only be a member, never the
-// inside of a string (whose quotes are escaped); a nested object's is ruled out by parsing.
-var governanceKinds = [][]byte{[]byte(`"kind":"purge"`), []byte(`"kind":"legal_hold"`), []byte(`"kind":"hold_release"`)}
-
-func maybeGovernance(body []byte) bool {
-	for _, k := range governanceKinds {
-		if bytes.Contains(body, k) {
-			return true
-		}
-	}
-	return false
+// governance reports whether verification collects events of kind k while it hashes.
+func governance(k event.Kind) bool {
+	return k == event.KindPurge || k == event.KindLegalHold || k == event.KindHoldRelease
 }
 
 // purgedAt is an erased entry met by verification.

@@ -32,6 +32,55 @@ func tamperDB(t *testing.T, path string) *sql.DB {
 	return db
 }
 
+// consistentIndex rewrites every row's query columns from its body, as an insider who knows the
+// schema would after editing bodies (store/sqlite stores the columns since schema 4), so that the
+// tamper tests show what the tree catches; the index cases leave the columns as they edit them.
+func consistentIndex(t *testing.T, db *sql.DB) {
+	t.Helper()
+	rows, err := db.Query("SELECT seq, body, purged_by IS NOT NULL FROM events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fix struct {
+		seq  int64
+		cols store.Columns
+	}
+	var fixes []fix
+	for rows.Next() {
+		var seq int64
+		var body string
+		var purged bool
+		if err := rows.Scan(&seq, &body, &purged); err != nil {
+			t.Fatal(err)
+		}
+		c := store.Columns{Success: -1}
+		if !purged {
+			if c, err = store.ColumnsOf([]byte(body)); err != nil {
+				t.Fatalf("seq %d: %v", seq, err)
+			}
+		}
+		fixes = append(fixes, fix{seq, c})
+	}
+	rows.Close()
+	null := func(ok bool, v any) any {
+		if !ok {
+			return nil
+		}
+		return v
+	}
+	for _, f := range fixes {
+		c := f.cols
+		mustExec(t, db, `UPDATE events SET session_id = ?, kind = ?, time_ms = ?, user_id = ?, agent_id = ?, model = ?,
+			tool_name = ?, subject_type = ?, subject_id = ?, outcome = ?, success = ?, duration_ms = ?, retention_class = ?,
+			retain_until_ms = ? WHERE seq = ?`,
+			null(c.SessionID != "", c.SessionID), null(c.Kind != "", c.Kind), null(c.HasTime, c.TimeMS), null(c.UserID != "", c.UserID),
+			null(c.AgentID != "", c.AgentID), null(c.Model != "", c.Model), null(c.ToolName != "", c.ToolName),
+			null(c.SubjectType != "", c.SubjectType), null(c.SubjectID != "", c.SubjectID), null(c.Outcome != "", c.Outcome),
+			null(c.Success >= 0, c.Success), null(c.HasDuration, c.DurationMS), null(c.RetentionClass != "", c.RetentionClass),
+			null(c.HasRetain, c.RetainUntilMS), f.seq)
+	}
+}
+
 func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
 	t.Helper()
 	if _, err := db.Exec(q, args...); err != nil {
@@ -93,7 +142,30 @@ func TestTamperDetected(t *testing.T) {
 		allowMoved bool
 		// inconsistent, when set, is what the inconsistent problem's detail must say
 		inconsistent []string
+		// leaveIndex: the query columns stay as the case leaves them (it edits them, or it
+		// writes through the ledger); otherwise they are made to agree with the bodies again
+		leaveIndex bool
 	}{
+		{name: "edit a query column", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "UPDATE events SET user_id = 'mallory' WHERE seq = 12")
+		}, want: []want{{ledger.ProblemIndex, 12}}, leaveIndex: true},
+		{name: "remove a query column's value", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "UPDATE events SET session_id = NULL WHERE seq = 13")
+		}, want: []want{{ledger.ProblemIndex, 13}}, leaveIndex: true},
+		{name: "forge an index entry", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			// The event names no patient; the forged columns make it answer "who read P-999".
+			mustExec(t, db, "UPDATE events SET subject_type = 'patient', subject_id = 'P-999' WHERE seq = 14")
+		}, want: []want{{ledger.ProblemIndex, 14}}, leaveIndex: true},
+		{name: "move an event in time in the index", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "UPDATE events SET time_ms = time_ms + 86400000 WHERE seq = 15")
+		}, want: []want{{ledger.ProblemIndex, 15}}, leaveIndex: true},
+		{name: "store text in a number column and an empty string in a text one", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "UPDATE events SET time_ms = 'yesterday' WHERE seq = 17")
+			mustExec(t, db, "UPDATE events SET model = '' WHERE seq = 18")
+		}, want: []want{{ledger.ProblemIndex, 17}, {ledger.ProblemIndex, 18}}, leaveIndex: true},
+		{name: "flip a failure to a success in the index", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
+			mustExec(t, db, "UPDATE events SET success = 1 - coalesce(success, 0), duration_ms = 1 WHERE seq = 16")
+		}, want: []want{{ledger.ProblemIndex, 16}}, leaveIndex: true},
 		{name: "change one field of one event", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
 			mustExec(t, db, "UPDATE events SET body = replace(body, 'ORD-17', 'ORD-99') WHERE seq = 17")
 		}, want: []want{{ledger.ProblemModified, 17}}},
@@ -138,10 +210,10 @@ func TestTamperDetected(t *testing.T) {
 			inconsistent: []string{"the saved checkpoint signs 50 events and the log has 40", "cannot be told"}},
 		{name: "rewrite history and re-sign with the stolen key", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
 			rewriteWithKey(t, db, f, 50)
-		}, saved: 20, want: []want{{ledger.ProblemInconsistent, -1}}, inconsistent: []string{"history was rewritten", "cannot be told"}},
+		}, leaveIndex: true, saved: 20, want: []want{{ledger.ProblemInconsistent, -1}}, inconsistent: []string{"history was rewritten", "cannot be told"}},
 		{name: "replace one, remove the last and re-sign with the stolen key", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
 			rewriteWithKey(t, db, f, 49)
-		}, saved: 50, want: []want{{ledger.ProblemTruncated, 49}, {ledger.ProblemInconsistent, -1}},
+		}, leaveIndex: true, saved: 50, want: []want{{ledger.ProblemTruncated, 49}, {ledger.ProblemInconsistent, -1}},
 			inconsistent: []string{"history was rewritten", "the saved checkpoint signs 50 events and the log has 49", "cannot be told"}},
 		{name: "replace one and remove the last", tamper: func(t *testing.T, db *sql.DB, f *fixture) {
 			mustExec(t, db, "UPDATE events SET body = replace(body, 'ORD-48', 'ORD-99') WHERE seq = 48")
@@ -171,6 +243,9 @@ func TestTamperDetected(t *testing.T) {
 			f, saved20, saved50 := tamperLog(t)
 			db := tamperDB(t, f.db)
 			tt.tamper(t, db, f)
+			if !tt.leaveIndex {
+				consistentIndex(t, db)
+			}
 			db.Close()
 			st, err := sqlite.Open(context.Background(), sqlite.Config{Path: f.db})
 			if err != nil {

@@ -46,6 +46,7 @@ const (
 	ProblemNoCheckpoint ProblemKind = "no_checkpoint" // nothing in the log is signed by the key
 	ProblemUnaccounted  ProblemKind = "unaccounted"   // a body was erased and no purge event covers it
 	ProblemPurge        ProblemKind = "purge"         // a purge event covers what it must not (not due, held, not before it)
+	ProblemIndex        ProblemKind = "index"         // a stored query column disagrees with the committed body
 )
 
 // Problem is one finding. Seq is -1 when it is not about one event.
@@ -135,7 +136,8 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 	r.Problems = append(r.Problems, heads.problems...)
 
 	gov := &Governance{}
-	ev, th, wait := readLog(ctx, st, gov)
+	var index indexProblems
+	ev, th, wait := readLog(ctx, st, gov, &index)
 	w, err := walkTree(ev, th, heads.roots)
 	if err != nil {
 		return nil, err
@@ -152,6 +154,7 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 	r.Purged, r.Purges, r.PendingPurge = int64(len(w.purged)), len(gov.Purges), pa.pending
 	r.Problems = append(r.Problems, gov.problems...)
 	r.Problems = append(r.Problems, pa.problems...)
+	r.Problems = append(r.Problems, index.list()...)
 
 	found, firstExplained := classify(w.mismatches, heads.authentic(w.eventRootOK))
 	r.Problems = append(r.Problems, found...)
@@ -374,7 +377,9 @@ type rawChunk struct {
 	seqs   []int64
 	ids    []string
 	purged []int64 // the entry's PurgedBy
-	ends   []int   // ends[2i] ends the salt of event i, ends[2i+1] its body
+	cols   []store.Columns
+	hasCol []bool // the store returned the entry's stored query columns
+	ends   []int  // ends[2i] ends the salt of event i, ends[2i+1] its body
 	data   []byte
 }
 
@@ -382,6 +387,7 @@ const rawChunkLen = 1024
 
 func newRawChunk() *rawChunk {
 	return &rawChunk{seqs: make([]int64, 0, rawChunkLen), ids: make([]string, 0, rawChunkLen), purged: make([]int64, 0, rawChunkLen),
+		cols: make([]store.Columns, 0, rawChunkLen), hasCol: make([]bool, 0, rawChunkLen),
 		ends: make([]int, 0, 2*rawChunkLen), data: make([]byte, 0, rawChunkLen*1200)}
 }
 
@@ -389,6 +395,11 @@ func (c *rawChunk) add(e store.Entry) {
 	c.seqs = append(c.seqs, e.Seq)
 	c.ids = append(c.ids, e.ID)
 	c.purged = append(c.purged, e.PurgedBy)
+	if e.Cols != nil {
+		c.cols, c.hasCol = append(c.cols, *e.Cols), append(c.hasCol, true)
+	} else {
+		c.cols, c.hasCol = append(c.cols, store.Columns{}), append(c.hasCol, false)
+	}
 	c.data = append(c.data, e.Salt...)
 	c.ends = append(c.ends, len(c.data))
 	c.data = append(c.data, e.Body...)
@@ -397,22 +408,42 @@ func (c *rawChunk) add(e store.Entry) {
 
 func (c *rawChunk) reset() {
 	c.seqs, c.ids, c.purged, c.ends, c.data = c.seqs[:0], c.ids[:0], c.purged[:0], c.ends[:0], c.data[:0]
+	c.cols, c.hasCol = c.cols[:0], c.hasCol[:0]
 }
 
-// leaves hashes the chunk's events, and hands the purges and holds among them to gov.
-func (c *rawChunk) leaves(gov *Governance) ([]leafAt, error) {
-	out := make([]leafAt, len(c.seqs))
+// leaves hashes the chunk's events, checks their stored query columns against their bodies
+// (problems in index: a query answered from an edited, removed or forged column would disagree
+// with the hashed log), and hands the purges and holds among them to gov.
+func (c *rawChunk) leaves(gov *Governance) (out []leafAt, index []Problem) {
+	out = make([]leafAt, len(c.seqs))
 	h := sha256.New()
 	start := 0
 	for i := range c.seqs {
 		salt, body := c.data[start:c.ends[2*i]], c.data[c.ends[2*i]:c.ends[2*i+1]]
 		start = c.ends[2*i+1]
 		if c.purged[i] > 0 {
+			if c.hasCol[i] {
+				if d := (store.Columns{Success: -1}).Diff(c.cols[i]); d != "" {
+					index = append(index, Problem{Kind: ProblemIndex, Seq: c.seqs[i], ID: c.ids[i], Detail: "purged entry: " + d})
+				}
+			}
 			out[i] = leafAt{seq: c.seqs[i], id: c.ids[i], purgedBy: c.purged[i]}
 			continue
 		}
 		out[i] = leafAt{seq: c.seqs[i], id: c.ids[i], leaf: leafHashWith(h, salt, body)}
-		if maybeGovernance(body) {
+		// One read of the body's top-level members gives both the columns to check and the
+		// kind that says whether gov wants the event.
+		cols, err := store.ColumnsOf(body)
+		switch {
+		case err != nil && c.hasCol[i]:
+			index = append(index, Problem{Kind: ProblemIndex, Seq: c.seqs[i], ID: c.ids[i],
+				Detail: "the body is not an event object, so its query columns cannot be checked: " + err.Error()})
+		case c.hasCol[i]:
+			if d := cols.Diff(c.cols[i]); d != "" {
+				index = append(index, Problem{Kind: ProblemIndex, Seq: c.seqs[i], ID: c.ids[i], Detail: d})
+			}
+		}
+		if err == nil && governance(event.Kind(cols.Kind)) {
 			ev, err := event.ParseStored(body)
 			if err == nil {
 				err = gov.Add(c.seqs[i], ev)
@@ -422,7 +453,33 @@ func (c *rawChunk) leaves(gov *Governance) ([]leafAt, error) {
 			}
 		}
 	}
-	return out, nil
+	return out, index
+}
+
+// indexProblems collects the index problems of a verification, the first maxIndexProblems
+// in full: a table whose columns were all rewritten would otherwise give a report per event.
+type indexProblems struct {
+	ps   []Problem
+	more int64
+}
+
+const maxIndexProblems = 1000
+
+func (x *indexProblems) add(ps []Problem) {
+	for _, p := range ps {
+		if len(x.ps) < maxIndexProblems {
+			x.ps = append(x.ps, p)
+		} else {
+			x.more++
+		}
+	}
+}
+
+func (x *indexProblems) list() []Problem {
+	if x.more == 0 {
+		return x.ps
+	}
+	return append(x.ps, Problem{Kind: ProblemIndex, Seq: -1, Detail: fmt.Sprintf("and %d more events whose query columns disagree with their bodies", x.more)})
 }
 
 // hashAt is a stored tree hash.
@@ -436,14 +493,14 @@ type hashAt struct {
 // scanTreeHashes reads the stored tree hashes. Stepping SQLite is the longest of them; hashing in
 // its own goroutine takes SHA-256 off that path. wait returns the first read error once the
 // streams are drained.
-func readLog(ctx context.Context, st VerifyStore, gov *Governance) (ev *stream[leafAt], th *stream[hashAt], wait func() error) {
+func readLog(ctx context.Context, st VerifyStore, gov *Governance, index *indexProblems) (ev *stream[leafAt], th *stream[hashAt], wait func() error) {
 	raw := make(chan *rawChunk, 4)
 	free := make(chan *rawChunk, 6) // chunks hashLeaves is done with, for scanEntries to refill
 	leaves := make(chan []leafAt, 8)
 	hashes := make(chan []hashAt, 8)
 	errc := make(chan error, 3)
 	go func() { errc <- scanEntries(ctx, st, raw, free) }()
-	go func() { errc <- hashLeaves(ctx, raw, free, leaves, gov) }()
+	go func() { errc <- hashLeaves(ctx, raw, free, leaves, gov, index) }()
 	go func() { errc <- scanTreeHashes(ctx, st, hashes) }()
 	wait = func() error {
 		for range 3 {
@@ -496,14 +553,12 @@ func scanEntries(ctx context.Context, st VerifyStore, raw chan<- *rawChunk, free
 // hashLeaves computes the leaf hash of every event in the chunks from raw and sends them on out
 // (closed at the end), handing each chunk back on free when there is room. gov collects the
 // governance events; it is complete once out is closed.
-func hashLeaves(ctx context.Context, raw <-chan *rawChunk, free chan<- *rawChunk, out chan<- []leafAt, gov *Governance) error {
+func hashLeaves(ctx context.Context, raw <-chan *rawChunk, free chan<- *rawChunk, out chan<- []leafAt, gov *Governance, index *indexProblems) error {
 	defer close(out)
 	for c := range raw {
-		leaves, err := c.leaves(gov)
-		if err == nil {
-			err = send(ctx, out, leaves)
-		}
-		if err != nil {
+		leaves, ps := c.leaves(gov)
+		index.add(ps)
+		if err := send(ctx, out, leaves); err != nil {
 			for range raw { // let scanEntries finish
 			}
 			return err

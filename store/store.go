@@ -25,6 +25,11 @@ type Entry struct {
 	Salt     []byte
 	Body     []byte // RFC 8785 canonical JSON of the event
 	PurgedBy int64  // 0: intact
+	// Cols are the entry's query columns. The ledger sets them at append (computed from Body
+	// off the commit path); a driver computes them when they are nil. ScanEntries returns them
+	// from a driver that stores them beside the body, nil from one that derives them inside
+	// the database; there they are valid only during the call.
+	Cols *Columns
 }
 
 // Purged reports whether the entry's body and salt were erased.

@@ -326,6 +326,18 @@ func unquote(t *testing.T, v any) string {
 	return strings.ReplaceAll(s[1:len(s)-1], "''", "'")
 }
 
+// queryCols and columnsSQL are how a SQLite of 3.40 writes an event: the query columns are
+// stored since schema 4, so a writer computes them from the body (verification checks them).
+const (
+	queryCols  = "session_id, kind, time_ms, user_id, agent_id, model, tool_name, subject_type, subject_id, outcome, success, duration_ms, retention_class, retain_until_ms"
+	columnsSQL = `body ->> '$.session_id', body ->> '$.kind',
+		CAST(strftime('%s', substr(body ->> '$.time', 1, 19)) AS INTEGER) * 1000
+		+ CAST(substr(rtrim(substr(body ->> '$.time', 21), 'Z') || '000', 1, 3) AS INTEGER),
+		body ->> '$.user_id', body ->> '$.agent_id', body ->> '$.model', body ->> '$.tool_name',
+		body ->> '$.subject_type', body ->> '$.subject_id', body ->> '$.outcome', body ->> '$.success',
+		body ->> '$.duration_ms', body ->> '$.retention_class', NULL`
+)
+
 // TestOtherSQLiteReadsAndWrites opens a ledger.db written by the store with Python's sqlite3
 // module and the sqlite3 CLI, reads every column of every table (generated ones included) and
 // compares each value with what this program's SQLite reads; time_ms must equal the Go value.
@@ -363,7 +375,8 @@ func TestOtherSQLiteReadsAndWrites(t *testing.T) {
 				seq := len(compatTimes)
 				stmts = append(stmts,
 					"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE time_ms >= 1 AND time_ms < 2",
-					fmt.Sprintf("INSERT INTO events(seq, id, salt, body) VALUES (%d, '%s', zeroblob(16), '%s')", seq, written.ID, body),
+					fmt.Sprintf(`INSERT INTO events(seq, id, salt, body, %s) SELECT seq, id, salt, body, %s FROM
+						(SELECT %d AS seq, '%s' AS id, zeroblob(16) AS salt, '%s' AS body)`, queryCols, columnsSQL, seq, written.ID, body),
 					fmt.Sprintf("SELECT time_ms FROM events WHERE seq = %d", seq),
 					"PRAGMA integrity_check",
 				)
@@ -424,7 +437,11 @@ func TestOtherSQLiteReadsAndWrites(t *testing.T) {
 
 // schema1Log writes the compatTimes events into a file of schema version 1, the one released
 // with unixepoch(..., 'subsec'), as the previous agentaudit did, and returns its path.
-func schema1Log(t *testing.T) string {
+func schema1Log(t *testing.T) string { return oldLog(t, 1) }
+
+// oldLog writes the compatTimes events into a file of an older schema version, as the
+// agentaudit of that version did, and returns its path.
+func oldLog(t *testing.T, version int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
@@ -432,7 +449,7 @@ func schema1Log(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := sqlite.MigrateTo(context.Background(), db, 1); err != nil {
+	if err := sqlite.MigrateTo(context.Background(), db, version); err != nil {
 		t.Fatal(err)
 	}
 	for i, ts := range compatTimes {
@@ -522,6 +539,76 @@ func TestMigrateFromSchema1(t *testing.T) {
 	if ic := queryMaps(t, db, "PRAGMA integrity_check"); fmt.Sprint(ic[0]["integrity_check"]) != "ok" {
 		t.Errorf("integrity_check after migration: %v", ic)
 	}
+}
+
+// A file of schema 3 (query columns generated from the body, the release before this one)
+// migrates on its first writable open: every row keeps its seq, id, salt and body, and its
+// stored query columns are what store.ColumnsOf reads from the body, which verification checks;
+// a purged stub keeps purged_by and no columns.
+func TestMigrateFromSchema3(t *testing.T) {
+	ctx := context.Background()
+	path := oldLog(t, 3)
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stub as schema 3's erasure leaves it (the purge event need not exist for this test).
+	for _, q := range []string{"DROP TRIGGER events_no_delete", "DELETE FROM events WHERE seq = 2",
+		"INSERT INTO events(seq, id, salt, body, purged_by) VALUES (2, 'compat-2', zeroblob(16), '{}', 7)"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := queryMaps(t, db, "SELECT seq, id, hex(salt) AS salt, body, purged_by FROM events ORDER BY seq")
+	db.Close()
+
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatalf("migrating open: %v", err)
+	}
+	defer s.Close()
+	var n int
+	err = s.ScanEntries(ctx, 0, func(e store.Entry) error {
+		b := before[n]
+		n++
+		if fmt.Sprint(e.Seq, e.ID, e.PurgedBy) != fmt.Sprint(b["seq"], b["id"], nullInt(b["purged_by"])) {
+			t.Errorf("row %d: %d %s %d, before %v", n, e.Seq, e.ID, e.PurgedBy, b)
+		}
+		want := store.Columns{Success: -1}
+		if !e.Purged() {
+			if want, err = store.ColumnsOf(e.Body); err != nil {
+				t.Fatal(err)
+			}
+			if string(e.Body) != b["body"] || fmt.Sprintf("%X", e.Salt) != b["salt"] {
+				t.Errorf("seq %d: body or salt changed by the migration", e.Seq)
+			}
+		}
+		if e.Cols == nil {
+			t.Fatalf("seq %d: no stored query columns after the migration", e.Seq)
+		}
+		if d := want.Diff(*e.Cols); d != "" {
+			t.Errorf("seq %d: %s", e.Seq, d)
+		}
+		return nil
+	})
+	if err != nil || n != len(before) {
+		t.Fatalf("scan: %d rows of %d, %v", n, len(before), err)
+	}
+	if got, want := schemaOf(t, path), schemaOf(t, compatLog(t)); got != want {
+		t.Errorf("migrated schema:\n%s\nnew file's schema:\n%s", got, want)
+	}
+	// The migrated file takes appends, and its indexes answer from the copied columns.
+	var found int
+	if err := s.Find(ctx, store.Filter{SubjectID: "P-1", Since: time.Unix(0, 0)}, func(store.Entry) error { found++; return nil }); err != nil || found != len(compatTimes)-1 {
+		t.Errorf("Find by subject after the migration: %d, %v; want %d", found, err, len(compatTimes)-1)
+	}
+}
+
+func nullInt(v any) any {
+	if v == nil {
+		return int64(0)
+	}
+	return v
 }
 
 // Time-bounded Finds search an index on time_ms instead of scanning the table, in a new file and

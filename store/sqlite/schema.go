@@ -106,6 +106,58 @@ var migrations = []string{
 	CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 	WHEN OLD.purged_by IS NOT NULL OR NOT EXISTS (SELECT 1 FROM purging WHERE OLD.seq BETWEEN from_seq AND to_seq)
 	BEGIN SELECT RAISE(ABORT, 'agentaudit: events are append-only; only a recorded purge erases a body'); END;`,
+
+	// 4: the query columns are written with the row instead of generated from the body. Computing
+	// them (SQLite parsing every body once per indexed column, at insert and again at every
+	// delete) took a third of the writer's time, and a purge was 6x slower than without them.
+	// The ledger computes them from the canonical body it commits (store.ColumnsOf, off the
+	// commit path) and verification recomputes them from every body it hashes and reports a
+	// column that disagrees, so a query still cannot silently disagree with the hashed log. A
+	// stub (purged_by set) has every column NULL. SQLite cannot turn a generated column into a
+	// stored one: the table is rebuilt, its values copied from the generated columns, and the
+	// indexes and triggers made again (purging_needs_purge names events, so it goes too).
+	`DROP TRIGGER purging_needs_purge;
+	CREATE TABLE events_v4 (
+		seq             INTEGER PRIMARY KEY,
+		id              TEXT NOT NULL UNIQUE,
+		salt            BLOB NOT NULL CHECK (length(salt) >= 16),
+		body            TEXT NOT NULL,
+		purged_by       INTEGER,
+		session_id      TEXT,
+		kind            TEXT,
+		time_ms         INTEGER,
+		user_id         TEXT,
+		agent_id        TEXT,
+		model           TEXT,
+		tool_name       TEXT,
+		subject_type    TEXT,
+		subject_id      TEXT,
+		outcome         TEXT,
+		success         INTEGER,
+		duration_ms     REAL,
+		retention_class TEXT,
+		retain_until_ms INTEGER
+	);
+	INSERT INTO events_v4 SELECT seq, id, salt, body, purged_by, session_id, kind, time_ms, user_id, agent_id,
+		model, tool_name, subject_type, subject_id, outcome, success, duration_ms, retention_class, retain_until_ms
+		FROM events ORDER BY seq;
+	DROP TABLE events;
+	ALTER TABLE events_v4 RENAME TO events;
+	CREATE INDEX events_session ON events(session_id, seq) WHERE session_id IS NOT NULL;
+	CREATE INDEX events_user ON events(user_id, time_ms) WHERE user_id IS NOT NULL;
+	CREATE INDEX events_tool ON events(tool_name, kind, time_ms, duration_ms, success, user_id) WHERE tool_name IS NOT NULL;
+	CREATE INDEX events_subject ON events(subject_id, time_ms) WHERE subject_id IS NOT NULL;
+	CREATE INDEX events_time ON events(time_ms);
+	CREATE INDEX events_retention ON events(retain_until_ms, retention_class) WHERE retain_until_ms IS NOT NULL;
+	CREATE INDEX events_system ON events(kind, seq) WHERE kind IN ('purge', 'legal_hold', 'hold_release', 'alert', 'review');
+	CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'agentaudit: events are append-only'); END;
+	CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+	WHEN OLD.purged_by IS NOT NULL OR NOT EXISTS (SELECT 1 FROM purging WHERE OLD.seq BETWEEN from_seq AND to_seq)
+	BEGIN SELECT RAISE(ABORT, 'agentaudit: events are append-only; only a recorded purge erases a body'); END;
+	CREATE TRIGGER purging_needs_purge BEFORE INSERT ON purging
+	WHEN NOT (NEW.from_seq <= NEW.to_seq AND NEW.to_seq < NEW.purge_seq
+		AND EXISTS (SELECT 1 FROM events p WHERE p.seq = NEW.purge_seq AND p.kind = 'purge'))
+	BEGIN SELECT RAISE(ABORT, 'agentaudit: only a recorded purge erases bodies'); END;`,
 }
 
 // SchemaVersion is the version Open migrates a store to.

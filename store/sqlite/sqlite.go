@@ -44,6 +44,8 @@ type Store struct {
 	// legacy: a file of schema 1 or 2 opened read-only (evidence copied before an upgrade). It
 	// has no purged_by column and no retention indexes: nothing in it was ever purged.
 	legacy bool
+	// version is the file's schema; below 4 (read-only opens) the query columns are generated.
+	version int
 
 	wmu   sync.Mutex // serializes writes: the writer pool has one connection
 	mu    sync.Mutex // guards stmts
@@ -100,11 +102,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
+		s.version = SchemaVersion
 	} else if v, err := checkVersion(ctx, s.r); err != nil {
 		s.Close()
 		return nil, err
 	} else {
-		s.legacy = v < 3
+		s.legacy, s.version = v < 3, v
 	}
 	return s, nil
 }
@@ -212,10 +215,39 @@ func rowsSQL(prefix string, cols, n int) string {
 }
 
 const (
-	insertEvents = "INSERT INTO events(seq, id, salt, body) VALUES "
+	insertEvents = "INSERT INTO events(seq, id, salt, body, " + queryCols + ") VALUES "
+	eventArgs    = 4 + 14 // the columns insertEvents names
 	insertHashes = "INSERT INTO tree_hashes(idx, hash) VALUES "
 	chunk        = 128 // rows per INSERT statement
 )
+
+// queryCols are the query columns (store.Columns), in appendColumns' and scanColumns' order.
+const queryCols = "session_id, kind, time_ms, user_id, agent_id, model, tool_name, subject_type, subject_id, outcome, success, duration_ms, retention_class, retain_until_ms"
+
+// appendColumns appends c as the arguments of queryCols: an absent value is NULL.
+func appendColumns(args []any, c *store.Columns) []any {
+	str := func(v string) any {
+		if v == "" {
+			return nil
+		}
+		return v
+	}
+	var tm, dur, ok, until any
+	if c.HasTime {
+		tm = c.TimeMS
+	}
+	if c.HasDuration {
+		dur = c.DurationMS
+	}
+	if c.Success >= 0 {
+		ok = int64(c.Success)
+	}
+	if c.HasRetain {
+		until = c.RetainUntilMS
+	}
+	return append(args, str(c.SessionID), str(c.Kind), tm, str(c.UserID), str(c.AgentID), str(c.Model), str(c.ToolName),
+		str(c.SubjectType), str(c.SubjectID), str(c.Outcome), ok, dur, str(c.RetentionClass), until)
+}
 
 // Append commits the batch in one fsynced transaction: all of it or, on any error, none of it.
 func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
@@ -233,7 +265,7 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 		if n == 0 {
 			continue
 		}
-		q := rowsSQL(insertEvents, 4, n)
+		q := rowsSQL(insertEvents, eventArgs, n)
 		if n < 0 {
 			q = rowsSQL(insertHashes, 2, -n)
 		}
@@ -265,7 +297,7 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 		return fmt.Errorf("sqlite: append at seq %d, hash %d; log ends at %d, %d: %w",
 			b.Entries[0].Seq, b.FirstHash, next, nextHash, store.ErrOutOfOrder)
 	}
-	args := make([]any, 0, 4*chunk)
+	args := make([]any, 0, eventArgs*chunk)
 	for i := 0; i < len(b.Entries); i += chunk {
 		part := b.Entries[i:min(i+chunk, len(b.Entries))]
 		args = args[:0]
@@ -273,7 +305,16 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 			if e.Seq != b.Entries[0].Seq+int64(i+j) {
 				return fmt.Errorf("sqlite: entry seq %d is not consecutive: %w", e.Seq, store.ErrOutOfOrder)
 			}
+			cols := e.Cols
+			if cols == nil {
+				c, err := store.ColumnsOf(e.Body)
+				if err != nil {
+					return fmt.Errorf("sqlite: entry %d: query columns: %w", e.Seq, err)
+				}
+				cols = &c
+			}
 			args = append(args, e.Seq, e.ID, e.Salt, string(e.Body))
+			args = appendColumns(args, cols)
 		}
 		if _, err := tx.StmtContext(ctx, stmts[len(part)]).ExecContext(ctx, args...); err != nil {
 			return mapErr("sqlite: insert events", err)
@@ -405,10 +446,97 @@ func (s *Store) Tail(ctx context.Context, n int) ([]store.Entry, error) {
 	return out, err
 }
 
-// ScanEntries calls fn for every entry with seq >= from, in seq order. The Entry's slices are
-// valid only during the call.
+// ScanEntries calls fn for every entry with seq >= from, in seq order, with its stored query
+// columns (Cols) when the file stores them (schema 4 on; older files generate them from the
+// body). The Entry's slices and Cols are valid only during the call.
 func (s *Store) ScanEntries(ctx context.Context, from int64, fn func(store.Entry) error) error {
-	return s.entries(ctx, "sqlite: scan events", "SELECT "+entryCols+" FROM events WHERE seq >= ? ORDER BY seq", []any{from}, true, fn)
+	const op = "sqlite: scan events"
+	if s.version < 4 {
+		return s.entries(ctx, op, "SELECT "+entryCols+" FROM events WHERE seq >= ? ORDER BY seq", []any{from}, true, fn)
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT "+entryCols+", "+scanCols+" FROM events WHERE seq >= ? ORDER BY seq", from)
+	if err != nil {
+		return mapErr(op, err)
+	}
+	defer rows.Close()
+	var (
+		row           store.Entry
+		salt, body    sql.RawBytes
+		strs          [10]sql.RawBytes
+		tm, ok, until sql.NullInt64
+		dur           sql.NullFloat64
+		cols          store.Columns
+		intern        interner
+	)
+	dest := []any{&row.Seq, &row.ID, &salt, &body, &row.PurgedBy, &tm, &ok, &dur, &until}
+	for i := range strs {
+		dest = append(dest, &strs[i])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return mapErr(op, err)
+		}
+		e := store.Entry{Seq: row.Seq, ID: row.ID, PurgedBy: row.PurgedBy}
+		if e.PurgedBy == 0 {
+			e.Salt, e.Body = salt, body
+		}
+		cols = store.Columns{
+			TimeMS: tm.Int64, HasTime: tm.Valid, RetainUntilMS: until.Int64, HasRetain: until.Valid,
+			DurationMS: dur.Float64, HasDuration: dur.Valid, Success: -1,
+		}
+		if ok.Valid {
+			cols.Success = int8(ok.Int64)
+			if ok.Int64 != 0 && ok.Int64 != 1 { // an edited row: make it differ from any body
+				cols.Success = 2
+			}
+		}
+		for i, d := range [...]*string{&cols.SessionID, &cols.Kind, &cols.UserID, &cols.AgentID, &cols.Model,
+			&cols.ToolName, &cols.SubjectType, &cols.SubjectID, &cols.Outcome, &cols.RetentionClass} {
+			switch {
+			case strs[i] == nil: // NULL
+			case len(strs[i]) == 0: // the ledger stores NULL, never ''
+				*d = editedValue
+			default:
+				*d = intern.str(strs[i])
+			}
+		}
+		e.Cols = &cols
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return mapErr(op, rows.Err())
+}
+
+// scanCols are the query columns as ScanEntries reads them: the numbers cast to their declared
+// types (a value of another type, which only an edit can store, then reads as a number no body
+// gives, where scanning it would fail), then the strings.
+const scanCols = "CAST(time_ms AS INTEGER), CAST(success AS INTEGER), CAST(duration_ms AS REAL), CAST(retain_until_ms AS INTEGER), " +
+	"session_id, kind, user_id, agent_id, model, tool_name, subject_type, subject_id, outcome, retention_class"
+
+// editedValue stands for a stored column value that no body can give.
+const editedValue = "\x00(edited: an empty string)"
+
+// interner returns equal strings read in one scan as one string: a scan over millions of rows
+// meets the same few session ids, users and tools again and again, and a lookup by the bytes
+// does not allocate. It forgets everything past maxInterned strings to bound its memory.
+type interner map[string]string
+
+const maxInterned = 1 << 16
+
+func (in *interner) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if v, ok := (*in)[string(b)]; ok {
+		return v
+	}
+	if *in == nil || len(*in) >= maxInterned {
+		*in = make(interner, 1024)
+	}
+	v := string(b)
+	(*in)[v] = v
+	return v
 }
 
 // ScanHashes calls fn for every stored tree hash with index >= from, in index order.
@@ -513,15 +641,8 @@ func (s *Store) ToolCalls(ctx context.Context, since, until time.Time, fn func(s
 		return mapErr("sqlite: tool calls", err)
 	}
 	defer rows.Close()
-	intern := map[string]string{}
-	str := func(b sql.RawBytes) string {
-		if v, ok := intern[string(b)]; ok { // no allocation for the lookup
-			return v
-		}
-		v := string(b)
-		intern[v] = v
-		return v
-	}
+	var intern interner
+	str := intern.str
 	for rows.Next() {
 		var tool, user sql.RawBytes
 		var d, ok any
