@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,12 @@ type Store struct {
 	// version is the file's schema; below 4 (read-only opens) the query columns are generated.
 	version int
 
+	// ckpt copies the WAL back into the database file in the background (see checkpointer), so
+	// that no commit waits for it.
+	ckpt     *sql.DB
+	ckptStop chan struct{}
+	ckptDone chan struct{}
+
 	wmu   sync.Mutex // serializes writes: the writer pool has one connection
 	mu    sync.Mutex // guards stmts
 	stmts map[string]*sql.Stmt
@@ -60,7 +67,9 @@ func dsn(path string, readOnly bool) string {
 	} else {
 		// auto_vacuum must be set before the first table exists; on an older file it waits for
 		// the VACUUM that Reclaim runs once (see there).
-		q += "&_pragma=auto_vacuum(2)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+		// The writer checkpoints only once the WAL holds walPages (16 MiB); the checkpointer
+		// has copied most of it by then (see startCheckpointer).
+		q += "&_pragma=auto_vacuum(2)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(" + strconv.Itoa(walPages) + ")&_txlock=immediate"
 	}
 	return "file:" + path + q
 }
@@ -103,6 +112,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, err
 		}
 		s.version = SchemaVersion
+		if err := s.startCheckpointer(cfg.Path); err != nil {
+			s.Close()
+			return nil, err
+		}
 	} else if v, err := checkVersion(ctx, s.r); err != nil {
 		s.Close()
 		return nil, err
@@ -140,9 +153,56 @@ func checkWritableDir(dir string) error {
 	return os.Remove(name)
 }
 
+// checkpointEvery is how often the background checkpoint runs while the log is written;
+// walPages is the WAL size (in 4 KiB pages) at which the writer checkpoints itself.
+const (
+	checkpointEvery = 100 * time.Millisecond
+	walPages        = 4096
+)
+
+// startCheckpointer starts the goroutine that checkpoints the WAL. SQLite's automatic
+// checkpoint (every 1,000 pages by default) runs inside the commit that crosses its threshold,
+// on the writer: that commit waits for the copy and an fsync of the database file, which is
+// what a caller's p99 sees, and the writer, the one serial part of ingest, does the copying. A
+// PASSIVE checkpoint on its own connection copies the committed frames while the writer goes on
+// (WAL lets both run). It cannot restart the WAL under a steady stream of commits (new frames
+// arrive while it copies), so the writer still checkpoints at walPages, by then with little
+// left to copy, and the WAL starts over from its beginning. Durability is untouched: each commit
+// is fsynced in the WAL before Append returns, and a checkpoint cut short by a crash is redone
+// from the WAL on the next open.
+func (s *Store) startCheckpointer(path string) error {
+	var err error
+	if s.ckpt, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)"); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	s.ckpt.SetMaxOpenConns(1)
+	s.ckptStop, s.ckptDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.ckptDone)
+		t := time.NewTicker(checkpointEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				// A failure (the disk full, say) is retried at the next tick; commits do not
+				// depend on it, and the WAL keeps every frame until it succeeds.
+				s.ckpt.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			case <-s.ckptStop:
+				return
+			}
+		}
+	}()
+	return nil
+}
+
 // Close closes the store.
 func (s *Store) Close() error {
 	var errs []error
+	if s.ckpt != nil {
+		close(s.ckptStop)
+		<-s.ckptDone
+		errs = append(errs, s.ckpt.Close())
+	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 	}

@@ -4,10 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/agentaudit/agentaudit/store"
 
 	"github.com/agentaudit/agentaudit/store/sqlite"
 	"github.com/agentaudit/agentaudit/store/storetest"
@@ -111,5 +117,55 @@ func TestReclaimSwitchesAnOldFile(t *testing.T) {
 	}
 	if m := mode(); m != 2 {
 		t.Errorf("auto_vacuum after Reclaim = %d, want 2 (incremental)", m)
+	}
+}
+
+// The writer never checkpoints; the background checkpointer copies committed frames into the
+// database file while appends go on, and the WAL starts over instead of growing with the log.
+func TestBackgroundCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	body := []byte(`{"id":"x","kind":"custom","metadata":{"pad":"` + strings.Repeat("p", 4000) + `"}}`)
+	size := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	var seq int64
+	var maxWAL int64
+	for round := range 30 {
+		b := store.Batch{FirstHash: tlog.StoredHashIndex(0, seq)}
+		for range 500 {
+			b.Entries = append(b.Entries, store.Entry{Seq: seq, ID: fmt.Sprintf("e-%d", seq), Salt: make([]byte, 16), Body: body})
+			for range tlog.StoredHashCount(seq+1) - tlog.StoredHashCount(seq) {
+				b.Hashes = append(b.Hashes, tlog.Hash{})
+			}
+			seq++
+		}
+		if err := s.Append(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		maxWAL = max(maxWAL, size(path+"-wal"))
+		if round%5 == 4 { // let the checkpointer run
+			deadline := time.Now().Add(10 * time.Second)
+			for size(path) < seq*4000 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if db := size(path); db < seq*4000 {
+				t.Fatalf("after %d events of 4 KB the database file has %d bytes: nothing was checkpointed", seq, db)
+			}
+		}
+	}
+	// 15,000 events of 4 KB were written; the WAL never held more than its threshold (16 MiB)
+	// and a few rounds.
+	if maxWAL > 32<<20 {
+		t.Errorf("the WAL reached %d bytes for %d bytes of events: it is not restarted", maxWAL, seq*4000)
 	}
 }
