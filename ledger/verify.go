@@ -23,6 +23,10 @@ import (
 // purge covers that are still intact.
 type VerifyStore interface {
 	PurgeStore
+	// Extent reads, at one instant (one statement), one past the largest stored seq and one
+	// past the largest stored tree hash index: the log verification judges. What the scans meet
+	// beyond it was committed after that instant, while verification ran.
+	Extent(ctx context.Context) (events, hashes int64, err error)
 	ScanEntries(ctx context.Context, from int64, fn func(store.Entry) error) error
 	ScanHashes(ctx context.Context, from int64, fn func(idx int64, h tlog.Hash) error) error
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
@@ -135,9 +139,15 @@ func Verify(ctx context.Context, st VerifyStore, v note.Verifier, opts VerifyOpt
 	r := &Report{Checkpoints: heads.count, SignedSize: heads.largestStored, Saved: heads.saved}
 	r.Problems = append(r.Problems, heads.problems...)
 
+	// The extent is read after the checkpoints, so that every checkpoint read signs a tree inside
+	// it: a log being written (verify beside serve) is judged as it stood at that instant.
+	ext, err := readExtent(ctx, st)
+	if err != nil {
+		return nil, err
+	}
 	gov := &Governance{}
 	var index indexProblems
-	ev, th, wait := readLog(ctx, st, gov, &index)
+	ev, th, wait := readLog(ctx, st, ext, gov, &index)
 	w, err := walkTree(ev, th, heads.roots)
 	if err != nil {
 		return nil, err
@@ -379,6 +389,7 @@ type rawChunk struct {
 	purged []int64 // the entry's PurgedBy
 	cols   []store.Columns
 	hasCol []bool // the store returned the entry's stored query columns
+	beyond []bool // the entry was committed after the extent was read
 	ends   []int  // ends[2i] ends the salt of event i, ends[2i+1] its body
 	data   []byte
 }
@@ -387,11 +398,12 @@ const rawChunkLen = 1024
 
 func newRawChunk() *rawChunk {
 	return &rawChunk{seqs: make([]int64, 0, rawChunkLen), ids: make([]string, 0, rawChunkLen), purged: make([]int64, 0, rawChunkLen),
-		cols: make([]store.Columns, 0, rawChunkLen), hasCol: make([]bool, 0, rawChunkLen),
+		cols: make([]store.Columns, 0, rawChunkLen), hasCol: make([]bool, 0, rawChunkLen), beyond: make([]bool, 0, rawChunkLen),
 		ends: make([]int, 0, 2*rawChunkLen), data: make([]byte, 0, rawChunkLen*1200)}
 }
 
-func (c *rawChunk) add(e store.Entry) {
+func (c *rawChunk) add(e store.Entry, beyond bool) {
+	c.beyond = append(c.beyond, beyond)
 	c.seqs = append(c.seqs, e.Seq)
 	c.ids = append(c.ids, e.ID)
 	c.purged = append(c.purged, e.PurgedBy)
@@ -408,29 +420,39 @@ func (c *rawChunk) add(e store.Entry) {
 
 func (c *rawChunk) reset() {
 	c.seqs, c.ids, c.purged, c.ends, c.data = c.seqs[:0], c.ids[:0], c.purged[:0], c.ends[:0], c.data[:0]
-	c.cols, c.hasCol = c.cols[:0], c.hasCol[:0]
+	c.cols, c.hasCol, c.beyond = c.cols[:0], c.hasCol[:0], c.beyond[:0]
 }
 
 // leaves hashes the chunk's events, checks their stored query columns against their bodies
 // (problems in index: a query answered from an edited, removed or forged column would disagree
 // with the hashed log), and hands the purges and holds among them to gov.
+//
+// An entry beyond the extent (committed while verification runs) is not judged; a purge or hold
+// among them still goes to gov, since a purge committed after the extent may have erased bodies
+// inside it before the scan reached them.
 func (c *rawChunk) leaves(gov *Governance) (out []leafAt, index []Problem) {
-	out = make([]leafAt, len(c.seqs))
+	out = make([]leafAt, 0, len(c.seqs))
 	h := sha256.New()
 	start := 0
 	for i := range c.seqs {
 		salt, body := c.data[start:c.ends[2*i]], c.data[c.ends[2*i]:c.ends[2*i+1]]
 		start = c.ends[2*i+1]
+		if c.beyond[i] {
+			if cols, err := store.ColumnsOf(body); c.purged[i] == 0 && err == nil && governance(event.Kind(cols.Kind)) {
+				c.addGovernance(gov, i, body)
+			}
+			continue
+		}
 		if c.purged[i] > 0 {
 			if c.hasCol[i] {
 				if d := (store.Columns{Success: -1}).Diff(c.cols[i]); d != "" {
 					index = append(index, Problem{Kind: ProblemIndex, Seq: c.seqs[i], ID: c.ids[i], Detail: "purged entry: " + d})
 				}
 			}
-			out[i] = leafAt{seq: c.seqs[i], id: c.ids[i], purgedBy: c.purged[i]}
+			out = append(out, leafAt{seq: c.seqs[i], id: c.ids[i], purgedBy: c.purged[i]})
 			continue
 		}
-		out[i] = leafAt{seq: c.seqs[i], id: c.ids[i], leaf: leafHashWith(h, salt, body)}
+		out = append(out, leafAt{seq: c.seqs[i], id: c.ids[i], leaf: leafHashWith(h, salt, body)})
 		// One read of the body's top-level members gives both the columns to check and the
 		// kind that says whether gov wants the event.
 		cols, err := store.ColumnsOf(body)
@@ -444,16 +466,21 @@ func (c *rawChunk) leaves(gov *Governance) (out []leafAt, index []Problem) {
 			}
 		}
 		if err == nil && governance(event.Kind(cols.Kind)) {
-			ev, err := event.ParseStored(body)
-			if err == nil {
-				err = gov.Add(c.seqs[i], ev)
-			}
-			if err != nil {
-				gov.problems = append(gov.problems, Problem{Kind: ProblemPurge, Seq: c.seqs[i], ID: c.ids[i], Detail: err.Error()})
-			}
+			c.addGovernance(gov, i, body)
 		}
 	}
 	return out, index
+}
+
+// addGovernance hands the chunk's event i, a purge or hold, to gov.
+func (c *rawChunk) addGovernance(gov *Governance, i int, body []byte) {
+	ev, err := event.ParseStored(body)
+	if err == nil {
+		err = gov.Add(c.seqs[i], ev)
+	}
+	if err != nil {
+		gov.problems = append(gov.problems, Problem{Kind: ProblemPurge, Seq: c.seqs[i], ID: c.ids[i], Detail: err.Error()})
+	}
 }
 
 // indexProblems collects the index problems of a verification, the first maxIndexProblems
@@ -493,15 +520,15 @@ type hashAt struct {
 // scanTreeHashes reads the stored tree hashes. Stepping SQLite is the longest of them; hashing in
 // its own goroutine takes SHA-256 off that path. wait returns the first read error once the
 // streams are drained.
-func readLog(ctx context.Context, st VerifyStore, gov *Governance, index *indexProblems) (ev *stream[leafAt], th *stream[hashAt], wait func() error) {
+func readLog(ctx context.Context, st VerifyStore, ext extent, gov *Governance, index *indexProblems) (ev *stream[leafAt], th *stream[hashAt], wait func() error) {
 	raw := make(chan *rawChunk, 4)
 	free := make(chan *rawChunk, 6) // chunks hashLeaves is done with, for scanEntries to refill
 	leaves := make(chan []leafAt, 8)
 	hashes := make(chan []hashAt, 8)
 	errc := make(chan error, 3)
-	go func() { errc <- scanEntries(ctx, st, raw, free) }()
+	go func() { errc <- scanEntries(ctx, st, ext, raw, free) }()
 	go func() { errc <- hashLeaves(ctx, raw, free, leaves, gov, index) }()
-	go func() { errc <- scanTreeHashes(ctx, st, hashes) }()
+	go func() { errc <- scanTreeHashes(ctx, st, ext, hashes) }()
 	wait = func() error {
 		for range 3 {
 			if err := <-errc; err != nil {
@@ -525,11 +552,11 @@ func send[T any](ctx context.Context, ch chan<- T, v T) error {
 
 // scanEntries reads every event into chunks of rawChunkLen, sent on raw (closed at the end). It
 // refills the chunks hashLeaves hands back on free, so the scan allocates little.
-func scanEntries(ctx context.Context, st VerifyStore, raw chan<- *rawChunk, free <-chan *rawChunk) error {
+func scanEntries(ctx context.Context, st VerifyStore, ext extent, raw chan<- *rawChunk, free <-chan *rawChunk) error {
 	defer close(raw)
 	c := newRawChunk()
 	err := st.ScanEntries(ctx, 0, func(e store.Entry) error {
-		c.add(e)
+		c.add(e, e.Seq >= ext.events)
 		if len(c.seqs) < rawChunkLen {
 			return nil
 		}
@@ -573,11 +600,14 @@ func hashLeaves(ctx context.Context, raw <-chan *rawChunk, free chan<- *rawChunk
 
 // scanTreeHashes reads every stored tree hash, in index order, in chunks sent on out (closed at
 // the end).
-func scanTreeHashes(ctx context.Context, st VerifyStore, out chan<- []hashAt) error {
+func scanTreeHashes(ctx context.Context, st VerifyStore, ext extent, out chan<- []hashAt) error {
 	defer close(out)
 	const chunk = 2048
 	buf := make([]hashAt, 0, chunk)
 	err := st.ScanHashes(ctx, 0, func(idx int64, h tlog.Hash) error {
+		if idx >= ext.hashes {
+			return errBeyond // appended while verification runs: in index order, all that is left
+		}
 		buf = append(buf, hashAt{idx, h})
 		if len(buf) < chunk {
 			return nil
@@ -588,11 +618,29 @@ func scanTreeHashes(ctx context.Context, st VerifyStore, out chan<- []hashAt) er
 		buf = make([]hashAt, 0, chunk)
 		return nil
 	})
+	if errors.Is(err, errBeyond) {
+		err = nil
+	}
 	if err == nil && len(buf) > 0 {
 		err = send(ctx, out, buf)
 	}
 	return err
 }
+
+// extent is the log verification judges: events with seq < events, tree hashes with index <
+// hashes, as the store held them at one instant.
+type extent struct{ events, hashes int64 }
+
+func readExtent(ctx context.Context, st VerifyStore) (extent, error) {
+	e, h, err := st.Extent(ctx)
+	if err != nil {
+		return extent{}, fmt.Errorf("ledger: verify: %w", err)
+	}
+	return extent{e, h}, nil
+}
+
+// errBeyond stops a scan at the end of the extent.
+var errBeyond = errors.New("beyond the extent")
 
 // mismatch is a record whose event and stored leaf differ, or that has only one of them.
 type mismatch struct {

@@ -302,6 +302,13 @@ func (s *Store) Size(ctx context.Context) (int64, error) {
 	return n, mapErr("postgres: size", err)
 }
 
+// Extent returns, from one statement (one snapshot), one past the largest seq and one past the
+// largest tree hash index: what is stored, whatever log_tail says.
+func (s *Store) Extent(ctx context.Context) (events, hashes int64, err error) {
+	err = s.pool.QueryRow(ctx, "SELECT (SELECT coalesce(max(seq)+1, 0) FROM events), (SELECT coalesce(max(idx)+1, 0) FROM tree_hashes)").Scan(&events, &hashes)
+	return events, hashes, mapErr("postgres: extent", err)
+}
+
 // HashCount returns the number of stored tree hashes.
 func (s *Store) HashCount(ctx context.Context) (int64, error) {
 	var n int64

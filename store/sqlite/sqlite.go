@@ -53,6 +53,7 @@ type Store struct {
 	ckpt     *sql.DB
 	ckptStop chan struct{}
 	ckptDone chan struct{}
+	ckptOnce sync.Once // Close may be called twice
 
 	wmu   sync.Mutex // serializes writes: the writer pool has one connection
 	mu    sync.Mutex // guards stmts
@@ -199,9 +200,11 @@ func (s *Store) startCheckpointer(path string) error {
 func (s *Store) Close() error {
 	var errs []error
 	if s.ckpt != nil {
-		close(s.ckptStop)
-		<-s.ckptDone
-		errs = append(errs, s.ckpt.Close())
+		s.ckptOnce.Do(func() {
+			close(s.ckptStop)
+			<-s.ckptDone
+			errs = append(errs, s.ckpt.Close())
+		})
 	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
@@ -401,6 +404,13 @@ func (s *Store) Size(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.r.QueryRowContext(ctx, "SELECT coalesce(max(seq)+1, 0) FROM events").Scan(&n)
 	return n, mapErr("sqlite: size", err)
+}
+
+// Extent returns, from one read transaction, one past the largest seq and one past the largest
+// tree hash index.
+func (s *Store) Extent(ctx context.Context) (events, hashes int64, err error) {
+	err = s.r.QueryRowContext(ctx, "SELECT (SELECT coalesce(max(seq)+1, 0) FROM events), (SELECT coalesce(max(idx)+1, 0) FROM tree_hashes)").Scan(&events, &hashes)
+	return events, hashes, mapErr("sqlite: extent", err)
 }
 
 // HashCount returns the number of stored tree hashes.
