@@ -140,9 +140,6 @@ func runMCPProxy(e *env) error {
 	}
 	cfg := mcpproxy.Config{Recorder: rec, UserID: *userID, AgentID: *agentID, Gate: gate, Logger: logger}
 	if *upstream != "" {
-		if gate != nil {
-			logger.Warn("mcp-proxy: the approval gate is not applied over Streamable HTTP yet")
-		}
 		hp, err := mcpproxy.NewHTTP(cfg, *upstream)
 		if err != nil {
 			rec.Close()

@@ -36,8 +36,15 @@ func decideNext(t *testing.T, d *mcpproxy.DirDecider, dec mcpproxy.Decision) {
 
 // TestApprovalGate: echo needs approval (the policy's require_approval); get-sum does not. An
 // approved call runs, a rejected one and one left undecided answer the client with a tool
-// error saying why; request and decision are recorded and linked to the call.
+// error saying why; request and decision are recorded and linked to the call. The same, over
+// stdio and over Streamable HTTP, through the real server-everything.
 func TestApprovalGate(t *testing.T) {
+	for _, transport := range []string{"stdio", "http"} {
+		t.Run(transport, func(t *testing.T) { testApprovalGate(t, transport) })
+	}
+}
+
+func testApprovalGate(t *testing.T, transport string) {
 	argv := everything(t)
 	gate, err := mcpproxy.ParsePolicy("policy.yaml", []byte("require_approval:\n  tools: [\"ec*\"]\n  timeout: 1s\n"))
 	if err != nil {
@@ -45,7 +52,12 @@ func TestApprovalGate(t *testing.T) {
 	}
 	dec := &mcpproxy.DirDecider{Dir: filepath.Join(t.TempDir(), "approvals"), Poll: 10 * time.Millisecond}
 	gate.Decider = dec
-	h := start(t, argv, mcpproxy.Config{Gate: gate})
+	var h *harness
+	if transport == "http" {
+		h = startHTTP(t, mcpproxy.Config{Gate: gate})
+	} else {
+		h = start(t, argv, mcpproxy.Config{Gate: gate})
+	}
 	ctx := context.Background()
 	call := func(msg string) *mcp.CallToolResult {
 		res, err := h.client.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": msg}})

@@ -18,7 +18,9 @@ import (
 // proxy in front of one MCP endpoint. Each MCP session (Mcp-Session-Id) is recorded as one
 // agentaudit session, as over stdio: what a client POSTs is read as the client's messages, and
 // the answer, JSON or an SSE stream, as the server's. Bodies pass through unchanged; SSE streams
-// are flushed event by event. The approval gate is not applied over HTTP yet.
+// are flushed event by event. The approval gate holds calls as over stdio: a POSTed tools/call to a
+// held tool waits in its request until the decision; approved, it goes upstream, otherwise the
+// client gets the JSON-RPC answer (a tool error saying why) as application/json from the proxy.
 type HTTPProxy struct {
 	cfg      Config
 	rp       *httputil.ReverseProxy
@@ -119,7 +121,16 @@ func (h *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "unreadable body", http.StatusBadRequest)
 			return
 		}
-		p.observeLine(fromClient, body)
+		if m, name, args, held := p.heldCall(body); held {
+			p.observe(fromClient, m)
+			if answer := p.approve(r.Context(), m, name, args); answer != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(answer)
+				return
+			}
+		} else {
+			p.observeLine(fromClient, body)
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 	case http.MethodDelete:

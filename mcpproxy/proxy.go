@@ -5,7 +5,7 @@
 // result, isError as failure, duration, the JSON-RPC id as tool_call_id), resources/read and
 // prompts/get as access events, errors and cancellations, and session_end when either side
 // closes. Tools that match the policy's require_approval patterns are held until a person
-// decides (Gate).
+// decides (Gate), over stdio and Streamable HTTP alike.
 //
 // The proxy never rewrites a message it forwards. A line that is not JSON, is too large to
 // parse, or is not valid UTF-8 is still forwarded (the other side would have seen it) and
@@ -242,7 +242,7 @@ func (p *Proxy) forward(from side, line []byte) error {
 // handle records line and forwards it (a held tools/call is forwarded by the gate later, or
 // answered by it).
 func (p *Proxy) handle(from side, line []byte) error {
-	if from == fromClient && p.cfg.Gate != nil {
+	if from == fromClient {
 		if m, name, args, ok := p.heldCall(line); ok {
 			p.observe(from, m)
 			go p.hold(m, name, args, bytes.Clone(line))
@@ -253,8 +253,11 @@ func (p *Proxy) handle(from side, line []byte) error {
 	return p.forward(from, line)
 }
 
-// heldCall reports whether line is a tools/call the gate holds.
+// heldCall reports whether line is a tools/call the gate holds (never without a gate).
 func (p *Proxy) heldCall(line []byte) (*message, string, json.RawMessage, bool) {
+	if p.cfg.Gate == nil {
+		return nil, "", nil, false
+	}
 	body := bytes.TrimSpace(line)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, "", nil, false

@@ -46,6 +46,8 @@ type harness struct {
 	client  *mcp.ClientSession
 	toProxy io.WriteCloser
 	done    chan error
+	// closeProxy, when set, ends a proxy that does not end with its client (Streamable HTTP).
+	closeProxy func()
 }
 
 func start(t testing.TB, argv []string, cfg mcpproxy.Config) *harness {
@@ -85,6 +87,9 @@ func start(t testing.TB, argv []string, cfg mcpproxy.Config) *harness {
 func (h *harness) stop(t *testing.T) []*event.Event {
 	t.Helper()
 	h.client.Close()
+	if h.closeProxy != nil {
+		h.closeProxy()
+	}
 	select {
 	case <-h.done:
 	case <-time.After(20 * time.Second):
