@@ -68,9 +68,10 @@ func (e *env) doorSink(serverURL, keyFile, spool string, logger *slog.Logger) (a
 	return sink, err
 }
 
-// doorMode reads --mode: async (the default) records beside the traffic; sync commits each event
-// before the message that completes it is forwarded, so an answer the agent has seen is on
-// record even if the proxy is killed the next instant.
+// doorMode reads --mode: async records beside the traffic; sync commits each event before the
+// message that completes it is forwarded, so an answer the agent has seen is on record even if
+// the proxy is killed the next instant. llm-proxy defaults to sync (TestLLMProxyKilled), since
+// a commit is small next to a model call; mcp-proxy to async.
 func doorMode(s string) (agentaudit.Mode, error) {
 	for _, m := range []agentaudit.Mode{agentaudit.Async, agentaudit.Sync, agentaudit.FailClosed} {
 		if m.String() == s {
@@ -245,7 +246,7 @@ func runLLMProxy(e *env) error {
 	serverURL := fs.String("server", "", "record to the agentaudit server at this URL instead of the data directory")
 	keyFile := fs.String("key-file", "", "file (mode 0600) holding the server's writer key")
 	spool := fs.String("spool", "", "with --server: spool file for events while the server is unreachable")
-	mode := fs.String("mode", "async", "async, or sync: each event is committed before the answer it records is forwarded")
+	mode := fs.String("mode", "sync", "sync (default): each call is committed before its answer is handed to the agent; async: recorded beside the traffic, the last calls before a crash can be lost")
 	userID := fs.String("user", "", "the user calls are attributed to when they carry no X-Agentaudit-User header")
 	agentID := fs.String("agent", "", "the agent calls are attributed to when they carry no X-Agentaudit-Agent header")
 	if pos, err := parse(fs, e.args); err != nil {
