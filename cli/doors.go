@@ -53,7 +53,17 @@ func (e *env) doorSink(serverURL, keyFile, spool string, logger *slog.Logger) (a
 		}
 		opts := []agentaudit.RemoteOption{agentaudit.WithRemoteLogger(logger)}
 		if spool != "" {
-			opts = append(opts, agentaudit.WithSpool(spool, 0))
+			// The spool is on disk: its events are sanitized first, with the policy and the
+			// pseudonym key of the data directory (created on first use; copy the server's
+			// pseudonym.key there for the tokens to match the server's).
+			if err := os.MkdirAll(e.dir.Path, 0o700); err != nil {
+				return nil, err
+			}
+			r, err := e.dir.Redactor(e.policy)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, agentaudit.WithSpool(spool, 0), agentaudit.WithSanitizer(r))
 		}
 		return agentaudit.Dial(serverURL, key, opts...)
 	}
