@@ -171,22 +171,41 @@ type sseObserver struct {
 	out  []byte
 }
 
+// Read hands on whole lines, recording each event as its blank line passes; it takes as many
+// lines as are already buffered (never waiting for more), so that an event goes out in one write
+// and one flush rather than one per line.
 func (s *sseObserver) Read(b []byte) (int, error) {
-	if len(s.out) == 0 {
-		line, err := s.br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			err = nil // a long line passes in pieces; its data is not parsed
-			s.data.Reset()
+	n := 0
+	for n < len(b) {
+		if len(s.out) == 0 {
+			if n > 0 && !s.lineBuffered() {
+				break
+			}
+			line, err := s.br.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				err = nil // a long line passes in pieces; its data is not parsed
+				s.data.Reset()
+			}
+			s.out = line
+			s.feed(line)
+			if len(line) == 0 {
+				if n > 0 {
+					break // the error comes again with the next Read
+				}
+				return 0, err
+			}
 		}
-		s.out = line
-		s.feed(line)
-		if len(line) == 0 {
-			return 0, err
-		}
+		c := copy(b[n:], s.out)
+		s.out = s.out[c:]
+		n += c
 	}
-	n := copy(b, s.out)
-	s.out = s.out[n:]
 	return n, nil
+}
+
+// lineBuffered reports whether a whole line is already read from upstream.
+func (s *sseObserver) lineBuffered() bool {
+	buf, _ := s.br.Peek(s.br.Buffered())
+	return bytes.IndexByte(buf, '\n') >= 0
 }
 
 func (s *sseObserver) feed(line []byte) {

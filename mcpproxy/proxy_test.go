@@ -50,14 +50,14 @@ type harness struct {
 	closeProxy func()
 }
 
-func start(t testing.TB, argv []string, cfg mcpproxy.Config) *harness {
+func start(t testing.TB, argv []string, cfg mcpproxy.Config, opts ...agentaudit.Option) *harness {
 	t.Helper()
 	h := &harness{dir: filepath.Join(t.TempDir(), "data"), done: make(chan error, 1)}
 	sink, err := embedded.Open(h.dir, ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.rec, err = agentaudit.New(sink); err != nil {
+	if h.rec, err = agentaudit.New(sink, opts...); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Recorder = h.rec
