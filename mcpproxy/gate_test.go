@@ -3,10 +3,14 @@ package mcpproxy_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,4 +233,96 @@ func TestDirDeciderDecide(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestGateRefusesHeldBatch: a JSON-RPC batch that calls a held tool is no way around the gate.
+// Behind `cat` (a server that echoes what it gets) and behind an HTTP upstream that counts what
+// reaches it, the batch never reaches the server: the client gets an invalid-request error for
+// each request, naming the tool, and the calls are recorded as refused. A batch that calls no
+// held tool passes unchanged.
+func TestGateRefusesHeldBatch(t *testing.T) {
+	const held = `[{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}},` +
+		`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"get-sum","arguments":{}}},{"jsonrpc":"2.0","method":"notifications/progress"}]`
+	const free = `[{"jsonrpc":"2.0","id":7,"method":"ping"}]`
+	gate := func() *mcpproxy.Gate {
+		return &mcpproxy.Gate{Tools: []string{"ec*"}, Decider: &mcpproxy.DirDecider{Dir: filepath.Join(t.TempDir(), "approvals")}}
+	}
+	checkAnswer := func(t *testing.T, answer []byte) {
+		t.Helper()
+		var got []struct {
+			ID    int `json:"id"`
+			Error struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(answer, &got); err != nil || len(got) != 2 {
+			t.Fatalf("answer to the batch: %v %s", err, answer)
+		}
+		for i, a := range got {
+			if a.ID != 5+i || a.Error.Code != -32600 || !strings.Contains(a.Error.Message, "echo needs approval") {
+				t.Errorf("answer %d: %+v", i, a)
+			}
+		}
+	}
+	t.Run("stdio", func(t *testing.T) {
+		r := startRawConfig(t, []string{"cat"}, mcpproxy.Config{Gate: gate()})
+		io.WriteString(r.in, held+"\n")
+		line, err := r.out.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAnswer(t, []byte(line))
+		io.WriteString(r.in, free+"\n")
+		if line, _ := r.out.ReadString('\n'); line != free+"\n" {
+			t.Errorf("a batch without a held tool came back as %q", line)
+		}
+		r.in.Close()
+		evs, _ := r.wait(t)
+		refused := 0
+		for _, ev := range evs {
+			if ev.Kind == event.KindToolCall && ev.ErrorType == "approval_batch_refused" {
+				refused++
+			}
+		}
+		if refused != 2 {
+			t.Errorf("%d calls recorded as refused, want 2: %s", refused, kinds(evs))
+		}
+	})
+	t.Run("http", func(t *testing.T) {
+		var reached atomic.Int32
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reached.Add(1)
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		defer up.Close()
+		rec, _ := agentaudit.New(discard{})
+		hp, err := mcpproxy.NewHTTP(mcpproxy.Config{Recorder: rec, Gate: gate()}, up.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(hp)
+		defer srv.Close()
+		post := func(body string) (int, []byte) {
+			resp, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, b
+		}
+		if code, b := post(held); code != http.StatusOK {
+			t.Errorf("held batch: %d %s", code, b)
+		} else {
+			checkAnswer(t, b)
+		}
+		if reached.Load() != 0 {
+			t.Error("the batch reached the upstream")
+		}
+		post(free)
+		if reached.Load() != 1 {
+			t.Error("a batch without a held tool did not reach the upstream")
+		}
+	})
 }

@@ -128,6 +128,14 @@ func (h *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				w.Write(answer)
 				return
 			}
+		} else if answer, refused := p.refuseHeldBatch(body); refused {
+			if len(answer) == 0 {
+				w.WriteHeader(http.StatusAccepted) // notifications only: nothing to answer
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(answer)
+			return
 		} else {
 			p.observeLine(fromClient, body)
 		}
