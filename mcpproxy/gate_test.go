@@ -17,7 +17,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentaudit/agentaudit"
+	"github.com/agentaudit/agentaudit/embedded"
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/mcpproxy"
 	"github.com/agentaudit/agentaudit/redact"
 )
@@ -325,4 +327,71 @@ func TestGateRefusesHeldBatch(t *testing.T) {
 			t.Error("a batch without a held tool did not reach the upstream")
 		}
 	})
+}
+
+// TestGateHTTPClientLeaves: a Streamable HTTP client that hangs up while its call waits for
+// approval withdraws the request (nobody can approve it any more), the call never reaches the
+// server, and the decision is recorded as rejected because the client left.
+func TestGateHTTPClientLeaves(t *testing.T) {
+	var reached atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer up.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	sink, err := embedded.Open(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := agentaudit.New(sink)
+	dec := &mcpproxy.DirDecider{Dir: filepath.Join(t.TempDir(), "approvals"), Poll: 10 * time.Millisecond}
+	hp, err := mcpproxy.NewHTTP(mcpproxy.Config{Recorder: rec, Gate: &mcpproxy.Gate{Tools: []string{"echo"}, Decider: dec}}, up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(hp)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for range 200 { // hang up once the call is held
+			if reqs, _ := dec.Pending(); len(reqs) == 1 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL,
+		strings.NewReader(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the held call was answered: %s", resp.Status)
+	}
+	var left bool
+	for range 200 {
+		if reqs, _ := dec.Pending(); len(reqs) == 0 {
+			left = true
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !left {
+		t.Fatal("the request of a client that left is still pending")
+	}
+	hp.Close()
+	rec.Close()
+	if reached.Load() != 0 {
+		t.Error("the call reached the server")
+	}
+	var decided *event.Event
+	for _, ev := range readEvents(t, dir) {
+		if ev.Kind == event.KindApprovalDecision {
+			decided = ev
+		}
+	}
+	if decided == nil || decided.ApprovalStatus != event.ApprovalRejected || !strings.Contains(decided.Rationale, "the client left") {
+		t.Errorf("decision: %+v", decided)
+	}
 }
