@@ -42,7 +42,7 @@ func readKeyFile(path string) (string, error) {
 
 // doorSink is where a door records: the server at --server, or the data directory (through its
 // server's API when a server holds it).
-func (e *env) doorSink(serverURL, keyFile, spool string, logger *slog.Logger) (agentaudit.Sink, error) {
+func (e *env) doorSink(serverURL, keyFile, spool string, mode agentaudit.Mode, logger *slog.Logger) (agentaudit.Sink, error) {
 	if serverURL != "" {
 		if keyFile == "" {
 			return nil, usagef("--server needs --key-file (a file, mode 0600, holding a writer key)")
@@ -64,6 +64,11 @@ func (e *env) doorSink(serverURL, keyFile, spool string, logger *slog.Logger) (a
 				return nil, err
 			}
 			opts = append(opts, agentaudit.WithSpool(spool, 0), agentaudit.WithSanitizer(r))
+			if mode != agentaudit.Async {
+				// An fsynced spool line counts as recorded: a sync door keeps its promise
+				// through a server outage without holding every answer until the server is back.
+				opts = append(opts, agentaudit.WithFailClosed())
+			}
 		}
 		return agentaudit.Dial(serverURL, key, opts...)
 	}
@@ -97,7 +102,7 @@ func (e *env) doorRecorder(serverURL, keyFile, spool, mode string, logger *slog.
 	if err != nil {
 		return nil, err
 	}
-	sink, err := e.doorSink(serverURL, keyFile, spool, logger)
+	sink, err := e.doorSink(serverURL, keyFile, spool, m, logger)
 	if err != nil {
 		return nil, err
 	}

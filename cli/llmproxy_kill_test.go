@@ -165,3 +165,62 @@ func TestLLMProxyKilled(t *testing.T) {
 	}
 	t.Logf("%d rounds, %d calls answered, %d in the log, %d answered but not recorded", rounds, len(acked), len(recorded), lost)
 }
+
+// TestLLMProxySpoolWhileServerDown: `llm-proxy --server URL --spool FILE` (sync, the default)
+// with the server down answers the agent at once, and by then the call is in the spool (fsynced:
+// it survives the SIGKILL that follows), sanitized: the secret and the e-mail address planted in
+// the prompt are not in the spool file's bytes.
+func TestLLMProxySpoolWhileServerDown(t *testing.T) {
+	const token = "ghp_aB3dE5gH7jK9mN1pQ3rS5tU7vW9xY1zA3bC5"
+	const email = "jane.doe@example.com"
+	tmp := t.TempDir()
+	keyFile, spool := filepath.Join(tmp, "key"), filepath.Join(tmp, "spool")
+	os.WriteFile(keyFile, []byte("aak_writer_test_key\n"), 0o600)
+	model := killModel()
+	defer model.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "AGENTAUDIT_TEST_CLI=--data "+filepath.Join(tmp, "data")+" llm-proxy --listen 127.0.0.1:0 --upstream "+model.URL+
+		" --server http://127.0.0.1:1 --key-file "+keyFile+" --spool "+spool)
+	errPipe, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+	base := ""
+	sc := bufio.NewScanner(errPipe)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "llm-proxy:" {
+			base = f[1]
+			break
+		}
+	}
+	if base == "" {
+		t.Fatal("llm-proxy did not say where it listens")
+	}
+	go io.Copy(io.Discard, errPipe)
+	body := fmt.Sprintf(`{"model":"claude-opus-4-6","max_tokens":16,"messages":[{"role":"user","content":"mail %s the token %s"}]}`, email, token)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	resp, err := hc.Post(base+"/v1/messages", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("the call waited for the server that is down: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %s", resp.Status)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	b, err := os.ReadFile(spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"kind":"llm_call"`)) {
+		t.Fatalf("the answered call is not in the spool:\n%.500s", b)
+	}
+	for _, planted := range []string{token, email} {
+		if bytes.Contains(b, []byte(planted)) {
+			t.Errorf("the spool holds %q", planted)
+		}
+	}
+}
