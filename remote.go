@@ -112,6 +112,7 @@ type remoteConfig struct {
 	queue             int
 	spoolPath         string
 	spoolMax          int64
+	sanitizer         Sanitizer
 	failClosed        bool
 	client            *http.Client
 	logger            *slog.Logger
@@ -135,8 +136,8 @@ func WithBatching(size int, age time.Duration) RemoteOption {
 }
 
 // WithSpool keeps events in the file at path (created mode 0600) while the server cannot be
-// reached, up to maxBytes (0: DefaultSpoolBytes). The file holds events as they are sent, before
-// the server sanitizes them: keep it in a directory only the agent can read.
+// reached, up to maxBytes (0: DefaultSpoolBytes). It needs WithSanitizer: nothing reaches the
+// disk unsanitized, the spool included (Dial refuses a spool without one, ErrNoSanitizer).
 func WithSpool(path string, maxBytes int64) RemoteOption {
 	return func(c *remoteConfig) error {
 		if path == "" || maxBytes < 0 {
@@ -146,6 +147,31 @@ func WithSpool(path string, maxBytes int64) RemoteOption {
 			maxBytes = DefaultSpoolBytes
 		}
 		c.spoolPath, c.spoolMax = path, maxBytes
+		return nil
+	}
+}
+
+// Sanitizer strips secrets and PII from an event in place before it is written anywhere. It is
+// the method of ledger.Sanitizer, so the redactor the embedded store runs (*redact.Redactor,
+// e.g. from datadir.Dir.Redactor) fits; the SDK package names the interface itself so that it
+// compiles no sanitizer of its own.
+type Sanitizer interface {
+	Sanitize(ev *event.Event) error
+}
+
+// ErrNoSanitizer: Dial was given a spool (WithSpool) and no WithSanitizer.
+var ErrNoSanitizer = errors.New("agentaudit: a spool needs a sanitizer (WithSanitizer): nothing is written to disk unsanitized")
+
+// WithSanitizer runs s on every event in Enqueue, before the event is encoded: the spool and the
+// request carry only sanitized events. The server sanitizes again; that changes nothing, since a
+// redaction marker or a pseudonym is left as it is. Pseudonyms are made with s's key: give the
+// agent the server's pseudonym key for them to match the server's tokens of the same values.
+func WithSanitizer(s Sanitizer) RemoteOption {
+	return func(c *remoteConfig) error {
+		if s == nil {
+			return errors.New("agentaudit: WithSanitizer: nil sanitizer")
+		}
+		c.sanitizer = s
 		return nil
 	}
 }
@@ -215,6 +241,9 @@ func Dial(baseURL, apiKey string, opts ...RemoteOption) (*Remote, error) {
 			return nil, err
 		}
 	}
+	if cfg.spoolPath != "" && cfg.sanitizer == nil {
+		return nil, fmt.Errorf("%w: spool %s", ErrNoSanitizer, cfg.spoolPath)
+	}
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
@@ -273,6 +302,11 @@ func (r *Remote) Lost() int64 { return r.lost.Load() }
 func (r *Remote) Enqueue(ctx context.Context, ev *event.Event, committed func(error)) error {
 	if err := ev.Normalize(time.Now()); err != nil {
 		return err
+	}
+	if r.cfg.sanitizer != nil {
+		if err := r.cfg.sanitizer.Sanitize(ev); err != nil {
+			return err
+		}
 	}
 	if err := ev.Validate(); err != nil {
 		return err

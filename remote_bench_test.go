@@ -23,7 +23,7 @@ func BenchmarkRemote(b *testing.B) {
 		b.Run(fmt.Sprintf("spool=%v", spool), func(b *testing.B) {
 			opts := []agentaudit.RemoteOption{agentaudit.WithRemoteLogger(slog.New(slog.DiscardHandler))}
 			if spool {
-				opts = append(opts, agentaudit.WithSpool(filepath.Join(b.TempDir(), "spool"), 0))
+				opts = append(opts, agentaudit.WithSpool(filepath.Join(b.TempDir(), "spool"), 0), sanitizer(b))
 			}
 			r, err := agentaudit.Dial(hs.URL, key, opts...)
 			if err != nil {

@@ -3,6 +3,8 @@ package agentaudit_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +25,7 @@ import (
 	"github.com/agentaudit/agentaudit/cli"
 	"github.com/agentaudit/agentaudit/datadir"
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/redact"
 	"github.com/agentaudit/agentaudit/store"
 )
 
@@ -148,7 +151,7 @@ func TestRemoteServerKilled(t *testing.T) {
 			p := &serverProc{dir: filepath.Join(t.TempDir(), "data"), addr: freeAddr(t)}
 			startServer(t, p)
 			var logs syncBuffer
-			opts := []agentaudit.RemoteOption{agentaudit.WithSpool(filepath.Join(t.TempDir(), "spool.ndjson"), 0),
+			opts := []agentaudit.RemoteOption{agentaudit.WithSpool(filepath.Join(t.TempDir(), "spool.ndjson"), 0), sanitizer(t),
 				agentaudit.WithRemoteLogger(slog.New(slog.NewTextHandler(&logs, nil)))}
 			if failClosed {
 				opts = append(opts, agentaudit.WithFailClosed())
@@ -210,7 +213,7 @@ func TestRemoteSpoolResumes(t *testing.T) {
 	p.kill(t)
 	spool := filepath.Join(t.TempDir(), "spool.ndjson")
 	quiet := agentaudit.WithRemoteLogger(slog.New(slog.DiscardHandler))
-	remote, err := agentaudit.Dial("http://"+p.addr, key, agentaudit.WithSpool(spool, 0), agentaudit.WithFailClosed(),
+	remote, err := agentaudit.Dial("http://"+p.addr, key, agentaudit.WithSpool(spool, 0), sanitizer(t), agentaudit.WithFailClosed(),
 		agentaudit.WithCloseTimeout(300*time.Millisecond), quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +236,7 @@ func TestRemoteSpoolResumes(t *testing.T) {
 	f.Close()
 
 	startServer(t, p)
-	remote, err = agentaudit.Dial("http://"+p.addr, key, agentaudit.WithSpool(spool, 0), quiet)
+	remote, err = agentaudit.Dial("http://"+p.addr, key, agentaudit.WithSpool(spool, 0), sanitizer(t), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +267,7 @@ func TestRemoteSpoolFull(t *testing.T) {
 	}{{"fail-closed", true}, {"async", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs syncBuffer
-			opts := []agentaudit.RemoteOption{agentaudit.WithSpool(filepath.Join(t.TempDir(), "spool"), 4096),
+			opts := []agentaudit.RemoteOption{agentaudit.WithSpool(filepath.Join(t.TempDir(), "spool"), 4096), sanitizer(t),
 				agentaudit.WithCloseTimeout(100 * time.Millisecond), agentaudit.WithRemoteLogger(slog.New(slog.NewTextHandler(&logs, nil)))}
 			if tc.failClosed {
 				opts = append(opts, agentaudit.WithFailClosed())
@@ -334,7 +337,7 @@ func FuzzSpoolOpen(f *testing.F) {
 		path := filepath.Join(dir, "spool")
 		os.WriteFile(path, spool, 0o600)
 		os.WriteFile(path+".offset", offset, 0o600)
-		r, err := agentaudit.Dial("http://127.0.0.1:1", "k", agentaudit.WithSpool(path, 1<<20),
+		r, err := agentaudit.Dial("http://127.0.0.1:1", "k", agentaudit.WithSpool(path, 1<<20), sanitizer(t),
 			agentaudit.WithCloseTimeout(time.Millisecond), agentaudit.WithRemoteLogger(slog.New(slog.DiscardHandler)))
 		if err != nil {
 			t.Fatal(err)
@@ -345,4 +348,76 @@ func FuzzSpoolOpen(f *testing.F) {
 			t.Fatalf("a torn line is left: %q", b)
 		}
 	})
+}
+
+// sanitizer is the redactor the embedded store runs by default (the built-in policy), under a
+// fixed test key.
+func sanitizer(t testing.TB) agentaudit.RemoteOption {
+	t.Helper()
+	r, err := redact.New(redact.Default(), bytes.Repeat([]byte{7}, redact.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return agentaudit.WithSanitizer(r)
+}
+
+// TestRemoteSpoolSanitized: events spooled while the server is down are sanitized before they
+// touch the disk: the spool file's bytes hold neither the planted secret nor the e-mail address,
+// and the redaction markers are there. A spool without a sanitizer is refused at Dial.
+func TestRemoteSpoolSanitized(t *testing.T) {
+	const token = "ghp_aB3dE5gH7jK9mN1pQ3rS5tU7vW9xY1zA3bC5"
+	const email = "jane.doe@example.com"
+	path := filepath.Join(t.TempDir(), "spool")
+	quiet := agentaudit.WithRemoteLogger(slog.New(slog.DiscardHandler))
+	if _, err := agentaudit.Dial("http://127.0.0.1:1", "k", agentaudit.WithSpool(path, 0), quiet); !errors.Is(err, agentaudit.ErrNoSanitizer) {
+		t.Fatalf("a spool without a sanitizer: %v", err)
+	}
+	for _, failClosed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("failClosed=%v", failClosed), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "spool")
+			opts := []agentaudit.RemoteOption{agentaudit.WithSpool(path, 0), sanitizer(t), quiet, agentaudit.WithCloseTimeout(200 * time.Millisecond)}
+			if failClosed {
+				opts = append(opts, agentaudit.WithFailClosed())
+			}
+			r, err := agentaudit.Dial("http://127.0.0.1:1", "k", opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, err := agentaudit.New(r, agentaudit.WithErrorHandler(func(error) {})) // Close says it
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, s, err := rec.StartSession(context.Background(), agentaudit.SessionInfo{UserID: "usr_1", AgentID: "spool-test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 {
+				err := s.ToolCall(ctx, agentaudit.ToolCall{Name: "send_email", CallID: fmt.Sprint(i),
+					Arguments: json.RawMessage(`{"to":"` + email + `","token":"` + token + `"}`),
+					Result:    json.RawMessage(`{"note":"used ` + token + `"}`), Duration: time.Millisecond})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Error(ctx, fmt.Errorf("login with %s failed", token))
+			if err := rec.Close(); !errors.Is(err, agentaudit.ErrUndelivered) {
+				t.Fatalf("Close with the server down: %v", err)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := bytes.Count(b, []byte("\n")); n < 22 {
+				t.Fatalf("the spool holds %d events, want the 22 recorded", n)
+			}
+			for _, planted := range []string{token, email, "ghp_aB3dE5", base64.StdEncoding.EncodeToString([]byte(token))[:12]} {
+				if bytes.Contains(b, []byte(planted)) {
+					t.Errorf("the spool file holds %q", planted)
+				}
+			}
+			if !bytes.Contains(b, []byte("[REDACTED:")) || !bytes.Contains(b, []byte("pii:email:")) {
+				t.Errorf("no redaction marker or pseudonym in the spool:\n%.400s", b)
+			}
+		})
+	}
 }

@@ -42,7 +42,7 @@ func readKeyFile(path string) (string, error) {
 
 // doorSink is where a door records: the server at --server, or the data directory (through its
 // server's API when a server holds it).
-func (e *env) doorSink(serverURL, keyFile, spool string, logger *slog.Logger) (agentaudit.Sink, error) {
+func (e *env) doorSink(serverURL, keyFile, spool string, mode agentaudit.Mode, logger *slog.Logger) (agentaudit.Sink, error) {
 	if serverURL != "" {
 		if keyFile == "" {
 			return nil, usagef("--server needs --key-file (a file, mode 0600, holding a writer key)")
@@ -53,7 +53,22 @@ func (e *env) doorSink(serverURL, keyFile, spool string, logger *slog.Logger) (a
 		}
 		opts := []agentaudit.RemoteOption{agentaudit.WithRemoteLogger(logger)}
 		if spool != "" {
-			opts = append(opts, agentaudit.WithSpool(spool, 0))
+			// The spool is on disk: its events are sanitized first, with the policy and the
+			// pseudonym key of the data directory (created on first use; copy the server's
+			// pseudonym.key there for the tokens to match the server's).
+			if err := os.MkdirAll(e.dir.Path, 0o700); err != nil {
+				return nil, err
+			}
+			r, err := e.dir.Redactor(e.policy)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, agentaudit.WithSpool(spool, 0), agentaudit.WithSanitizer(r))
+			if mode != agentaudit.Async {
+				// An fsynced spool line counts as recorded: a sync door keeps its promise
+				// through a server outage without holding every answer until the server is back.
+				opts = append(opts, agentaudit.WithFailClosed())
+			}
 		}
 		return agentaudit.Dial(serverURL, key, opts...)
 	}
@@ -68,9 +83,10 @@ func (e *env) doorSink(serverURL, keyFile, spool string, logger *slog.Logger) (a
 	return sink, err
 }
 
-// doorMode reads --mode: async (the default) records beside the traffic; sync commits each event
-// before the message that completes it is forwarded, so an answer the agent has seen is on
-// record even if the proxy is killed the next instant.
+// doorMode reads --mode: async records beside the traffic; sync commits each event before the
+// message that completes it is forwarded, so an answer the agent has seen is on record even if
+// the proxy is killed the next instant. llm-proxy defaults to sync (TestLLMProxyKilled), since
+// a commit is small next to a model call; mcp-proxy to async.
 func doorMode(s string) (agentaudit.Mode, error) {
 	for _, m := range []agentaudit.Mode{agentaudit.Async, agentaudit.Sync, agentaudit.FailClosed} {
 		if m.String() == s {
@@ -86,7 +102,7 @@ func (e *env) doorRecorder(serverURL, keyFile, spool, mode string, logger *slog.
 	if err != nil {
 		return nil, err
 	}
-	sink, err := e.doorSink(serverURL, keyFile, spool, logger)
+	sink, err := e.doorSink(serverURL, keyFile, spool, m, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -140,9 +156,6 @@ func runMCPProxy(e *env) error {
 	}
 	cfg := mcpproxy.Config{Recorder: rec, UserID: *userID, AgentID: *agentID, Gate: gate, Logger: logger}
 	if *upstream != "" {
-		if gate != nil {
-			logger.Warn("mcp-proxy: the approval gate is not applied over Streamable HTTP yet")
-		}
 		hp, err := mcpproxy.NewHTTP(cfg, *upstream)
 		if err != nil {
 			rec.Close()
@@ -248,7 +261,7 @@ func runLLMProxy(e *env) error {
 	serverURL := fs.String("server", "", "record to the agentaudit server at this URL instead of the data directory")
 	keyFile := fs.String("key-file", "", "file (mode 0600) holding the server's writer key")
 	spool := fs.String("spool", "", "with --server: spool file for events while the server is unreachable")
-	mode := fs.String("mode", "async", "async, or sync: each event is committed before the answer it records is forwarded")
+	mode := fs.String("mode", "sync", "sync (default): each call is committed before its answer is handed to the agent; async: recorded beside the traffic, the last calls before a crash can be lost")
 	userID := fs.String("user", "", "the user calls are attributed to when they carry no X-Agentaudit-User header")
 	agentID := fs.String("agent", "", "the agent calls are attributed to when they carry no X-Agentaudit-Agent header")
 	if pos, err := parse(fs, e.args); err != nil {

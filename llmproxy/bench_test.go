@@ -48,7 +48,7 @@ func (discard) AppendBatch(ctx context.Context, evs []*event.Event) ([]error, er
 }
 func (discard) Close() error { return nil }
 
-func proxyFor(b *testing.B, up string, record bool) *httptest.Server {
+func proxyFor(b *testing.B, up string, record bool, mode agentaudit.Mode) *httptest.Server {
 	var sink agentaudit.Sink = discard{}
 	if record {
 		s, err := embedded.Open(filepath.Join(b.TempDir(), "data"), ledger.Options{})
@@ -57,7 +57,7 @@ func proxyFor(b *testing.B, up string, record bool) *httptest.Server {
 		}
 		sink = s
 	}
-	rec, _ := agentaudit.New(sink)
+	rec, _ := agentaudit.New(sink, agentaudit.WithMode(mode))
 	b.Cleanup(func() { rec.Close() })
 	p, err := llmproxy.New(llmproxy.Config{Recorder: rec, Upstream: up})
 	if err != nil {
@@ -74,10 +74,12 @@ func percentiles(b *testing.B, lat []time.Duration, unit string) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-"+unit)
 }
 
-// BenchmarkMessages: a non-streamed Messages call, directly and through the proxy (recording
-// async to an embedded data directory); and a streamed one's time to first byte.
+// BenchmarkMessages: a non-streamed Messages call, directly and through the proxy recording to
+// an embedded data directory in sync mode (llm-proxy's default: committed before the answer is
+// handed back), in async mode, and to a sink that stores nothing (the proxy's own cost); and a
+// streamed call's time to first byte, directly and through the proxy in both modes.
 //
-//	go test -run '^$' -bench Messages -benchtime 3000x ./llmproxy
+//	go test -run '^$' -bench Messages -benchtime 2000x -count 3 ./llmproxy
 func BenchmarkMessages(b *testing.B) {
 	up := upstream()
 	defer up.Close()
@@ -104,17 +106,21 @@ func BenchmarkMessages(b *testing.B) {
 		resp.Body.Close()
 		return time.Since(t), firstByte
 	}
+	sync, async := agentaudit.Sync, agentaudit.Async
 	for _, tc := range []struct {
 		name   string
 		proxy  bool
 		stream bool
 		record bool
-	}{{"direct", false, false, false}, {"proxied", true, false, true}, {"proxied-discard", true, false, false},
-		{"stream-ttfb/direct", false, true, false}, {"stream-ttfb/proxied", true, true, true}} {
+		mode   agentaudit.Mode
+	}{{"direct", false, false, false, sync}, {"proxied-sync", true, false, true, sync}, {"proxied-async", true, false, true, async},
+		{"proxied-discard", true, false, false, sync},
+		{"stream-ttfb/direct", false, true, false, sync}, {"stream-ttfb/proxied-sync", true, true, true, sync},
+		{"stream-ttfb/proxied-async", true, true, true, async}} {
 		b.Run(tc.name, func(b *testing.B) {
 			base := up.URL
 			if tc.proxy {
-				base = proxyFor(b, up.URL, tc.record).URL
+				base = proxyFor(b, up.URL, tc.record, tc.mode).URL
 			}
 			var lat []time.Duration
 			for b.Loop() {

@@ -30,13 +30,19 @@ type rawProxy struct {
 
 func startRaw(t *testing.T, argv []string, max int) *rawProxy {
 	t.Helper()
+	return startRawConfig(t, argv, mcpproxy.Config{MaxMessageBytes: max})
+}
+
+func startRawConfig(t *testing.T, argv []string, cfg mcpproxy.Config) *rawProxy {
+	t.Helper()
 	r := &rawProxy{dir: filepath.Join(t.TempDir(), "data"), done: make(chan error, 1)}
 	sink, err := embedded.Open(r.dir, ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.rec, _ = agentaudit.New(sink)
-	p, err := mcpproxy.New(mcpproxy.Config{Recorder: r.rec, MaxMessageBytes: max})
+	cfg.Recorder = r.rec
+	p, err := mcpproxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

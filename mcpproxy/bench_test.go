@@ -2,6 +2,7 @@ package mcpproxy_test
 
 import (
 	"context"
+	"net/http"
 	"os/exec"
 	"slices"
 	"testing"
@@ -9,14 +10,16 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/mcpproxy"
 )
 
 // BenchmarkToolsCall measures one tools/call (echo) against the real server-everything, directly
-// and through the proxy (recording to an embedded data directory, async), in one run; the
-// difference of the percentiles is what the proxy adds.
+// and through the proxy (recording to an embedded data directory, async: mcp-proxy's default;
+// and sync: committed before the answer is forwarded), in one run; the difference of the
+// percentiles is what the proxy adds. The same over Streamable HTTP, directly and proxied.
 //
-//	go test -run '^$' -bench ToolsCall -benchtime 3000x ./mcpproxy
+//	go test -run '^$' -bench ToolsCall -benchtime 3000x -count 3 ./mcpproxy
 func BenchmarkToolsCall(b *testing.B) {
 	argv := everything(b)
 	latencies := func(b *testing.B, cs *mcp.ClientSession) {
@@ -46,9 +49,25 @@ func BenchmarkToolsCall(b *testing.B) {
 		defer cs.Close()
 		latencies(b, cs)
 	})
-	b.Run("proxied", func(b *testing.B) {
-		h := start(b, argv, mcpproxy.Config{})
-		defer func() { h.client.Close(); <-h.done; h.rec.Close() }()
+	for _, mode := range []agentaudit.Mode{agentaudit.Async, agentaudit.Sync} {
+		b.Run("proxied-"+mode.String(), func(b *testing.B) {
+			h := start(b, argv, mcpproxy.Config{}, agentaudit.WithMode(mode))
+			defer func() { h.client.Close(); <-h.done; h.rec.Close() }()
+			latencies(b, h.client)
+		})
+	}
+	b.Run("http/direct", func(b *testing.B) {
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(),
+			&mcp.StreamableClientTransport{Endpoint: everythingHTTP(b), HTTPClient: &http.Client{}, MaxRetries: -1}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cs.Close()
+		latencies(b, cs)
+	})
+	b.Run("http/proxied-async", func(b *testing.B) {
+		h := startHTTP(b, mcpproxy.Config{})
+		defer func() { h.client.Close(); h.closeProxy(); h.rec.Close() }()
 		latencies(b, h.client)
 	})
 }

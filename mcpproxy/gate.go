@@ -145,13 +145,31 @@ func ParsePolicy(name string, data []byte) (*Gate, error) {
 	return nil, nil
 }
 
-// hold records the approval request for a held tools/call, waits for the decision, then
-// forwards the call or answers the client with a tool error.
+// hold is the stdio side of the gate: it waits for the decision (approve), then forwards the
+// call to the server or answers the client with the tool error.
 func (p *Proxy) hold(m *message, tool string, args json.RawMessage, line []byte) {
+	if answer := p.approve(context.Background(), m, tool, args); answer != nil {
+		if err := p.forward(fromServer, append(answer, '\n')); err != nil {
+			p.cfg.Logger.Error("mcpproxy: answering a denied call", "err", err)
+		}
+		return
+	}
+	if err := p.forward(fromClient, line); err != nil {
+		p.cfg.Logger.Error("mcpproxy: forwarding an approved call", "err", err)
+	}
+}
+
+// approve records the approval request for a held tools/call (already observed as pending),
+// waits for the decision until the gate's timeout or until parent ends (an HTTP client that hung
+// up), and records it. It returns nil when the call may go to the server; otherwise the call is
+// recorded as denied and approve returns the JSON-RPC answer for the client: a tool error
+// (isError) that says why. Both transports use it, so a held call is decided the same way over
+// stdio and Streamable HTTP.
+func (p *Proxy) approve(parent context.Context, m *message, tool string, args json.RawMessage) []byte {
 	g := p.cfg.Gate
 	id := idString(m.ID)
 	s := p.session()
-	deny := func(why, typ string) {
+	deny := func(why, typ string) []byte {
 		p.mu.Lock()
 		c := p.pending[id]
 		delete(p.pending, id)
@@ -161,25 +179,24 @@ func (p *Proxy) hold(m *message, tool string, args json.RawMessage, line []byte)
 		}
 		answer, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": m.ID, "result": map[string]any{
 			"content": []map[string]string{{"type": "text", "text": why}}, "isError": true}})
-		if err := p.forward(fromServer, append(answer, '\n')); err != nil {
-			p.cfg.Logger.Error("mcpproxy: answering a denied call", "err", err)
-		}
+		return answer
 	}
 	// The request must be on record before anyone can approve it: if it cannot be written, the
 	// call is denied.
 	reqID, err := s.ApprovalRequestForCall(p.ctx, tool, id, args)
 	if err != nil {
-		deny(fmt.Sprintf("agentaudit: the call to %s needs approval, and its approval request could not be recorded", tool), "approval_unrecorded")
-		return
+		return deny(fmt.Sprintf("agentaudit: the call to %s needs approval, and its approval request could not be recorded", tool), "approval_unrecorded")
 	}
 	timeout := g.Timeout
 	if timeout == 0 {
 		timeout = DefaultApprovalTimeout
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	d, err := g.Decider.Await(ctx, Request{ID: reqID, SessionID: s.ID(), Tool: tool, CallID: id, UserID: p.cfg.UserID, AgentID: p.cfg.AgentID, Time: time.Now().UTC()})
 	cancel()
 	switch {
+	case err != nil && parent.Err() != nil:
+		d = Decision{Status: event.ApprovalRejected, Approver: "agentaudit", Note: "the client left before a decision"}
 	case err != nil && errors.Is(err, context.DeadlineExceeded):
 		d = Decision{Status: event.ApprovalRejected, Approver: "agentaudit:timeout", Note: fmt.Sprintf("no decision within %v", timeout)}
 		if g.OnTimeoutApprove {
@@ -191,8 +208,7 @@ func (p *Proxy) hold(m *message, tool string, args json.RawMessage, line []byte)
 	if err := s.ApprovalDecisionForCall(p.ctx, reqID, tool, id, d.Status, d.Approver, d.Note); err != nil {
 		p.cfg.Logger.Error("mcpproxy: approval decision not recorded", "err", err)
 		if d.Status == event.ApprovalApproved {
-			deny(fmt.Sprintf("agentaudit: the call to %s was approved, but the decision could not be recorded", tool), "approval_unrecorded")
-			return
+			return deny(fmt.Sprintf("agentaudit: the call to %s was approved, but the decision could not be recorded", tool), "approval_unrecorded")
 		}
 	}
 	if d.Status != event.ApprovalApproved {
@@ -200,17 +216,14 @@ func (p *Proxy) hold(m *message, tool string, args json.RawMessage, line []byte)
 		if d.Note != "" {
 			why += ": " + d.Note
 		}
-		deny(why, "approval_rejected")
-		return
+		return deny(why, "approval_rejected")
 	}
 	p.mu.Lock()
 	if c := p.pending[id]; c != nil {
 		c.start = time.Now() // the tool's own duration, not the wait
 	}
 	p.mu.Unlock()
-	if err := p.forward(fromClient, line); err != nil {
-		p.cfg.Logger.Error("mcpproxy: forwarding an approved call", "err", err)
-	}
+	return nil
 }
 
 // DirDecider keeps pending requests and decisions as files in a directory (mode 0700), so that

@@ -3,17 +3,23 @@ package mcpproxy_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentaudit/agentaudit"
+	"github.com/agentaudit/agentaudit/embedded"
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/mcpproxy"
 	"github.com/agentaudit/agentaudit/redact"
 )
@@ -36,8 +42,15 @@ func decideNext(t *testing.T, d *mcpproxy.DirDecider, dec mcpproxy.Decision) {
 
 // TestApprovalGate: echo needs approval (the policy's require_approval); get-sum does not. An
 // approved call runs, a rejected one and one left undecided answer the client with a tool
-// error saying why; request and decision are recorded and linked to the call.
+// error saying why; request and decision are recorded and linked to the call. The same, over
+// stdio and over Streamable HTTP, through the real server-everything.
 func TestApprovalGate(t *testing.T) {
+	for _, transport := range []string{"stdio", "http"} {
+		t.Run(transport, func(t *testing.T) { testApprovalGate(t, transport) })
+	}
+}
+
+func testApprovalGate(t *testing.T, transport string) {
 	argv := everything(t)
 	gate, err := mcpproxy.ParsePolicy("policy.yaml", []byte("require_approval:\n  tools: [\"ec*\"]\n  timeout: 1s\n"))
 	if err != nil {
@@ -45,7 +58,12 @@ func TestApprovalGate(t *testing.T) {
 	}
 	dec := &mcpproxy.DirDecider{Dir: filepath.Join(t.TempDir(), "approvals"), Poll: 10 * time.Millisecond}
 	gate.Decider = dec
-	h := start(t, argv, mcpproxy.Config{Gate: gate})
+	var h *harness
+	if transport == "http" {
+		h = startHTTP(t, mcpproxy.Config{Gate: gate})
+	} else {
+		h = start(t, argv, mcpproxy.Config{Gate: gate})
+	}
 	ctx := context.Background()
 	call := func(msg string) *mcp.CallToolResult {
 		res, err := h.client.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": msg}})
@@ -217,4 +235,163 @@ func TestDirDeciderDecide(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestGateRefusesHeldBatch: a JSON-RPC batch that calls a held tool is no way around the gate.
+// Behind `cat` (a server that echoes what it gets) and behind an HTTP upstream that counts what
+// reaches it, the batch never reaches the server: the client gets an invalid-request error for
+// each request, naming the tool, and the calls are recorded as refused. A batch that calls no
+// held tool passes unchanged.
+func TestGateRefusesHeldBatch(t *testing.T) {
+	const held = `[{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}},` +
+		`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"get-sum","arguments":{}}},{"jsonrpc":"2.0","method":"notifications/progress"}]`
+	const free = `[{"jsonrpc":"2.0","id":7,"method":"ping"}]`
+	gate := func() *mcpproxy.Gate {
+		return &mcpproxy.Gate{Tools: []string{"ec*"}, Decider: &mcpproxy.DirDecider{Dir: filepath.Join(t.TempDir(), "approvals")}}
+	}
+	checkAnswer := func(t *testing.T, answer []byte) {
+		t.Helper()
+		var got []struct {
+			ID    int `json:"id"`
+			Error struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(answer, &got); err != nil || len(got) != 2 {
+			t.Fatalf("answer to the batch: %v %s", err, answer)
+		}
+		for i, a := range got {
+			if a.ID != 5+i || a.Error.Code != -32600 || !strings.Contains(a.Error.Message, "echo needs approval") {
+				t.Errorf("answer %d: %+v", i, a)
+			}
+		}
+	}
+	t.Run("stdio", func(t *testing.T) {
+		r := startRawConfig(t, []string{"cat"}, mcpproxy.Config{Gate: gate()})
+		io.WriteString(r.in, held+"\n")
+		line, err := r.out.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAnswer(t, []byte(line))
+		io.WriteString(r.in, free+"\n")
+		if line, _ := r.out.ReadString('\n'); line != free+"\n" {
+			t.Errorf("a batch without a held tool came back as %q", line)
+		}
+		r.in.Close()
+		evs, _ := r.wait(t)
+		refused := 0
+		for _, ev := range evs {
+			if ev.Kind == event.KindToolCall && ev.ErrorType == "approval_batch_refused" {
+				refused++
+			}
+		}
+		if refused != 2 {
+			t.Errorf("%d calls recorded as refused, want 2: %s", refused, kinds(evs))
+		}
+	})
+	t.Run("http", func(t *testing.T) {
+		var reached atomic.Int32
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reached.Add(1)
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		defer up.Close()
+		rec, _ := agentaudit.New(discard{})
+		hp, err := mcpproxy.NewHTTP(mcpproxy.Config{Recorder: rec, Gate: gate()}, up.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(hp)
+		defer srv.Close()
+		post := func(body string) (int, []byte) {
+			resp, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, b
+		}
+		if code, b := post(held); code != http.StatusOK {
+			t.Errorf("held batch: %d %s", code, b)
+		} else {
+			checkAnswer(t, b)
+		}
+		if reached.Load() != 0 {
+			t.Error("the batch reached the upstream")
+		}
+		post(free)
+		if reached.Load() != 1 {
+			t.Error("a batch without a held tool did not reach the upstream")
+		}
+	})
+}
+
+// TestGateHTTPClientLeaves: a Streamable HTTP client that hangs up while its call waits for
+// approval withdraws the request (nobody can approve it any more), the call never reaches the
+// server, and the decision is recorded as rejected because the client left.
+func TestGateHTTPClientLeaves(t *testing.T) {
+	var reached atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer up.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	sink, err := embedded.Open(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := agentaudit.New(sink)
+	dec := &mcpproxy.DirDecider{Dir: filepath.Join(t.TempDir(), "approvals"), Poll: 10 * time.Millisecond}
+	hp, err := mcpproxy.NewHTTP(mcpproxy.Config{Recorder: rec, Gate: &mcpproxy.Gate{Tools: []string{"echo"}, Decider: dec}}, up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(hp)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for range 200 { // hang up once the call is held
+			if reqs, _ := dec.Pending(); len(reqs) == 1 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL,
+		strings.NewReader(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the held call was answered: %s", resp.Status)
+	}
+	var left bool
+	for range 200 {
+		if reqs, _ := dec.Pending(); len(reqs) == 0 {
+			left = true
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !left {
+		t.Fatal("the request of a client that left is still pending")
+	}
+	hp.Close()
+	rec.Close()
+	if reached.Load() != 0 {
+		t.Error("the call reached the server")
+	}
+	var decided *event.Event
+	for _, ev := range readEvents(t, dir) {
+		if ev.Kind == event.KindApprovalDecision {
+			decided = ev
+		}
+	}
+	if decided == nil || decided.ApprovalStatus != event.ApprovalRejected || !strings.Contains(decided.Rationale, "the client left") {
+		t.Errorf("decision: %+v", decided)
+	}
 }

@@ -18,7 +18,9 @@ import (
 // proxy in front of one MCP endpoint. Each MCP session (Mcp-Session-Id) is recorded as one
 // agentaudit session, as over stdio: what a client POSTs is read as the client's messages, and
 // the answer, JSON or an SSE stream, as the server's. Bodies pass through unchanged; SSE streams
-// are flushed event by event. The approval gate is not applied over HTTP yet.
+// are flushed event by event. The approval gate holds calls as over stdio: a POSTed tools/call to a
+// held tool waits in its request until the decision; approved, it goes upstream, otherwise the
+// client gets the JSON-RPC answer (a tool error saying why) as application/json from the proxy.
 type HTTPProxy struct {
 	cfg      Config
 	rp       *httputil.ReverseProxy
@@ -119,7 +121,24 @@ func (h *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "unreadable body", http.StatusBadRequest)
 			return
 		}
-		p.observeLine(fromClient, body)
+		if m, name, args, held := p.heldCall(body); held {
+			p.observe(fromClient, m)
+			if answer := p.approve(r.Context(), m, name, args); answer != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(answer)
+				return
+			}
+		} else if answer, refused := p.refuseHeldBatch(body); refused {
+			if len(answer) == 0 {
+				w.WriteHeader(http.StatusAccepted) // notifications only: nothing to answer
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(answer)
+			return
+		} else {
+			p.observeLine(fromClient, body)
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 	case http.MethodDelete:
@@ -160,22 +179,41 @@ type sseObserver struct {
 	out  []byte
 }
 
+// Read hands on whole lines, recording each event as its blank line passes; it takes as many
+// lines as are already buffered (never waiting for more), so that an event goes out in one write
+// and one flush rather than one per line.
 func (s *sseObserver) Read(b []byte) (int, error) {
-	if len(s.out) == 0 {
-		line, err := s.br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			err = nil // a long line passes in pieces; its data is not parsed
-			s.data.Reset()
+	n := 0
+	for n < len(b) {
+		if len(s.out) == 0 {
+			if n > 0 && !s.lineBuffered() {
+				break
+			}
+			line, err := s.br.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				err = nil // a long line passes in pieces; its data is not parsed
+				s.data.Reset()
+			}
+			s.out = line
+			s.feed(line)
+			if len(line) == 0 {
+				if n > 0 {
+					break // the error comes again with the next Read
+				}
+				return 0, err
+			}
 		}
-		s.out = line
-		s.feed(line)
-		if len(line) == 0 {
-			return 0, err
-		}
+		c := copy(b[n:], s.out)
+		s.out = s.out[c:]
+		n += c
 	}
-	n := copy(b, s.out)
-	s.out = s.out[n:]
 	return n, nil
+}
+
+// lineBuffered reports whether a whole line is already read from upstream.
+func (s *sseObserver) lineBuffered() bool {
+	buf, _ := s.br.Peek(s.br.Buffered())
+	return bytes.IndexByte(buf, '\n') >= 0
 }
 
 func (s *sseObserver) feed(line []byte) {

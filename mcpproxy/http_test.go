@@ -24,7 +24,7 @@ import (
 
 // everythingHTTP starts the real server-everything on its Streamable HTTP transport and returns
 // its endpoint.
-func everythingHTTP(t *testing.T) string {
+func everythingHTTP(t testing.TB) string {
 	t.Helper()
 	argv := everything(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -48,6 +48,37 @@ func everythingHTTP(t *testing.T) string {
 	}
 	t.Fatal("server-everything (streamableHttp) did not listen")
 	return ""
+}
+
+// startHTTP is start for Streamable HTTP: the proxy in front of the real server-everything's
+// HTTP endpoint, served on loopback, and the official Go SDK client connected to the proxy.
+func startHTTP(t testing.TB, cfg mcpproxy.Config) *harness {
+	t.Helper()
+	endpoint := everythingHTTP(t)
+	h := &harness{dir: filepath.Join(t.TempDir(), "data"), done: make(chan error, 1)}
+	sink, err := embedded.Open(h.dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.rec, err = agentaudit.New(sink); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Recorder = h.rec
+	hp, err := mcpproxy.NewHTTP(cfg, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(hp)
+	t.Cleanup(srv.Close)
+	h.closeProxy = func() { hp.Close(); h.done <- nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h.client, err = mcp.NewClient(&mcp.Implementation{Name: "proxy-test-host", Version: "1.2.3"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: srv.URL, HTTPClient: &http.Client{}, MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // TestStreamableHTTPProxy: the official Go SDK client over Streamable HTTP through the proxy to

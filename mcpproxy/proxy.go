@@ -5,7 +5,7 @@
 // result, isError as failure, duration, the JSON-RPC id as tool_call_id), resources/read and
 // prompts/get as access events, errors and cancellations, and session_end when either side
 // closes. Tools that match the policy's require_approval patterns are held until a person
-// decides (Gate).
+// decides (Gate), over stdio and Streamable HTTP alike.
 //
 // The proxy never rewrites a message it forwards. A line that is not JSON, is too large to
 // parse, or is not valid UTF-8 is still forwarded (the other side would have seen it) and
@@ -242,19 +242,28 @@ func (p *Proxy) forward(from side, line []byte) error {
 // handle records line and forwards it (a held tools/call is forwarded by the gate later, or
 // answered by it).
 func (p *Proxy) handle(from side, line []byte) error {
-	if from == fromClient && p.cfg.Gate != nil {
+	if from == fromClient {
 		if m, name, args, ok := p.heldCall(line); ok {
 			p.observe(from, m)
 			go p.hold(m, name, args, bytes.Clone(line))
 			return nil
+		}
+		if answer, refused := p.refuseHeldBatch(line); refused {
+			if len(answer) == 0 {
+				return nil
+			}
+			return p.forward(fromServer, answer)
 		}
 	}
 	p.inspect(from, line)
 	return p.forward(from, line)
 }
 
-// heldCall reports whether line is a tools/call the gate holds.
+// heldCall reports whether line is a tools/call the gate holds (never without a gate).
 func (p *Proxy) heldCall(line []byte) (*message, string, json.RawMessage, bool) {
+	if p.cfg.Gate == nil {
+		return nil, "", nil, false
+	}
 	body := bytes.TrimSpace(line)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, "", nil, false
@@ -272,6 +281,58 @@ func (p *Proxy) heldCall(line []byte) (*message, string, json.RawMessage, bool) 
 		return nil, "", nil, false
 	}
 	return &m, params.Name, params.Arguments, true
+}
+
+// refuseHeldBatch answers a JSON-RPC batch that calls a tool the gate holds, instead of letting
+// it through: one call of a batch cannot wait while the others go on, and a batch must not be a
+// way around the gate. Every request of the batch gets an invalid-request error saying why, and
+// its tool calls are recorded as refused; the answer is empty when the batch has no request.
+// refused is false for any other line.
+func (p *Proxy) refuseHeldBatch(line []byte) (answer []byte, refused bool) {
+	body := bytes.TrimSpace(line)
+	if p.cfg.Gate == nil || len(body) == 0 || body[0] != '[' {
+		return nil, false
+	}
+	var msgs []message
+	if json.Unmarshal(body, &msgs) != nil {
+		return nil, false
+	}
+	held := ""
+	for _, m := range msgs {
+		var params struct {
+			Name string `json:"name"`
+		}
+		if m.Method == "tools/call" && json.Unmarshal(m.Params, &params) == nil && p.cfg.Gate.Holds(params.Name) {
+			held = params.Name
+			break
+		}
+	}
+	if held == "" {
+		return nil, false
+	}
+	why := fmt.Sprintf("agentaudit: %s needs approval and cannot be called in a JSON-RPC batch; send the call alone", held)
+	var answers []map[string]any
+	for i := range msgs {
+		m := &msgs[i]
+		if len(m.ID) == 0 || string(m.ID) == "null" || m.Method == "" {
+			continue
+		}
+		p.observe(fromClient, m)
+		id := idString(m.ID)
+		p.mu.Lock()
+		c := p.pending[id]
+		delete(p.pending, id)
+		p.mu.Unlock()
+		if c != nil {
+			p.recordTool(id, c, nil, &toolErr{msg: why, typ: "approval_batch_refused"})
+		}
+		answers = append(answers, map[string]any{"jsonrpc": "2.0", "id": m.ID, "error": map[string]any{"code": -32600, "message": why}})
+	}
+	if len(answers) == 0 {
+		return nil, true
+	}
+	b, _ := json.Marshal(answers)
+	return append(b, '\n'), true
 }
 
 // inspect records what line means: each message of it, or why it could not be read.

@@ -46,16 +46,18 @@ type harness struct {
 	client  *mcp.ClientSession
 	toProxy io.WriteCloser
 	done    chan error
+	// closeProxy, when set, ends a proxy that does not end with its client (Streamable HTTP).
+	closeProxy func()
 }
 
-func start(t testing.TB, argv []string, cfg mcpproxy.Config) *harness {
+func start(t testing.TB, argv []string, cfg mcpproxy.Config, opts ...agentaudit.Option) *harness {
 	t.Helper()
 	h := &harness{dir: filepath.Join(t.TempDir(), "data"), done: make(chan error, 1)}
 	sink, err := embedded.Open(h.dir, ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.rec, err = agentaudit.New(sink); err != nil {
+	if h.rec, err = agentaudit.New(sink, opts...); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Recorder = h.rec
@@ -85,6 +87,9 @@ func start(t testing.TB, argv []string, cfg mcpproxy.Config) *harness {
 func (h *harness) stop(t *testing.T) []*event.Event {
 	t.Helper()
 	h.client.Close()
+	if h.closeProxy != nil {
+		h.closeProxy()
+	}
 	select {
 	case <-h.done:
 	case <-time.After(20 * time.Second):
