@@ -284,4 +284,3 @@ func (s *testServer) stop(t *testing.T) (int, string) {
 		return 0, ""
 	}
 }
-
