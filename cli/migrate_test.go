@@ -226,6 +226,15 @@ type testServer struct {
 // waits until it answers.
 func startServe(t *testing.T, dir string, global ...string) *testServer {
 	t.Helper()
+	s := launchServe(t, dir, append(global, "serve")...)
+	s.wait(t, dir)
+	return s
+}
+
+// launchServe runs the command line args (global flags, serve, its flags) with --data dir and
+// --listen on a free loopback port, without waiting for it to answer.
+func launchServe(t *testing.T, dir string, args ...string) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -234,9 +243,15 @@ func startServe(t *testing.T, dir string, global ...string) *testServer {
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	args := append(append([]string{"--data", dir}, global...), "serve", "--listen", s.addr)
+	args = append(append([]string{"--data", dir}, args...), "--listen", s.addr)
 	go func() { s.done <- Run(ctx, args, strings.NewReader(""), io.Discard, s.errs) }()
 	t.Cleanup(func() { cancel() })
+	return s
+}
+
+// wait waits until the server answers, failing t if it exits first or takes over 30 s.
+func (s *testServer) wait(t *testing.T, dir string) {
+	t.Helper()
 	for i := 0; i < 600; i++ {
 		select {
 		case code := <-s.done:
@@ -251,11 +266,10 @@ func startServe(t *testing.T, dir string, global ...string) *testServer {
 		}
 		if resp, err := http.Get("http://" + s.addr + "/healthz"); err == nil {
 			resp.Body.Close()
-			return s
+			return
 		}
 	}
 	t.Fatalf("serve did not answer within 30 s:\n%s", s.errs.String())
-	return nil
 }
 
 func (s *testServer) post(t *testing.T, path, body string) (int, string) {

@@ -158,11 +158,39 @@ func version(binDir string) int {
 }
 
 // Start initializes and starts a server with the binaries in bin, in a new temporary directory.
-func Start(bin string) (*Server, error) {
-	s := &Server{bin: bin}
+func Start(bin string) (*Server, error) { return start(&Server{bin: bin, password: newPassword()}) }
+
+func newPassword() string {
 	var pw [16]byte
 	rand.Read(pw[:])
-	s.password = hex.EncodeToString(pw[:])
+	return hex.EncodeToString(pw[:])
+}
+
+// Late is a server of its own that is not running yet, for tests of a client that starts before
+// its database: the URL of its database "postgres", known now, and a function that initializes
+// and starts it on that URL's port (stopped when t ends). It skips t as Shared does.
+func Late(t testing.TB) (dbURL string, up func()) {
+	t.Helper()
+	bin, err := findBin()
+	if err != nil {
+		testenv.Missing(t, err.Error())
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{bin: bin, password: newPassword(), port: port}
+	return s.URL("postgres"), func() {
+		t.Helper()
+		if _, err := start(s); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Stop() })
+	}
+}
+
+// start initializes and starts s, on s.port when it is set (one attempt) or else on a free port.
+func start(s *Server) (*Server, error) {
 	dir, err := os.MkdirTemp("", "agentaudit-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
@@ -196,9 +224,12 @@ func Start(bin string) (*Server, error) {
 	}
 	os.Remove(pwfile)
 	// A free port can be taken between choosing it and the server binding it: try a few.
+	fixed := s.port != 0
 	for attempt := 0; ; attempt++ {
-		if s.port, err = freePort(); err != nil {
-			return nil, s.fail(err)
+		if !fixed {
+			if s.port, err = freePort(); err != nil {
+				return nil, s.fail(err)
+			}
 		}
 		opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c max_connections=200", s.port, s.dir)
 		err = s.run("pg_ctl", "start", "-w", "-t", "60", "-D", s.data(), "-l", filepath.Join(s.dir, "server.log"), "-o", opts)
@@ -206,7 +237,7 @@ func Start(bin string) (*Server, error) {
 			s.watch()
 			return s, nil
 		}
-		if attempt == 2 {
+		if attempt == 2 || fixed {
 			log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
 			return nil, s.fail(fmt.Errorf("%w\nserver log:\n%s", err, tail(string(log), 20)))
 		}
