@@ -157,11 +157,16 @@ func cmp[T comparable](v, def T) T {
 	return v
 }
 
-// checkDurable refuses a session in which a commit could return before it is durable.
+// checkDurable refuses a session in which a commit could return before it is durable, and a
+// hot standby, which can never be written (its readers open it ReadOnly).
 func (s *Store) checkDurable(ctx context.Context) error {
 	var sc string
-	if err := s.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&sc); err != nil {
+	var standby bool
+	if err := s.pool.QueryRow(ctx, "SELECT current_setting('synchronous_commit'), pg_is_in_recovery()").Scan(&sc, &standby); err != nil {
 		return mapErr("postgres: synchronous_commit", err)
+	}
+	if standby {
+		return fmt.Errorf("postgres: %s is a read-only standby (in recovery): connect writers to the primary: %w", s.where, store.ErrReadOnly)
 	}
 	if sc == "off" {
 		return fmt.Errorf("postgres: synchronous_commit is off for this role or database: an acknowledged event could be lost; set it to on")
