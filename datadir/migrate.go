@@ -262,42 +262,55 @@ func compareStores(ctx context.Context, a, b Store, v note.Verifier, batch int, 
 			return fmt.Errorf("%w: %d %s in the source, %d in the copy", ErrCopyDiffers, na, st.what, nb)
 		}
 	}
-	for next := int64(0); ; {
-		ea, err := readEntries(ctx, a, next, batch)
-		if err != nil {
-			return err
-		}
-		if len(ea) == 0 {
-			break
-		}
-		eb, err := readEntries(ctx, b, next, batch)
-		if err != nil {
-			return err
-		}
-		for i, x := range ea {
-			if i >= len(eb) {
-				return fmt.Errorf("%w: seq %d is missing from the copy", ErrCopyDiffers, x.Seq)
+	// b streams once; a is read in batches alongside. (A scan stopped early is cheap on SQLite;
+	// pgx reads the rest of a result set when rows close, so b must not be read that way.)
+	var pend []store.Entry
+	next := int64(0)
+	err := b.ScanEntries(ctx, 0, func(y store.Entry) error {
+		if len(pend) == 0 {
+			var err error
+			if pend, err = readEntries(ctx, a, next, batch); err != nil {
+				return err
 			}
-			y := eb[i]
-			if x.Seq != y.Seq || x.ID != y.ID || x.PurgedBy != y.PurgedBy || !bytes.Equal(x.Salt, y.Salt) || !bytes.Equal(x.Body, y.Body) {
-				return fmt.Errorf("%w: seq %d (id %s)", ErrCopyDiffers, x.Seq, x.ID)
+			if len(pend) == 0 {
+				return fmt.Errorf("%w: the copy has seq %d, the source ends before it", ErrCopyDiffers, y.Seq)
 			}
 		}
-		end := next + int64(len(ea))
-		ha, err := readHashes(ctx, a, tlog.StoredHashCount(next), tlog.StoredHashCount(end))
-		if err != nil {
-			return err
+		x := pend[0]
+		pend = pend[1:]
+		if x.Seq != y.Seq || x.ID != y.ID || x.PurgedBy != y.PurgedBy || !bytes.Equal(x.Salt, y.Salt) || !bytes.Equal(x.Body, y.Body) {
+			return fmt.Errorf("%w: seq %d (id %s)", ErrCopyDiffers, x.Seq, x.ID)
 		}
-		hb, err := readHashes(ctx, b, tlog.StoredHashCount(next), tlog.StoredHashCount(end))
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrCopyDiffers, err)
-		}
-		for i := range ha {
-			if ha[i] != hb[i] {
-				return fmt.Errorf("%w: tree hash %d", ErrCopyDiffers, tlog.StoredHashCount(next)+int64(i))
+		next++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	hashes, err := a.HashCount(ctx)
+	if err != nil {
+		return err
+	}
+	var hpend []tlog.Hash
+	hnext := int64(0)
+	if err := b.ScanHashes(ctx, 0, func(idx int64, h tlog.Hash) error {
+		if len(hpend) == 0 {
+			var err error
+			if hpend, err = readHashes(ctx, a, hnext, min(hashes, hnext+int64(batch))); err != nil {
+				return err
+			}
+			if len(hpend) == 0 {
+				return fmt.Errorf("%w: the copy has tree hash %d, the source ends before it", ErrCopyDiffers, idx)
 			}
 		}
-		next = end
+		if idx != hnext || h != hpend[0] {
+			return fmt.Errorf("%w: tree hash %d", ErrCopyDiffers, hnext)
+		}
+		hpend = hpend[1:]
+		hnext++
+		return nil
+	}); err != nil {
+		return err
 	}
 	ca, err := a.Checkpoints(ctx)
 	if err != nil {
