@@ -3,6 +3,7 @@ package datadir_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -51,5 +52,57 @@ func TestMigrateErrors(t *testing.T) {
 		if _, err := c.dir.Migrate(ctx, c.url, datadir.MigrateOptions{}); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
+	}
+}
+
+// A migration interrupted after its first batch leaves a partial copy that a rerun refuses
+// (the copy is not resumable), and the source, only ever read, still verifies.
+func TestMigrateInterrupted(t *testing.T) {
+	ctx := context.Background()
+	d := datadir.Dir{Path: filepath.Join(t.TempDir(), "data")}
+	if _, err := d.Init(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	w, err := d.OpenWriter(ctx, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []*event.Event
+	for i := range 50 {
+		evs = append(evs, &event.Event{ID: fmt.Sprint("e-", i), Kind: event.KindCustom})
+	}
+	if _, err := w.AppendBatch(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	url := pgtest.NewDB(t)
+	cctx, cancel := context.WithCancel(ctx)
+	_, err = d.Migrate(cctx, url, datadir.MigrateOptions{Batch: 10, Progress: func(copied, total int64) {
+		if copied == 10 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Migrate cancelled after a batch: %v", err)
+	}
+	if _, err := d.Migrate(ctx, url, datadir.MigrateOptions{}); !errors.Is(err, datadir.ErrTargetNotEmpty) {
+		t.Errorf("rerun on the partial copy: %v, want ErrTargetNotEmpty", err)
+	}
+	st, err := d.OpenStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, err := d.Verifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := ledger.Verify(ctx, st, v, ledger.VerifyOptions{}); err != nil || rep.Events != 50 {
+		t.Errorf("the source after an interrupted migration: %+v, %v", rep, err)
+	}
+	if _, err := d.Migrate(ctx, pgtest.NewDB(t), datadir.MigrateOptions{}); err != nil {
+		t.Errorf("a rerun into a new database: %v", err)
 	}
 }
