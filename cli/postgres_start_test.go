@@ -23,7 +23,9 @@ func TestServeWaitsForLateDatabase(t *testing.T) {
 	s := launchServe(t, dir, "--store", dbURL, "serve", "--store-wait", "2m")
 	u, _ := url.Parse(dbURL)
 	pw, _ := u.User.Password()
-	time.Sleep(2 * time.Second)
+	for i := 0; i < 300 && strings.Count(s.errs.String(), "retrying") < 2; i++ { // two attempts at least
+		time.Sleep(100 * time.Millisecond)
+	}
 	logged := s.errs.String()
 	for _, want := range []string{`"msg":"postgres: database unreachable; retrying"`, `"database":"` + u.Host + `/postgres"`, `"err":"failed to connect to`, `"next_attempt_in":"`, `"give_up_in":"`} {
 		if !strings.Contains(logged, want) {
