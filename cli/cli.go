@@ -61,7 +61,7 @@ func init() {
 		"stats":         {"tools [--since TIME] [--until TIME] [--json]", "per-tool calls, success rate, latency percentiles, unique users", runStats},
 		"report":        {"access --subject TYPE:ID --from TIME --to TIME [--format json|csv|html] [--key KEY]", "every access to a subject's records, integrity-checked", runReport},
 		"export":        {"--format fhir|ocsf|jsonl|csv [filters as for query]", "stream events as FHIR R4 AuditEvents, OCSF API Activity, JSON Lines or CSV", runExport},
-		"serve":         {"[--listen ADDR] [--alerts FILE] [--tls-cert FILE --tls-key FILE] [--demo]", "run the HTTP API (initializes the directory and an admin key on first start)", runServe},
+		"serve":         {"[--listen ADDR] [--alerts FILE] [--tls-cert FILE --tls-key FILE] [--demo] [--store-wait 1m]", "run the HTTP API (initializes the directory and an admin key on first start)", runServe},
 		"keys":          {"create --role ROLE --name NAME | list | revoke ID", "manage the server's API keys", runKeys},
 		"hash":          {"--field NAME VALUE", "print the pseudonym the log holds for a known value, to search for a person", runHash},
 		"retention":     {"plan [--at TIME] [--json] | apply [--json]", "what retention would purge now (or at a time); purge it, keeping every proof", runRetention},
@@ -72,6 +72,7 @@ func init() {
 		"mcp-proxy":     {"[--server URL --key-file F [--spool FILE]] [--user ID] [--agent ID] [--approvals DIR] (-- COMMAND ARGS... | --upstream URL [--listen ADDR])", "run an MCP server behind the audit proxy (stdio or Streamable HTTP): record every tool call, access and approval", runMCPProxy},
 		"llm-proxy":     {"--upstream URL [--listen ADDR] [--server URL --key-file F [--spool FILE]] [--user ID] [--agent ID]", "record an agent's Anthropic/OpenAI calls: point its base URL here", runLLMProxy},
 		"approvals":     {"list [--json] | approve ID [--note TEXT] | reject ID [--note TEXT] [--as NAME] [--dir DIR]", "list and decide the tool calls the MCP proxy holds for approval", runApprovals},
+		"migrate":       {"--from DIR --to postgres://... [--batch N] [--json]", "copy an embedded log into an empty PostgreSQL database, then check the copy", runMigrate},
 		"query":         {"[--session ID] [--user ID] [--tool NAME] [--subject TYPE:ID] [--kind K] [--model M] [--agent A] [--outcome O] [--failures] [--since T] [--until T] [--limit N] [--cursor C] [--json]", "find events; combinable filters, paginated", runQuery},
 	}
 }

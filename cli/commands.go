@@ -314,12 +314,13 @@ func runProve(e *env) error {
 	}
 	var b *ledger.Bundle
 	// With the directory's writer free, sign a checkpoint covering the event if none does yet.
+	// A read-only store (a hot standby) proves against the checkpoints it has.
 	if w, werr := e.dir.OpenWriter(e.ctx, ledger.Options{}); werr == nil {
 		b, err = w.Prove(e.ctx, id)
 		if cerr := w.Close(); err == nil {
 			err = cerr
 		}
-	} else if errors.Is(werr, datadir.ErrLocked) {
+	} else if errors.Is(werr, datadir.ErrLocked) || errors.Is(werr, store.ErrReadOnly) {
 		st, serr := e.dir.OpenStore(e.ctx)
 		if serr != nil {
 			return serr

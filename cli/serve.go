@@ -23,6 +23,10 @@ import (
 // DefaultListen is loopback: exposing the API is a decision, not a default.
 const DefaultListen = "127.0.0.1:8433"
 
+// DefaultStoreWait is how long serve waits for its database at start: long enough for the
+// database and the servers to start together (a host reboot, a compose file).
+const DefaultStoreWait = time.Minute
+
 func runServe(e *env) error {
 	fs := e.flags("serve")
 	listen := fs.String("listen", DefaultListen, "address to listen on")
@@ -31,6 +35,7 @@ func runServe(e *env) error {
 	alertsFile := fs.String("alerts", "", "alert rules file (default: the --policy file's alerts section, else the built-in rules)")
 	demo := fs.Bool("demo", false, "first record the example agents' sessions (offline), to have data to query")
 	purgeEvery := fs.Duration("purge-every", 24*time.Hour, "run the retention purge at start and then this often; 0 turns it off")
+	storeWait := fs.Duration("store-wait", DefaultStoreWait, "with --store: how long to keep retrying, with backoff, a database that is unreachable at start")
 	if pos, err := parse(fs, e.args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -39,6 +44,11 @@ func runServe(e *env) error {
 	if (*certFile == "") != (*keyFile == "") {
 		return usagef("--tls-cert and --tls-key go together")
 	}
+	if *storeWait <= 0 {
+		return usagef("--store-wait %s: want a positive duration", *storeWait)
+	}
+	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	e.dir.StoreWait, e.dir.StoreLog = *storeWait, logger
 	if *purgeEvery < 0 {
 		return usagef("--purge-every %s: want a positive interval, or 0 for no scheduled purge", *purgeEvery)
 	}
@@ -85,7 +95,6 @@ func runServe(e *env) error {
 		}
 	}
 	metrics := server.NewMetrics()
-	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
 	rules, err := e.loadAlerts(*alertsFile)
 	if err != nil {
 		return err

@@ -20,9 +20,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -40,6 +42,11 @@ type Dir struct {
 	// Store, when set, is the URL of the log's database (postgres://...) in place of the SQLite
 	// file; the directory still holds the keys and the policy.
 	Store string
+	// StoreWait is how long opening Store retries while its database is unreachable (0: the
+	// driver's default, postgres.DefaultConnectTimeout); StoreLog, when set, gets a line for
+	// each failed attempt. Neither applies to the SQLite file.
+	StoreWait time.Duration
+	StoreLog  *slog.Logger
 }
 
 // Files in a data directory.
@@ -147,13 +154,9 @@ func (d Dir) OpenWriter(ctx context.Context, opts ledger.Options) (*Writer, erro
 	if err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(d.lockFile(), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := d.lock()
 	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("%s: %w", d.lockFile(), ErrLocked)
+		return nil, err
 	}
 	st, err := d.openStore(ctx, false)
 	if err != nil {
@@ -174,6 +177,20 @@ func (d Dir) OpenWriter(ctx context.Context, opts ledger.Options) (*Writer, erro
 		return nil, err
 	}
 	return &Writer{Ledger: l, Store: st, lock: lock}, nil
+}
+
+// lock takes the directory's writer lock, held until the file is closed, or fails at once with
+// ErrLocked.
+func (d Dir) lock() (*os.File, error) {
+	lock, err := os.OpenFile(d.lockFile(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("%s: %w", d.lockFile(), ErrLocked)
+	}
+	return lock, nil
 }
 
 // Close closes the ledger (signing a final checkpoint), the store and the lock.

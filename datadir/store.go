@@ -46,11 +46,17 @@ func (d Dir) openStore(ctx context.Context, readOnly bool) (Store, error) {
 	case d.Store == "":
 		return sqlite.Open(ctx, sqlite.Config{Path: d.DB(), ReadOnly: readOnly})
 	case postgres.IsURL(d.Store):
-		return postgres.Open(ctx, postgres.Config{URL: d.Store, ReadOnly: readOnly})
+		return postgres.Open(ctx, postgres.Config{URL: d.Store, ReadOnly: readOnly, ConnectTimeout: d.StoreWait, Logger: d.StoreLog})
 	default:
-		scheme, _, _ := strings.Cut(d.Store, ":")
-		return nil, fmt.Errorf("%w: %q: want postgres://... or postgresql://... (or none, for the SQLite file in the data directory)", ErrStoreURL, scheme)
+		return nil, fmt.Errorf("%w: %q: want postgres://... or postgresql://... (or none, for the SQLite file in the data directory)", ErrStoreURL, scheme(d.Store))
 	}
+}
+
+// scheme is what a store URL names before its colon: what messages may quote (never the rest,
+// which can hold a password).
+func scheme(url string) string {
+	s, _, _ := strings.Cut(url, ":")
+	return s
 }
 
 // storeMissing reports whether the directory's SQLite file does not exist (never for an

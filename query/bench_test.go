@@ -49,10 +49,15 @@ func benchEvent(i int, n int) *event.Event {
 	return ev
 }
 
+// benchDir is where benchStore keeps the log of benchEvents() events, a data directory.
+func benchDir() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("agentaudit-bench-query-%d", benchEvents()))
+}
+
 // benchStore opens (building once, kept in the temp directory between runs) a log of n events.
 func benchStore(b *testing.B) (*sqlite.Store, note.Verifier) {
 	n := benchEvents()
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("agentaudit-bench-query-%d", n))
+	dir := benchDir()
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
 		os.RemoveAll(dir)
 		os.MkdirAll(dir, 0o700)
@@ -97,9 +102,19 @@ func benchStore(b *testing.B) (*sqlite.Store, note.Verifier) {
 	return st, v
 }
 
+// benchLog is what the query benchmarks read, on either driver.
+type benchLog interface {
+	query.Store
+	query.TreeReader
+}
+
 // BenchmarkTimeline: a 100-event session's timeline, read and rendered.
 func BenchmarkTimeline(b *testing.B) {
 	st, _ := benchStore(b)
+	benchTimeline(b, st)
+}
+
+func benchTimeline(b *testing.B, st benchLog) {
 	i := 0
 	for b.Loop() {
 		i = (i + 7919) % (benchEvents() / 100)
@@ -116,6 +131,10 @@ func BenchmarkTimeline(b *testing.B) {
 // BenchmarkAccessReport: one patient over 90 days, with every listed event's inclusion proof.
 func BenchmarkAccessReport(b *testing.B) {
 	st, v := benchStore(b)
+	benchAccessReport(b, st, v)
+}
+
+func benchAccessReport(b *testing.B, st benchLog, v note.Verifier) {
 	i, total := 0, 0
 	for b.Loop() {
 		i = (i + 7919) % 10000
@@ -132,6 +151,10 @@ func BenchmarkAccessReport(b *testing.B) {
 // BenchmarkToolStats: per-tool statistics over the whole log.
 func BenchmarkToolStats(b *testing.B) {
 	st, _ := benchStore(b)
+	benchToolStats(b, st)
+}
+
+func benchToolStats(b *testing.B, st benchLog) {
 	for b.Loop() {
 		stats, err := query.ToolStats(context.Background(), st, time.Time{}, time.Time{})
 		if err != nil || len(stats) != 10 {
@@ -144,6 +167,10 @@ func BenchmarkToolStats(b *testing.B) {
 // export command's path; the format writers' own cost is in package export's benchmark).
 func BenchmarkExportAll(b *testing.B) {
 	st, _ := benchStore(b)
+	benchExportAll(b, st)
+}
+
+func benchExportAll(b *testing.B, st benchLog) {
 	n := 0
 	for b.Loop() {
 		n = 0

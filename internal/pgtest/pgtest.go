@@ -158,31 +158,88 @@ func version(binDir string) int {
 }
 
 // Start initializes and starts a server with the binaries in bin, in a new temporary directory.
-func Start(bin string) (*Server, error) {
-	s := &Server{bin: bin}
+func Start(bin string) (*Server, error) { return start(&Server{bin: bin, password: newPassword()}) }
+
+func newPassword() string {
 	var pw [16]byte
 	rand.Read(pw[:])
-	s.password = hex.EncodeToString(pw[:])
+	return hex.EncodeToString(pw[:])
+}
+
+// Late is a server of its own that is not running yet, for tests of a client that starts before
+// its database: the URL of its database "postgres", known now, and a function that initializes
+// and starts it on that URL's port (stopped when t ends). It skips t as Shared does.
+func Late(t testing.TB) (dbURL string, up func()) {
+	t.Helper()
+	bin, err := findBin()
+	if err != nil {
+		testenv.Missing(t, err.Error())
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{bin: bin, password: newPassword(), port: port}
+	return s.URL("postgres"), func() {
+		t.Helper()
+		if _, err := start(s); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Stop() })
+	}
+}
+
+// makeDir gives s a new temporary directory, owned by the server's user.
+func (s *Server) makeDir() error {
 	dir, err := os.MkdirTemp("", "agentaudit-pg-")
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: %w", err)
+		return fmt.Errorf("pgtest: %w", err)
 	}
 	s.dir = dir
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("pgtest: running as root and there is no postgres user to run the server as: %w", err)
+			return fmt.Errorf("pgtest: running as root and there is no postgres user to run the server as: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		if err := os.Chown(dir, uid, gid); err != nil {
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("pgtest: %w", err)
+			return fmt.Errorf("pgtest: %w", err)
 		}
 	}
-	pwfile := filepath.Join(dir, "pwfile")
+	return nil
+}
+
+// Standby starts a hot standby of s: a base backup taken with pg_basebackup -R (streaming
+// replication from s, which initdb's defaults allow on loopback) and started on a port of its
+// own, read-only, replaying s's WAL; stopped when t ends. Its URL(db) reaches s's databases.
+func (s *Server) Standby(t testing.TB) *Server {
+	t.Helper()
+	st := &Server{bin: s.bin, password: s.password}
+	if err := st.makeDir(); err != nil {
+		t.Fatal(err)
+	}
+	// -R writes primary_conninfo from these settings, the password (from the environment) too.
+	if err := st.runEnv([]string{"PGPASSWORD=" + s.password}, "pg_basebackup", "-D", st.data(), "-h", "127.0.0.1", "-p", strconv.Itoa(s.port),
+		"-U", "agentaudit", "-R", "-X", "stream", "--checkpoint=fast"); err != nil {
+		t.Fatal(st.fail(err))
+	}
+	if err := st.listen(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Stop() })
+	return st
+}
+
+// start initializes and starts s, on s.port when it is set (one attempt) or else on a free port.
+func start(s *Server) (*Server, error) {
+	if err := s.makeDir(); err != nil {
+		return nil, err
+	}
+	pwfile := filepath.Join(s.dir, "pwfile")
 	if err := os.WriteFile(pwfile, []byte(s.password+"\n"), 0o600); err != nil {
 		return nil, s.fail(err)
 	}
@@ -195,20 +252,33 @@ func Start(bin string) (*Server, error) {
 		return nil, s.fail(err)
 	}
 	os.Remove(pwfile)
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// listen starts the server of s.data(), on s.port when it is set (one attempt) or else on a
+// free port.
+func (s *Server) listen() error {
+	var err error
 	// A free port can be taken between choosing it and the server binding it: try a few.
+	fixed := s.port != 0
 	for attempt := 0; ; attempt++ {
-		if s.port, err = freePort(); err != nil {
-			return nil, s.fail(err)
+		if !fixed {
+			if s.port, err = freePort(); err != nil {
+				return s.fail(err)
+			}
 		}
 		opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c max_connections=200", s.port, s.dir)
 		err = s.run("pg_ctl", "start", "-w", "-t", "60", "-D", s.data(), "-l", filepath.Join(s.dir, "server.log"), "-o", opts)
 		if err == nil {
 			s.watch()
-			return s, nil
+			return nil
 		}
-		if attempt == 2 {
+		if attempt == 2 || fixed {
 			log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
-			return nil, s.fail(fmt.Errorf("%w\nserver log:\n%s", err, tail(string(log), 20)))
+			return s.fail(fmt.Errorf("%w\nserver log:\n%s", err, tail(string(log), 20)))
 		}
 	}
 }
@@ -251,10 +321,13 @@ func (s *Server) watch() {
 }
 
 // run runs one of the server's programs as the server's user.
-func (s *Server) run(name string, args ...string) error {
+func (s *Server) run(name string, args ...string) error { return s.runEnv(nil, name, args...) }
+
+// runEnv is run with more environment variables.
+func (s *Server) runEnv(env []string, name string, args ...string) error {
 	cmd := exec.Command(filepath.Join(s.bin, name), args...)
 	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.Env = append(append(os.Environ(), "LC_ALL=C"), env...)
 	if s.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
 	}

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -44,6 +45,9 @@ type Config struct {
 	// ConnectTimeout bounds the first connection, retried with backoff while the database is
 	// unreachable; 0 is DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// Logger, when set, gets one line for each failed attempt to connect while retrying: the
+	// database (host:port/name, never the password), the error, and when the next attempt is.
+	Logger *slog.Logger
 }
 
 // Defaults for Config.
@@ -95,7 +99,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if err := s.ping(ctx, timeout); err != nil {
+	if err := s.ping(ctx, timeout, cfg.Logger); err != nil {
 		s.pool.Close()
 		return nil, err
 	}
@@ -118,11 +122,12 @@ var ErrUnreachable = errors.New("database unreachable")
 // database is unreachable or starting up, as it is while a server and its database start
 // together. A refusal that waiting does not cure (a wrong password, a missing database) fails at
 // once.
-func (s *Store) ping(ctx context.Context, timeout time.Duration) error {
+func (s *Store) ping(ctx context.Context, timeout time.Duration, logger *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	giveUp := time.Now().Add(timeout)
 	wait := 100 * time.Millisecond
-	for {
+	for attempt := 1; ; attempt++ {
 		err := s.pool.Ping(ctx)
 		if err == nil {
 			return nil
@@ -131,9 +136,13 @@ func (s *Store) ping(ctx context.Context, timeout time.Duration) error {
 		if errors.As(err, &pe) && pe.Code != "57P03" { // cannot_connect_now: starting up
 			return fmt.Errorf("postgres: database %s refused the connection: %w", s.where, err)
 		}
+		if logger != nil && ctx.Err() == nil {
+			logger.Warn("postgres: database unreachable; retrying", "database", s.where, "attempt", attempt, "err", err.Error(),
+				"next_attempt_in", wait.String(), "give_up_in", time.Until(giveUp).Round(time.Second).String())
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("postgres: database %s unreachable for %v: %w", s.where, timeout, errors.Join(ErrUnreachable, err))
+			return fmt.Errorf("postgres: database %s unreachable for %v (%d attempts): %w", s.where, timeout, attempt, errors.Join(ErrUnreachable, err))
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 2*time.Second)
@@ -148,11 +157,16 @@ func cmp[T comparable](v, def T) T {
 	return v
 }
 
-// checkDurable refuses a session in which a commit could return before it is durable.
+// checkDurable refuses a session in which a commit could return before it is durable, and a
+// hot standby, which can never be written (its readers open it ReadOnly).
 func (s *Store) checkDurable(ctx context.Context) error {
 	var sc string
-	if err := s.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&sc); err != nil {
+	var standby bool
+	if err := s.pool.QueryRow(ctx, "SELECT current_setting('synchronous_commit'), pg_is_in_recovery()").Scan(&sc, &standby); err != nil {
 		return mapErr("postgres: synchronous_commit", err)
+	}
+	if standby {
+		return fmt.Errorf("postgres: %s is a read-only standby (in recovery): connect writers to the primary: %w", s.where, store.ErrReadOnly)
 	}
 	if sc == "off" {
 		return fmt.Errorf("postgres: synchronous_commit is off for this role or database: an acknowledged event could be lost; set it to on")
@@ -242,6 +256,8 @@ func (s *Store) writable(op string) error {
 // Append commits the batch in one transaction: all of it or, on any error, none of it. The
 // transaction locks the log's tail row first, so a batch is checked against, and continues, the
 // log as every other writer left it.
+// A purged entry (PurgedBy set) is stored as the stub Erase leaves, which is how a copied log
+// (datadir.Migrate) keeps its purged events; the ledger appends only intact ones.
 func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 	if err := s.writable("append"); err != nil {
 		return err
@@ -272,10 +288,13 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 		return fmt.Errorf("postgres: append at seq %d, hash %d; log ends at %d, %d: %w",
 			first, b.FirstHash, next, nextHash, store.ErrOutOfOrder)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"seq", "id", "salt", "body"},
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"seq", "id", "salt", "body", "purged_by"},
 		pgx.CopyFromSlice(len(b.Entries), func(i int) ([]any, error) {
 			e := &b.Entries[i]
-			return []any{e.Seq, e.ID, e.Salt, string(e.Body)}, nil
+			if e.Purged() { // a stub, as Erase leaves one (a log copied by datadir.Migrate)
+				return []any{e.Seq, e.ID, stubSalt, "{}", e.PurgedBy}, nil
+			}
+			return []any{e.Seq, e.ID, e.Salt, string(e.Body), nil}, nil
 		})); err != nil {
 		return mapErr("postgres: insert events", err)
 	}
@@ -294,6 +313,9 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 	}
 	return nil
 }
+
+// stubSalt is the salt column of a purged entry, as Erase writes it: sixteen zero bytes.
+var stubSalt = make([]byte, 16)
 
 // Size returns the number of entries, that is the next seq.
 func (s *Store) Size(ctx context.Context) (int64, error) {
