@@ -174,7 +174,7 @@ func TestMigrateRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"DROP TRIGGER events_no_update", `UPDATE events SET body = replace(body, '"duration_ms":38', '"duration_ms":3') WHERE seq = 4`} {
+	for _, q := range []string{"DROP TRIGGER events_no_update", `UPDATE events SET body = replace(body, '"duration_ms":38', '"duration_ms":3') , duration_ms = 3 WHERE seq = 4`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
