@@ -10,6 +10,11 @@
 //
 //	go test -run '^$' -bench . -benchtime 5s
 //
+// To repeat, run that command several times (a shell loop), not with -count: -count repeats
+// each sub-benchmark back to back (Tessera three times, then agentaudit three times), so the
+// two sides would no longer run right after each other, and the printed ratio would use only the
+// last Tessera run.
+//
 // BenchmarkVsTessera runs, for each shape, Tessera first and agentaudit right after it, and
 // reports both rates (events/s) and agentaudit's as a multiple of Tessera's (x-tessera). The
 // workload on both sides:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,7 @@ func entryBytes(i int64) ([]byte, error) {
 	return ev.Canonical()
 }
 
-// openTessera starts a Tessera POSIX log in a fresh directory under tb's temp dir. opts nil
+// openTessera starts a Tessera POSIX log in a fresh directory under the Go temp dir. opts nil
 // means Tessera's defaults (with the checkpoint signer it requires).
 func openTessera(tb testing.TB, opts *tessera.AppendOptions) testLog {
 	tb.Helper()
@@ -57,13 +58,32 @@ func openTessera(tb testing.TB, opts *tessera.AppendOptions) testLog {
 	if opts == nil {
 		opts = tessera.NewAppendOptions()
 	}
-	// Background tasks (the batch flusher, checkpoint publishing) run until this is cancelled.
+	dir, err := os.MkdirTemp("", "tessera-bench-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Background tasks (the batch flusher, checkpoint publishing) run until ctx is cancelled.
 	// Teardown cancels without calling the appender's shutdown, which would wait up to one
 	// checkpoint interval (10 s) for a checkpoint that the measurement does not need: every
-	// future has resolved by then, so the entries are already durable.
+	// future has resolved by then, so the entries are already durable. A task may still be
+	// finishing a write after the cancel (Tessera offers no way to wait for them), so the
+	// directory's removal is retried for a while.
 	ctx, cancel := context.WithCancel(context.Background())
-	tb.Cleanup(cancel)
-	driver, err := posix.New(ctx, posix.Config{Path: filepath.Join(tb.TempDir(), "tessera")})
+	tb.Cleanup(func() {
+		cancel()
+		for try := 0; ; try++ {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if try == 100 {
+				tb.Errorf("removing Tessera's directory: %v", err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	driver, err := posix.New(ctx, posix.Config{Path: filepath.Join(dir, "tessera")})
 	if err != nil {
 		tb.Fatal(err)
 	}
