@@ -16,8 +16,9 @@
 // last Tessera run.
 //
 // BenchmarkVsTessera runs, for each shape, Tessera first and agentaudit right after it, and
-// reports both rates (events/s) and agentaudit's as a multiple of Tessera's (x-tessera). The
-// workload on both sides:
+// reports both rates (events/s) and agentaudit's as a multiple of Tessera's (x-tessera), then
+// prints one line per shape with the two rates and the ratio agentaudit/Tessera. The workload on
+// both sides:
 //
 //   - 64 writer goroutines (exactly 64, whatever GOMAXPROCS is) share the b.N calls.
 //   - A call appends 1 event ("one-per-call") or 100 events ("100-per-call") and returns when
