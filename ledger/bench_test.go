@@ -8,43 +8,23 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/internal/benchevent"
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/retention"
 	"github.com/agentaudit/agentaudit/store"
 	"github.com/agentaudit/agentaudit/store/sqlite"
 )
 
-// kibEvent is a tool call whose canonical form is about 1 KiB.
-func kibEvent(i int64) *event.Event {
-	ev := &event.Event{
-		ID: fmt.Sprintf("bench-%012d", i), SessionID: fmt.Sprintf("sess-%d", i/50), AgentID: "support-v1",
-		UserID: "usr_98765", UserRole: "support_agent", Kind: event.KindToolCall, Turn: 3, Step: 2,
-		Time: time.Date(2026, 1, 1, 0, 0, 0, int(i), time.UTC), Trigger: event.TriggerUserRequest,
-		Model: "claude-opus-4-6", ToolName: "update_order_status", ToolCallID: fmt.Sprintf("toolu_%d", i),
-		Arguments:  json.RawMessage(`{"order_id":"ORD-456","status":"cancelled","note":"` + strings.Repeat("n", 200) + `"}`),
-		Result:     json.RawMessage(`{"success":false,"error":"Cannot cancel shipped order","detail":"` + strings.Repeat("d", 235) + `"}`),
-		DurationMS: 38, Success: event.Bool(false), Outcome: event.OutcomeError, Error: "Cannot cancel shipped order",
-	}
-	return ev
-}
-
-func TestKibEventSize(t *testing.T) {
-	ev := kibEvent(1)
-	ev.RecordedAt = time.Now()
-	c, _ := ev.Canonical()
-	if len(c) < 1000 || len(c) > 1100 {
-		t.Fatalf("benchmark event is %d bytes, want about 1 KiB", len(c))
-	}
-}
+// kibEvent is a tool call whose canonical form is about 1 KiB; the Tessera harness
+// (bench/tessera) appends the same events.
+func kibEvent(i int64) *event.Event { return benchevent.KiB(i) }
 
 // BenchmarkAppend: 64 goroutines each appending one 1 KiB event at a time, durably.
 func BenchmarkAppend(b *testing.B) {

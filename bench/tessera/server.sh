@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Issue 17's server figure, in one run: Tessera's POSIX append rate (100 per call, 64 writers,
+# 1 KiB entries, its default batching; BenchmarkVsTessera/100-per-call/tessera), then
+# agentaudit's batched HTTP ingest: `agentaudit serve` on loopback driven by the load command
+# (32 connections x 100 events of about 1 KiB per request, each answered once durable). Prints
+# both rates and the ratio agentaudit/Tessera. The load generator shares the two cores with the
+# server, as in BENCHMARKS.md's server figures. Usage: bench/tessera/server.sh [duration, 15s]
+set -euo pipefail
+cd "$(dirname "$0")"
+duration=${1:-15s}
+work=$(mktemp -d)
+srv=
+cleanup() {
+	if [ -n "$srv" ]; then kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The binaries are built in the main module, with its go.mod, as users build them.
+(cd ../.. && go build -o "$work/agentaudit" ./cmd/agentaudit && go build -o "$work/agentaudit-load" ./cmd/agentaudit-load)
+
+go test -run '^$' -bench 'VsTessera/100-per-call/tessera$' -benchtime 5s | tee "$work/tessera.txt"
+tessera=$(awk '/events\/s/ { for (i = 2; i <= NF; i++) if ($i == "events/s") print $(i-1) }' "$work/tessera.txt" | tail -1)
+
+"$work/agentaudit" --data "$work/data" serve --listen 127.0.0.1:0 2>"$work/serve.log" &
+srv=$!
+url=
+for _ in $(seq 100); do
+	url=$(sed -n 's/^listening on \(http[s]*:\/\/[^ ]*\).*/\1/p' "$work/serve.log")
+	[ -n "$url" ] && break
+	kill -0 "$srv" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+	sleep 0.1
+done
+[ -n "$url" ] || { echo "server did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
+
+"$work/agentaudit-load" --url "$url" --key-file "$work/data/admin.key" --connections 32 --batch 100 \
+	--duration "$duration" | tee "$work/load.txt"
+agentaudit=$(grep -o '[0-9.]* events/s' "$work/load.txt" | head -1 | cut -d' ' -f1)
+
+awk -v t="$tessera" -v a="$agentaudit" 'BEGIN {
+	printf "server, batched HTTP ingest (32 connections x 100): agentaudit %.0f events/s, tessera %.0f events/s, agentaudit/tessera %.2f\n", a, t, a / t
+}'
