@@ -338,6 +338,10 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 		}
 		stmts[n] = st
 	}
+	tail, err := s.stmt(ctx, s.w, tailQuery)
+	if err != nil {
+		return mapErr("sqlite: prepare", err)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr("sqlite: begin", err)
@@ -350,10 +354,7 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 	// The batch must continue the log exactly: checked inside the transaction, so two writers on
 	// one file (which the ledger never does) could not interleave.
 	var next, nextHash int64
-	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq)+1, 0) FROM events").Scan(&next); err != nil {
-		return mapErr("sqlite: append", err)
-	}
-	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(idx)+1, 0) FROM tree_hashes").Scan(&nextHash); err != nil {
+	if err := tx.StmtContext(ctx, tail).QueryRowContext(ctx).Scan(&next, &nextHash); err != nil {
 		return mapErr("sqlite: append", err)
 	}
 	if b.Entries[0].Seq != next || b.FirstHash != nextHash {
@@ -406,10 +407,14 @@ func (s *Store) Size(ctx context.Context) (int64, error) {
 	return n, mapErr("sqlite: size", err)
 }
 
+// tailQuery reads, in one statement, one past the largest seq and one past the largest tree hash
+// index: where Append continues the log, and the extent verification judges.
+const tailQuery = "SELECT (SELECT coalesce(max(seq)+1, 0) FROM events), (SELECT coalesce(max(idx)+1, 0) FROM tree_hashes)"
+
 // Extent returns, from one read transaction, one past the largest seq and one past the largest
 // tree hash index.
 func (s *Store) Extent(ctx context.Context) (events, hashes int64, err error) {
-	err = s.r.QueryRowContext(ctx, "SELECT (SELECT coalesce(max(seq)+1, 0) FROM events), (SELECT coalesce(max(idx)+1, 0) FROM tree_hashes)").Scan(&events, &hashes)
+	err = s.r.QueryRowContext(ctx, tailQuery).Scan(&events, &hashes)
 	return events, hashes, mapErr("sqlite: extent", err)
 }
 
