@@ -201,7 +201,7 @@ type Ledger struct {
 	signer   note.Signer
 	verifier note.Verifier
 	origin   string
-	opts   Options
+	opts     Options
 
 	queue   chan *request // in log order, for the writer
 	prep    chan *request // the same requests, for the preparers
