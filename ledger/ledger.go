@@ -281,11 +281,7 @@ func Open(ctx context.Context, st Store, signer note.Signer, verifier note.Verif
 
 // load reads the tree's frontier and checks the store against its latest signed checkpoint.
 func (l *Ledger) load(ctx context.Context, verifier note.Verifier) error {
-	size, err := l.st.Size(ctx)
-	if err != nil {
-		return err
-	}
-	hc, err := l.st.HashCount(ctx)
+	size, hc, err := l.readTail(ctx)
 	if err != nil {
 		return err
 	}
@@ -333,6 +329,23 @@ func (l *Ledger) load(ctx context.Context, verifier note.Verifier) error {
 	}
 	l.signed = c.N
 	return nil
+}
+
+// readTail reads the log's size and its number of stored tree hashes at one instant: for a
+// shared store, under its tail lock (an empty AppendAt), as other processes append meanwhile.
+func (l *Ledger) readTail(ctx context.Context) (size, hashes int64, err error) {
+	read := func() error {
+		if size, err = l.st.Size(ctx); err != nil {
+			return err
+		}
+		hashes, err = l.st.HashCount(ctx)
+		return err
+	}
+	if sh, ok := l.st.(SharedStore); ok {
+		err = sh.AppendAt(ctx, func(int64, tlog.HashReader) (store.Batch, error) { return store.Batch{}, read() })
+		return size, hashes, err
+	}
+	return size, hashes, read()
 }
 
 func (l *Ledger) storeReader(ctx context.Context) tlog.HashReader {
@@ -868,7 +881,7 @@ func (l *Ledger) landed(ctx context.Context, items []*item, commitErr error) (bo
 			}
 			l.committed(entries, items)
 			return true, nil
-		case attempt >= 5 || !errors.Is(err, store.ErrUnavailable):
+		case attempt >= 3 || !errors.Is(err, store.ErrUnavailable):
 			return false, errors.Join(commitErr, err)
 		}
 		time.Sleep(wait)

@@ -192,7 +192,6 @@ func TestSharedLedgerPausedHoldingLease(t *testing.T) {
 	a := &pausingStore{Store: s.store(t, postgres.Config{CheckpointLease: lease}), pause: 4 * lease}
 	b := s.store(t, postgres.Config{CheckpointLease: lease})
 	la := s.ledger(t, a, 1<<40) // signs only when told
-	lb := s.ledger(t, b, 20*time.Millisecond)
 	acked := map[string]int64{}
 	add := func(l *ledger.Ledger, id string) {
 		ev := toolEvent(len(acked))
@@ -208,9 +207,12 @@ func TestSharedLedgerPausedHoldingLease(t *testing.T) {
 	}
 	errc := make(chan error, 1)
 	go func() { _, err := la.SignCheckpoint(context.Background()); errc <- err }()
-	for !a.paused.Load() {
-		time.Sleep(time.Millisecond)
+	for start := time.Now(); !a.paused.Load(); time.Sleep(time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the first ledger did not sign")
+		}
 	}
+	lb := s.ledger(t, b, 20*time.Millisecond) // opened now, so that a signs first
 	// While a is paused, b appends and, once the lease passes on, signs.
 	deadline := time.Now().Add(a.pause)
 	for i := 0; time.Now().Before(deadline); i++ {
@@ -237,15 +239,16 @@ func TestSharedLedgerPausedHoldingLease(t *testing.T) {
 
 // lostAck is a store whose commits succeed but whose answer is lost, once, as when the
 // connection drops after COMMIT reached the database: the ledger must find out that its batch
-// landed, acknowledge it, and carry on. With land false, the commit is lost too.
+// landed, acknowledge it, and carry on. With land false, the commit is lost too. The fault
+// strikes the first AppendAt after arm is set.
 type lostAck struct {
 	*postgres.Store
 	land bool
-	once atomic.Bool
+	arm  atomic.Bool
 }
 
 func (s *lostAck) AppendAt(ctx context.Context, build func(size int64, hashes tlog.HashReader) (store.Batch, error)) error {
-	if !s.once.CompareAndSwap(false, true) {
+	if !s.arm.CompareAndSwap(true, false) {
 		return s.Store.AppendAt(ctx, build)
 	}
 	if s.land {
@@ -265,6 +268,7 @@ func TestSharedLedgerUnknownCommitOutcome(t *testing.T) {
 			s := newShared(t, pgtest.NewDB(t))
 			st := &lostAck{Store: s.store(t, postgres.Config{}), land: land}
 			l := s.ledger(t, st, 1<<40)
+			st.arm.Store(true)
 			acked := map[string]int64{}
 			appendOne := func(id string) (ledger.Receipt, error) {
 				ev := toolEvent(len(id))
