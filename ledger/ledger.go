@@ -11,6 +11,13 @@
 // seqs, computes the tree hashes, commits one transaction with fsync, and only then answers each
 // caller. Storage is the caller's through the Store interface; the ledger keeps only the tree's
 // right frontier in memory.
+//
+// Several ledgers, in several processes, may append to one store that implements SharedStore
+// (store/postgres): the writer then numbers each batch inside the store's transaction, from the
+// size the store's locked tail gives, rebuilding its frontier from the stored hashes when another
+// process appended; checkpoints are signed by whichever ledger holds the store's lease, of the
+// stored tree. A commit that fails with store.ErrUnavailable may have landed: the writer asks the
+// store before answering.
 package ledger
 
 import (
