@@ -189,8 +189,8 @@ func (p *pausingStore) CheckpointLease(ctx context.Context, sign func(size, sign
 func TestSharedLedgerPausedHoldingLease(t *testing.T) {
 	s := newShared(t, pgtest.NewDB(t))
 	const lease = 500 * time.Millisecond
-	a := &pausingStore{Store: s.store(t, postgres.Config{CheckpointLease: lease}), pause: 4 * lease}
-	b := s.store(t, postgres.Config{CheckpointLease: lease})
+	a := &pausingStore{Store: s.store(t, postgres.Config{HoldTimeout: lease}), pause: 4 * lease}
+	b := s.store(t, postgres.Config{HoldTimeout: lease})
 	la := s.ledger(t, a, 1<<40) // signs only when told
 	acked := map[string]int64{}
 	add := func(l *ledger.Ledger, id string) {

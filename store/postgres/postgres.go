@@ -46,18 +46,20 @@ type Config struct {
 	// ConnectTimeout bounds the first connection, retried with backoff while the database is
 	// unreachable; 0 is DefaultConnectTimeout.
 	ConnectTimeout time.Duration
-	// CheckpointLease is how long the holder of the checkpoint lease may stay silent inside it
-	// before PostgreSQL ends its session and the lease passes on; 0 is DefaultCheckpointLease.
-	CheckpointLease time.Duration
+	// HoldTimeout is how long a session may sit idle inside a transaction, holding the log's
+	// tail lock (AppendAt) or the checkpoint lease, before PostgreSQL ends it and the lock
+	// passes on: a process paused or cut off mid-commit must not stall every other writer.
+	// 0 is DefaultHoldTimeout.
+	HoldTimeout time.Duration
 }
 
 // Defaults for Config.
 const (
 	DefaultMaxConns       = 8
 	DefaultConnectTimeout = 10 * time.Second
-	// A lease holder reads a few tree hashes and signs: milliseconds. Ten seconds of silence
-	// means it is paused or cut off.
-	DefaultCheckpointLease = 10 * time.Second
+	// A writer computes a batch's tree hashes, a lease holder reads a few and signs, between
+	// statements: milliseconds. Ten seconds of silence means it is paused or cut off.
+	DefaultHoldTimeout = 10 * time.Second
 )
 
 // IsURL reports whether s names a PostgreSQL database (postgres:// or postgresql://).
@@ -71,7 +73,6 @@ type Store struct {
 	pool     *pgxpool.Pool
 	readOnly bool
 	where    string // host:port/database, for messages (never the password)
-	lease    time.Duration
 
 	writer *pgxpool.Conn // holds the writer lock (LockWriter) until Close
 }
@@ -81,8 +82,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("postgres: Config.URL is empty")
 	}
-	if cfg.MaxConns < 0 || cfg.ConnectTimeout < 0 || cfg.CheckpointLease < 0 {
-		return nil, fmt.Errorf("postgres: Config.MaxConns %d, ConnectTimeout %v and CheckpointLease %v must not be negative", cfg.MaxConns, cfg.ConnectTimeout, cfg.CheckpointLease)
+	if cfg.MaxConns < 0 || cfg.ConnectTimeout < 0 || cfg.HoldTimeout < 0 {
+		return nil, fmt.Errorf("postgres: Config.MaxConns %d, ConnectTimeout %v and HoldTimeout %v must not be negative", cfg.MaxConns, cfg.ConnectTimeout, cfg.HoldTimeout)
 	}
 	pc, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
@@ -96,10 +97,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pc.ConnConfig.RuntimeParams = map[string]string{}
 	}
 	pc.ConnConfig.RuntimeParams["application_name"] = "agentaudit"
+	pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(cmp(cfg.HoldTimeout, DefaultHoldTimeout).Milliseconds(), 10)
 	if cfg.ReadOnly {
 		pc.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	}
-	s := &Store{readOnly: cfg.ReadOnly, lease: cmp(cfg.CheckpointLease, DefaultCheckpointLease),
+	s := &Store{readOnly: cfg.ReadOnly,
 		where: net.JoinHostPort(pc.ConnConfig.Host, strconv.Itoa(int(pc.ConnConfig.Port))) + "/" + pc.ConnConfig.Database}
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -284,7 +286,9 @@ func (s *Store) Append(ctx context.Context, b store.Batch) error {
 // and a reader of its stored tree hashes as that transaction sees them, and commits the batch
 // build returns, which must continue the log at size (else store.ErrOutOfOrder). Other writers
 // wait on the row lock until the commit, so the log stays linear and gap-free whichever process
-// appends. An error of build is returned as is, and nothing is written.
+// appends. An error of build is returned as is, and nothing is written. A writer that stops
+// answering inside the transaction loses the lock after Config.HoldTimeout (PostgreSQL ends its
+// session; its commit fails with store.ErrUnavailable).
 func (s *Store) AppendAt(ctx context.Context, build func(size int64, hashes tlog.HashReader) (store.Batch, error)) (err error) {
 	if err := s.writable("append"); err != nil {
 		return err
@@ -307,7 +311,7 @@ func (s *Store) AppendAt(ctx context.Context, build func(size int64, hashes tlog
 		return err
 	}
 	if len(b.Entries) == 0 {
-		return tx.Commit(ctx)
+		return mapErr("postgres: commit", tx.Commit(ctx))
 	}
 	first := b.Entries[0].Seq
 	for i, e := range b.Entries {
@@ -351,7 +355,7 @@ const checkpointLock = 0x61616370 // "aacp"
 // the largest stored checkpoint (-1 for none) and a reader of the stored tree hashes; the note
 // it returns (nil: nothing to sign) is stored in the same transaction. The lease ends with the
 // transaction, or, if its holder stops answering (paused, partitioned), when PostgreSQL ends the
-// session after Config.CheckpointLease idle: the holder's checkpoint is then not stored, and
+// session after Config.HoldTimeout idle: the holder's checkpoint is then not stored, and
 // another process takes the lease.
 func (s *Store) CheckpointLease(ctx context.Context, sign func(size, signed int64, hashes tlog.HashReader) ([]byte, error)) (held bool, err error) {
 	if err := s.writable("checkpoint"); err != nil {
@@ -362,9 +366,6 @@ func (s *Store) CheckpointLease(ctx context.Context, sign func(size, signed int6
 		return false, mapErr("postgres: begin", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) // after Commit, a no-op
-	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", s.lease.Milliseconds())); err != nil {
-		return false, mapErr("postgres: checkpoint lease", err)
-	}
 	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", checkpointLock).Scan(&held); err != nil || !held {
 		return false, mapErr("postgres: checkpoint lease", err)
 	}
