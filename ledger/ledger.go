@@ -288,7 +288,7 @@ func Open(ctx context.Context, st Store, signer note.Signer, verifier note.Verif
 
 // load reads the tree's frontier and checks the store against its latest signed checkpoint.
 func (l *Ledger) load(ctx context.Context, verifier note.Verifier) error {
-	size, hc, err := l.readTail(ctx)
+	size, hc, cp, err := l.readTail(ctx)
 	if err != nil {
 		return err
 	}
@@ -310,12 +310,8 @@ func (l *Ledger) load(ctx context.Context, verifier note.Verifier) error {
 	}
 	l.head = tlog.Tree{N: size, Hash: root}
 
-	cp, err := l.st.LatestCheckpoint(ctx)
-	if errors.Is(err, store.ErrNotFound) {
+	if cp == nil {
 		return nil
-	}
-	if err != nil {
-		return err
 	}
 	c, err := OpenCheckpoint(cp.Note, verifier)
 	if err != nil {
@@ -338,21 +334,29 @@ func (l *Ledger) load(ctx context.Context, verifier note.Verifier) error {
 	return nil
 }
 
-// readTail reads the log's size and its number of stored tree hashes at one instant: for a
-// shared store, under its tail lock (an empty AppendAt), as other processes append meanwhile.
-func (l *Ledger) readTail(ctx context.Context) (size, hashes int64, err error) {
+// readTail reads the log's size, its number of stored tree hashes and its latest checkpoint (nil:
+// none) as of one instant: for a shared store, under its tail lock (an empty AppendAt), as other
+// processes append and sign meanwhile (none can sign past the locked size).
+func (l *Ledger) readTail(ctx context.Context) (size, hashes int64, cp *store.Checkpoint, err error) {
 	read := func() error {
 		if size, err = l.st.Size(ctx); err != nil {
 			return err
 		}
-		hashes, err = l.st.HashCount(ctx)
+		if hashes, err = l.st.HashCount(ctx); err != nil {
+			return err
+		}
+		c, err := l.st.LatestCheckpoint(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		cp = &c
 		return err
 	}
 	if sh, ok := l.st.(SharedStore); ok {
 		err = sh.AppendAt(ctx, func(int64, tlog.HashReader) (store.Batch, error) { return store.Batch{}, read() })
-		return size, hashes, err
+		return size, hashes, cp, err
 	}
-	return size, hashes, read()
+	return size, hashes, cp, read()
 }
 
 func (l *Ledger) storeReader(ctx context.Context) tlog.HashReader {
