@@ -181,8 +181,8 @@ func TestServeThreeInstancesKilled(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			target := w % 3
 			for i := 0; !stop.Load(); i++ {
+				target := w % 3 // each batch first to the writer's own instance: all three take load
 				var batch []string
 				for j := range 1 + (i+w)%8 {
 					batch = append(batch, fmt.Sprintf(`{"id":"w%d-%d-%d","kind":"tool_call","tool_name":"get_order","session_id":"s%d","time":"2026-01-01T00:00:00Z","arguments":{"n":%d}}`, w, i, j, w, i))
