@@ -97,7 +97,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pc.ConnConfig.RuntimeParams = map[string]string{}
 	}
 	pc.ConnConfig.RuntimeParams["application_name"] = "agentaudit"
-	pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(cmp(cfg.HoldTimeout, DefaultHoldTimeout).Milliseconds(), 10)
+	if _, set := pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set || cfg.HoldTimeout > 0 { // the URL's, unless Config says
+		pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(cmp(cfg.HoldTimeout, DefaultHoldTimeout).Milliseconds(), 10)
+	}
 	if cfg.ReadOnly {
 		pc.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	}
