@@ -163,13 +163,6 @@ func (d Dir) OpenWriter(ctx context.Context, opts ledger.Options) (*Writer, erro
 		lock.Close()
 		return nil, err
 	}
-	if wl, ok := st.(writerLock); ok {
-		if err := wl.LockWriter(ctx); err != nil {
-			st.Close()
-			lock.Close()
-			return nil, err
-		}
-	}
 	l, err := ledger.Open(ctx, st, signer, verifier, opts)
 	if err != nil {
 		st.Close()

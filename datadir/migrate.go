@@ -104,8 +104,10 @@ func (d Dir) Migrate(ctx context.Context, url string, opts MigrateOptions) (*Mig
 	if w, ok := dst.(interface{ Where() string }); ok {
 		rep.Target = w.Where()
 	}
-	// Keep servers out of the target while it is incomplete.
-	if wl, ok := dst.(writerLock); ok {
+	// Keep a second migrate out of the target while it is incomplete. (Servers no longer take
+	// this lock, since several may write to one database: do not start one on the target until
+	// the migration is done; the README says so.)
+	if wl, ok := dst.(interface{ LockWriter(context.Context) error }); ok {
 		if err := wl.LockWriter(ctx); err != nil {
 			return nil, fmt.Errorf("migrate: target: %w", err)
 		}

@@ -69,12 +69,6 @@ func (d Dir) storeMissing() bool {
 	return errors.Is(err, os.ErrNotExist)
 }
 
-// writerLock is what a store offers to keep a second writer out when the directory's lock
-// cannot (another machine): postgres.Store's session advisory lock.
-type writerLock interface {
-	LockWriter(ctx context.Context) error
-}
-
 // StoreWarnings names what the store's connection may do beyond appending and reading, which a
 // server logs at start (PostgreSQL: a role allowed to UPDATE or TRUNCATE the log's tables, or
 // owning them, with the grant to revoke). SQLite has none to report.

@@ -3,21 +3,22 @@ package datadir_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/agentaudit/agentaudit/datadir"
+	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/internal/pgtest"
 	"github.com/agentaudit/agentaudit/ledger"
-	"github.com/agentaudit/agentaudit/store/postgres"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// A second writer on one PostgreSQL database, from another data directory (another machine), is
-// refused at start until several servers are supported; a reader is not.
-func TestPostgresOneWriter(t *testing.T) {
+// Several writers on one PostgreSQL database, from several data directories holding the same
+// keys (several machines), append at once; a reader opens beside them; the log verifies.
+func TestPostgresSeveralWriters(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDB(t)
 	a, b := datadir.Dir{Path: t.TempDir(), Store: url}, datadir.Dir{Path: t.TempDir(), Store: url}
@@ -33,23 +34,33 @@ func TestPostgresOneWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w, err := a.OpenWriter(ctx, ledger.Options{})
+	wa, err := a.OpenWriter(ctx, ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.OpenWriter(ctx, ledger.Options{}); !errors.Is(err, postgres.ErrWriterLocked) {
-		t.Errorf("second writer: %v, want ErrWriterLocked", err)
+	wb, err := b.OpenWriter(ctx, ledger.Options{})
+	if err != nil {
+		t.Fatalf("second writer: %v", err)
+	}
+	for i, w := range []*datadir.Writer{wa, wb, wa, wb} {
+		ev := &event.Event{ID: fmt.Sprint("ev-", i), Kind: event.KindCustom}
+		if r, err := w.Append(ctx, ev); err != nil || r.Seq != int64(i) {
+			t.Fatalf("append %d: seq %d, %v", i, r.Seq, err)
+		}
 	}
 	st, err := b.OpenStore(ctx)
 	if err != nil {
-		t.Fatalf("reader beside the writer: %v", err)
+		t.Fatalf("reader beside the writers: %v", err)
 	}
-	st.Close()
-	w.Close()
-	// The lock goes with the first writer.
-	w, err = b.OpenWriter(ctx, ledger.Options{})
+	defer st.Close()
+	if err := errors.Join(wa.Close(), wb.Close()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := a.Verifier()
 	if err != nil {
-		t.Fatalf("writer after the first closed: %v", err)
+		t.Fatal(err)
 	}
-	w.Close()
+	if rep, err := ledger.Verify(ctx, st, v, ledger.VerifyOptions{}); err != nil || !rep.OK() || rep.SignedSize != 4 {
+		t.Errorf("verify: %+v %v", rep, err)
+	}
 }

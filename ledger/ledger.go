@@ -11,6 +11,13 @@
 // seqs, computes the tree hashes, commits one transaction with fsync, and only then answers each
 // caller. Storage is the caller's through the Store interface; the ledger keeps only the tree's
 // right frontier in memory.
+//
+// Several ledgers, in several processes, may append to one store that implements SharedStore
+// (store/postgres): the writer then numbers each batch inside the store's transaction, from the
+// size the store's locked tail gives, rebuilding its frontier from the stored hashes when another
+// process appended; checkpoints are signed by whichever ledger holds the store's lease, of the
+// stored tree. A commit that fails with store.ErrUnavailable may have landed: the writer asks the
+// store before answering.
 package ledger
 
 import (
@@ -44,6 +51,23 @@ type Store interface {
 	EntryByID(ctx context.Context, id string) (store.Entry, error)
 	AddCheckpoint(ctx context.Context, c store.Checkpoint) error
 	LatestCheckpoint(ctx context.Context) (store.Checkpoint, error)
+}
+
+// SharedStore is a Store that several ledgers, in several processes, append to at once
+// (store/postgres). The ledger uses it when the store provides it:
+//
+//   - AppendAt runs build inside the store's transaction, with the log's tail locked: build
+//     gets the log's size as that transaction sees it and a reader of its stored hashes, and
+//     returns the batch that continues the log there. The ledger rebuilds its frontier from the
+//     reader when another process has appended since its last commit.
+//   - CheckpointLease runs sign for the one ledger that holds the lease (held false: another
+//     does), with the log's size, the largest signed size (-1: none) and the stored hashes; the
+//     note sign returns (nil: none) is stored in the same transaction. A checkpoint is always
+//     of the store's own tree, so two are never inconsistent whichever ledger signs them.
+type SharedStore interface {
+	Store
+	AppendAt(ctx context.Context, build func(size int64, hashes tlog.HashReader) (store.Batch, error)) error
+	CheckpointLease(ctx context.Context, sign func(size, signed int64, hashes tlog.HashReader) ([]byte, error)) (held bool, err error)
 }
 
 // Sanitizer removes secrets and PII from an event before it is hashed or written.
@@ -180,10 +204,11 @@ type Result struct {
 
 // Ledger is an open log. It is safe for concurrent use.
 type Ledger struct {
-	st     Store
-	signer note.Signer
-	origin string
-	opts   Options
+	st       Store
+	signer   note.Signer
+	verifier note.Verifier
+	origin   string
+	opts     Options
 
 	queue   chan *request // in log order, for the writer
 	prep    chan *request // the same requests, for the preparers
@@ -243,7 +268,7 @@ func Open(ctx context.Context, st Store, signer note.Signer, verifier note.Verif
 		return nil, errors.New("ledger: the verifier key is not the signer's")
 	}
 	l := &Ledger{
-		st: st, signer: signer, origin: signer.Name(), opts: opts,
+		st: st, signer: signer, verifier: verifier, origin: signer.Name(), opts: opts,
 		queue: make(chan *request, opts.QueueSize), prep: make(chan *request, opts.QueueSize),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -264,11 +289,7 @@ func Open(ctx context.Context, st Store, signer note.Signer, verifier note.Verif
 
 // load reads the tree's frontier and checks the store against its latest signed checkpoint.
 func (l *Ledger) load(ctx context.Context, verifier note.Verifier) error {
-	size, err := l.st.Size(ctx)
-	if err != nil {
-		return err
-	}
-	hc, err := l.st.HashCount(ctx)
+	size, hc, cp, err := l.readTail(ctx)
 	if err != nil {
 		return err
 	}
@@ -290,12 +311,8 @@ func (l *Ledger) load(ctx context.Context, verifier note.Verifier) error {
 	}
 	l.head = tlog.Tree{N: size, Hash: root}
 
-	cp, err := l.st.LatestCheckpoint(ctx)
-	if errors.Is(err, store.ErrNotFound) {
+	if cp == nil {
 		return nil
-	}
-	if err != nil {
-		return err
 	}
 	c, err := OpenCheckpoint(cp.Note, verifier)
 	if err != nil {
@@ -316,6 +333,31 @@ func (l *Ledger) load(ctx context.Context, verifier note.Verifier) error {
 	}
 	l.signed = c.N
 	return nil
+}
+
+// readTail reads the log's size, its number of stored tree hashes and its latest checkpoint (nil:
+// none) as of one instant: for a shared store, under its tail lock (an empty AppendAt), as other
+// processes append and sign meanwhile (none can sign past the locked size).
+func (l *Ledger) readTail(ctx context.Context) (size, hashes int64, cp *store.Checkpoint, err error) {
+	read := func() error {
+		if size, err = l.st.Size(ctx); err != nil {
+			return err
+		}
+		if hashes, err = l.st.HashCount(ctx); err != nil {
+			return err
+		}
+		c, err := l.st.LatestCheckpoint(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		cp = &c
+		return err
+	}
+	if sh, ok := l.st.(SharedStore); ok {
+		err = sh.AppendAt(ctx, func(int64, tlog.HashReader) (store.Batch, error) { return store.Batch{}, read() })
+		return size, hashes, cp, err
+	}
+	return size, hashes, cp, read()
 }
 
 func (l *Ledger) storeReader(ctx context.Context) tlog.HashReader {
@@ -735,40 +777,152 @@ func sameContent(stored *event.Event, it *item) bool {
 }
 
 func (l *Ledger) tryCommit(ctx context.Context, items []*item) error {
-	// Grow a copy of the frontier: it replaces the writer's only once the batch is committed.
-	f := l.front.clone()
-	size := f.n
-	b := store.Batch{Entries: make([]store.Entry, len(items)), FirstHash: tlog.StoredHashIndex(0, size)}
-	for i, it := range items {
-		hs, err := f.add(it.leaf)
-		if err != nil {
-			return err
+	var (
+		f    *frontier
+		b    store.Batch
+		root tlog.Hash
+	)
+	// build grows a copy of the frontier from size: it replaces the writer's only once the batch
+	// is committed.
+	build := func(size int64, hashes tlog.HashReader) (store.Batch, error) {
+		var err error
+		if f, err = l.frontierAt(size, hashes); err != nil {
+			return store.Batch{}, err
 		}
-		b.Hashes = append(b.Hashes, hs...)
-		b.Entries[i] = store.Entry{Seq: size + int64(i), ID: it.ev.ID, Salt: it.salt, Body: it.body, Cols: &it.cols}
+		b = store.Batch{Entries: make([]store.Entry, len(items)), FirstHash: tlog.StoredHashIndex(0, size)}
+		for i, it := range items {
+			hs, err := f.add(it.leaf)
+			if err != nil {
+				return store.Batch{}, err
+			}
+			b.Hashes = append(b.Hashes, hs...)
+			b.Entries[i] = store.Entry{Seq: size + int64(i), ID: it.ev.ID, Salt: it.salt, Body: it.body, Cols: &it.cols}
+		}
+		root, err = f.root()
+		return b, err
+	}
+	var err error
+	if sh, ok := l.st.(SharedStore); ok {
+		err = sh.AppendAt(ctx, build)
+	} else if _, err = build(l.front.n, nil); err == nil {
+		err = l.st.Append(ctx, b)
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// The commit's outcome may be unknown (the connection died around COMMIT): find out
+		// before answering, so a batch that landed is acknowledged and never appended twice.
+		var landed bool
+		if landed, err = l.landed(ctx, items, err); landed {
+			if err := l.resync(ctx); err != nil {
+				// A shared store's next commit rebuilds the frontier; SQLite never gets here.
+				l.opts.Logger.Warn("ledger: frontier not reloaded after a commit of unknown outcome", "err", err)
+			}
+			return nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	f.prune()
+	l.front = f
+	l.setHead(tlog.Tree{N: f.n, Hash: root})
+	l.committed(b.Entries, items)
+	for i, it := range items {
+		*it.res = Result{Receipt: Receipt{Seq: b.Entries[0].Seq + int64(i), ID: it.ev.ID, Leaf: it.leaf}}
+	}
+	return nil
+}
+
+// committed tells Options.Committed of a commit.
+func (l *Ledger) committed(entries []store.Entry, items []*item) {
+	if l.opts.Committed == nil {
+		return
+	}
+	evs := make([]*event.Event, len(items))
+	for i, it := range items {
+		evs[i] = it.ev
+	}
+	l.opts.Committed(entries, evs)
+}
+
+// setHead publishes a committed tree; it never moves back (another process's commits, seen
+// later, only move it on).
+func (l *Ledger) setHead(t tlog.Tree) {
+	l.mu.Lock()
+	if t.N >= l.head.N {
+		l.head = t
+	}
+	l.mu.Unlock()
+}
+
+// frontierAt returns a copy of the writer's frontier when the log has size entries, else the
+// frontier of size read through hashes (another process appended since this one's last commit).
+func (l *Ledger) frontierAt(size int64, hashes tlog.HashReader) (*frontier, error) {
+	if size == l.front.n {
+		return l.front.clone(), nil
+	}
+	if hashes == nil {
+		return nil, fmt.Errorf("ledger: the log has %d entries, this ledger appended up to %d: %w", size, l.front.n, store.ErrOutOfOrder)
+	}
+	idx := frontierIndexes(size)
+	hs, err := hashes.ReadHashes(idx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: frontier of %d entries: %w", size, err)
+	}
+	f := newFrontier(size, nil)
+	for i, x := range idx {
+		f.m[x] = hs[i]
+	}
+	return f, nil
+}
+
+// landed finds out whether a batch whose commit failed with commitErr was committed all the
+// same (the database went away around COMMIT), asking the store, which may take a while to
+// come back, for its first event by id: its salt, random per attempt, tells this attempt's row
+// from any other. It fills in the items' receipts when it was. It answers commitErr while the
+// store cannot tell.
+func (l *Ledger) landed(ctx context.Context, items []*item, commitErr error) (bool, error) {
+	wait := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		e, err := l.st.EntryByID(ctx, items[0].ev.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return false, commitErr // nothing was written: the callers may retry
+		case err == nil:
+			if !bytes.Equal(e.Salt, items[0].salt) {
+				return false, commitErr
+			}
+			entries := make([]store.Entry, len(items))
+			for i, it := range items {
+				entries[i] = store.Entry{Seq: e.Seq + int64(i), ID: it.ev.ID, Salt: it.salt, Body: it.body}
+				*it.res = Result{Receipt: Receipt{Seq: e.Seq + int64(i), ID: it.ev.ID, Leaf: it.leaf}}
+			}
+			l.committed(entries, items)
+			return true, nil
+		case attempt >= 3 || !errors.Is(err, store.ErrUnavailable):
+			return false, errors.Join(commitErr, err)
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
+}
+
+// resync reloads the writer's frontier and head from the store, after a commit whose outcome
+// the writer learned only by asking.
+func (l *Ledger) resync(ctx context.Context) error {
+	size, err := l.st.Size(ctx)
+	if err != nil {
+		return err
+	}
+	f, err := l.frontierAt(size, l.storeReader(ctx))
+	if err != nil {
+		return err
 	}
 	root, err := f.root()
 	if err != nil {
 		return err
 	}
-	if err := l.st.Append(ctx, b); err != nil {
-		return err
-	}
-	f.prune()
 	l.front = f
-	l.mu.Lock()
-	l.head = tlog.Tree{N: f.n, Hash: root}
-	l.mu.Unlock()
-	if l.opts.Committed != nil {
-		evs := make([]*event.Event, len(items))
-		for i, it := range items {
-			evs[i] = it.ev
-		}
-		l.opts.Committed(b.Entries, evs)
-	}
-	for i, it := range items {
-		*it.res = Result{Receipt: Receipt{Seq: size + int64(i), ID: it.ev.ID, Leaf: it.leaf}}
-	}
+	l.setHead(tlog.Tree{N: size, Hash: root})
 	return nil
 }
 
@@ -793,6 +947,9 @@ func (l *Ledger) checkpointer() {
 func (l *Ledger) SignCheckpoint(ctx context.Context) ([]byte, error) {
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
+	if sh, ok := l.st.(SharedStore); ok {
+		return l.signShared(ctx, sh)
+	}
 	head := l.Head()
 	if head.N > l.signed || head.N == 0 && l.signed == 0 {
 		if head.N == 0 {
@@ -811,6 +968,81 @@ func (l *Ledger) SignCheckpoint(ctx context.Context) ([]byte, error) {
 		return msg, nil
 	}
 	return l.latestNote(ctx)
+}
+
+// leaseTries bounds how often signShared asks for a lease another process holds: a holder
+// keeps it for a few queries, so a proof waiting for a checkpoint gets one within
+// milliseconds.
+const leaseTries = 20
+
+// signShared signs the store's tree, not this process's: under the checkpoint lease it reads the
+// log's size and root from the stored hashes and, when the tree grew past the latest signed
+// checkpoint, checks that checkpoint's consistency with it before signing. A rewritten stored
+// hash is refused (ErrTampered) rather than signed. When another process holds the lease, it
+// signs instead of this one.
+func (l *Ledger) signShared(ctx context.Context, sh SharedStore) ([]byte, error) {
+	var msg []byte
+	var size int64
+	sign := func(n, signed int64, hashes tlog.HashReader) ([]byte, error) {
+		if n <= signed {
+			return nil, nil
+		}
+		root, err := tlog.TreeHash(n, hashes)
+		if err != nil {
+			return nil, err
+		}
+		if signed >= 0 {
+			if err := l.checkConsistent(ctx, tlog.Tree{N: n, Hash: root}, hashes); err != nil {
+				return nil, err
+			}
+		}
+		if msg, err = note.Sign(&note.Note{Text: FormatCheckpoint(l.origin, tlog.Tree{N: n, Hash: root})}, l.signer); err != nil {
+			return nil, fmt.Errorf("ledger: sign checkpoint: %w", err)
+		}
+		size = n
+		return msg, nil
+	}
+	for try := 0; ; try++ {
+		held, err := sh.CheckpointLease(ctx, sign)
+		if err != nil {
+			return nil, err
+		}
+		if held || try == leaseTries {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if msg == nil {
+		return l.latestNote(ctx)
+	}
+	l.signed, l.signedAt = size, time.Now()
+	return msg, nil
+}
+
+// checkConsistent checks that the stored tree t extends the latest signed checkpoint.
+func (l *Ledger) checkConsistent(ctx context.Context, t tlog.Tree, hashes tlog.HashReader) error {
+	cp, err := l.st.LatestCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := OpenCheckpoint(cp.Note, l.verifier)
+	if err != nil {
+		return fmt.Errorf("ledger: latest stored checkpoint: %w", errors.Join(ErrTampered, err))
+	}
+	if c.N > t.N {
+		return fmt.Errorf("ledger: checkpoint signed for %d events, the store has %d: %w", c.N, t.N, ErrTampered)
+	}
+	if c.N == 0 { // every tree extends the empty one
+		return nil
+	}
+	proof, err := tlog.ProveTree(t.N, c.N, hashes)
+	if err != nil {
+		return err
+	}
+	if err := tlog.CheckTree(proof, t.N, t.Hash, c.N, c.Hash); err != nil {
+		return fmt.Errorf("ledger: the stored tree of %d events does not extend the checkpoint of %d: %w", t.N, c.N, errors.Join(ErrTampered, err))
+	}
+	return nil
 }
 
 func (l *Ledger) latestNote(ctx context.Context) ([]byte, error) {

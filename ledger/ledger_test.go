@@ -326,6 +326,10 @@ func TestCheckpointsWhileGrowing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stored := len(cps)
+	if len(cps) > 0 && cps[0].Size == 0 {
+		cps = cps[1:] // the empty tree's, when the first tick came before the first commit
+	}
 	if len(cps) != 5 {
 		t.Fatalf("%d checkpoints while growing in 5 steps, want 5", len(cps))
 	}
@@ -337,8 +341,8 @@ func TestCheckpointsWhileGrowing(t *testing.T) {
 	// Idle: no new checkpoint.
 	time.Sleep(80 * time.Millisecond)
 	again, _ := f.st.Checkpoints(context.Background())
-	if len(again) != len(cps) {
-		t.Errorf("signed %d checkpoints while idle", len(again)-len(cps))
+	if len(again) != stored {
+		t.Errorf("signed %d checkpoints while idle", len(again)-stored)
 	}
 	if _, err := verify(t, f, ledger.VerifyOptions{}); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 
 // Config is one load run.
 type Config struct {
-	URL         string        // the server, e.g. http://127.0.0.1:8433
+	URL         string        // the server, e.g. http://127.0.0.1:8433; several, comma-separated, share the connections round-robin
 	Key         string        // a writer API key
 	Connections int           // concurrent clients
 	Batch       int           // events per request (1: single posts)
@@ -52,6 +52,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Connections < 1 || cfg.Batch < 1 || cfg.Duration <= 0 {
 		return Result{}, fmt.Errorf("loadgen: connections, batch and duration must be positive")
 	}
+	urls := strings.Split(cfg.URL, ",")
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	tr := &http.Transport{MaxIdleConnsPerHost: cfg.Connections, MaxConnsPerHost: cfg.Connections}
@@ -68,6 +69,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	var wg sync.WaitGroup
 	for c := 0; c < cfg.Connections; c++ {
 		wg.Add(1)
+		url := urls[c%len(urls)] // several instances behind no balancer: each connection keeps to one
 		go func() {
 			defer wg.Done()
 			var local []time.Duration
@@ -98,7 +100,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					body.WriteString(eventJSON(fmt.Sprintf("load-%d-%d", start.UnixNano(), seq.Add(1))))
 					body.WriteByte('\n')
 				}
-				req, _ := http.NewRequestWithContext(ctx, "POST", cfg.URL+"/v1/events", &body)
+				req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/events", &body)
 				req.Header.Set("Authorization", "Bearer "+cfg.Key)
 				req.Header.Set("Content-Type", ctype)
 				t0 := time.Now()

@@ -276,6 +276,10 @@ func writeProblem(w http.ResponseWriter, err error) {
 		p = &Problem{Status: http.StatusNotFound, Title: "Not found", Detail: err.Error()}
 	case errors.Is(err, query.ErrBadCursor), errors.Is(err, query.ErrPageSize), errors.Is(err, ledger.ErrNotYetSigned):
 		p = &Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: err.Error()}
+	case errors.Is(err, store.ErrUnavailable):
+		// A database restart or failover: nothing of the request was acknowledged, and a retry
+		// with the same ids is answered with the stored receipts if it landed after all.
+		p = &Problem{Status: http.StatusServiceUnavailable, Title: "Database unavailable", Detail: "the log's database cannot be reached now; retry with the same event ids", retry: 5}
 	case errors.Is(err, store.ErrNoSpace), errors.Is(err, store.ErrReadOnly):
 		p = &Problem{Status: http.StatusServiceUnavailable, Title: "Storage unavailable", Detail: "the log cannot be written now", retry: 30}
 	default:

@@ -64,6 +64,10 @@ var (
 	// ErrNotPurgeable: an erasure names a purge event that is not stored, or that does not
 	// come after an entry it would erase; nothing was erased.
 	ErrNotPurgeable = errors.New("not purgeable")
+	// ErrUnavailable: the database could not be reached or lost the connection (a restart, a
+	// network failure). Whether a write that failed so was committed is unknown until the store
+	// answers again; a caller retries later (servers answer 503 with Retry-After).
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // Filter selects events; empty fields do not filter. Results come in seq order.

@@ -17,7 +17,7 @@ import (
 
 func main() {
 	var cfg loadgen.Config
-	flag.StringVar(&cfg.URL, "url", "http://127.0.0.1:8433", "server URL (loopback only in this repository's tests)")
+	flag.StringVar(&cfg.URL, "url", "http://127.0.0.1:8433", "server URL, or several comma-separated (instances on one database), sharing the connections (loopback only in this repository's tests)")
 	keyFile := flag.String("key-file", "", "file holding a writer or admin API key")
 	flag.IntVar(&cfg.Connections, "connections", 32, "concurrent connections")
 	flag.IntVar(&cfg.Batch, "batch", 100, "events per request")

@@ -270,9 +270,7 @@ func (s *Server) listen() error {
 				return s.fail(err)
 			}
 		}
-		opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c max_connections=200", s.port, s.dir)
-		err = s.run("pg_ctl", "start", "-w", "-t", "60", "-D", s.data(), "-l", filepath.Join(s.dir, "server.log"), "-o", opts)
-		if err == nil {
+		if err = s.start(); err == nil {
 			s.watch()
 			return nil
 		}
@@ -281,6 +279,59 @@ func (s *Server) listen() error {
 			return s.fail(fmt.Errorf("%w\nserver log:\n%s", err, tail(string(log), 20)))
 		}
 	}
+}
+
+func (s *Server) start() error {
+	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c max_connections=200", s.port, s.dir)
+	return s.run("pg_ctl", "start", "-w", "-t", "60", "-D", s.data(), "-l", filepath.Join(s.dir, "server.log"), "-o", opts)
+}
+
+// Private starts a server of t's own, stopped when t ends, for a test that stops and restarts
+// it (Crash, Restart) and so must not share it. It skips or fails t as Shared does.
+func Private(t testing.TB) *Server {
+	t.Helper()
+	bin, err := findBin()
+	if err != nil {
+		testenv.Missing(t, err.Error())
+	}
+	s, err := Start(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Logf("pgtest: %v", err)
+		}
+	})
+	return s
+}
+
+// CreateDB creates an empty database on s and returns its URL (Private servers go away whole).
+func (s *Server) CreateDB(name string) (string, error) {
+	if err := s.admin(context.Background(), "CREATE DATABASE "+name); err != nil {
+		return "", err
+	}
+	return s.URL(name), nil
+}
+
+// Crash stops the server as a crash would: an immediate shutdown that cuts every connection
+// and skips the shutdown checkpoint (the next start replays the WAL).
+func (s *Server) Crash() error {
+	return s.run("pg_ctl", "stop", "-w", "-m", "immediate", "-D", s.data())
+}
+
+// Restart starts a stopped server again on the same port and directory.
+func (s *Server) Restart() error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	if s.watchdog != nil { // it watches the old postmaster's pid
+		s.watchdog.Process.Kill()
+		s.watchdog.Wait()
+		s.watchdog = nil
+	}
+	s.watch()
+	return nil
 }
 
 func (s *Server) data() string { return filepath.Join(s.dir, "data") }

@@ -16,10 +16,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,12 +50,20 @@ type Config struct {
 	// Logger, when set, gets one line for each failed attempt to connect while retrying: the
 	// database (host:port/name, never the password), the error, and when the next attempt is.
 	Logger *slog.Logger
+	// HoldTimeout is how long a session may sit idle inside a transaction, holding the log's
+	// tail lock (AppendAt) or the checkpoint lease, before PostgreSQL ends it and the lock
+	// passes on: a process paused or cut off mid-commit must not stall every other writer.
+	// 0 is DefaultHoldTimeout.
+	HoldTimeout time.Duration
 }
 
 // Defaults for Config.
 const (
 	DefaultMaxConns       = 8
 	DefaultConnectTimeout = 10 * time.Second
+	// A writer computes a batch's tree hashes, a lease holder reads a few and signs, between
+	// statements: milliseconds. Ten seconds of silence means it is paused or cut off.
+	DefaultHoldTimeout = 10 * time.Second
 )
 
 // IsURL reports whether s names a PostgreSQL database (postgres:// or postgresql://).
@@ -76,8 +86,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("postgres: Config.URL is empty")
 	}
-	if cfg.MaxConns < 0 || cfg.ConnectTimeout < 0 {
-		return nil, fmt.Errorf("postgres: Config.MaxConns %d and ConnectTimeout %v must not be negative", cfg.MaxConns, cfg.ConnectTimeout)
+	if cfg.MaxConns < 0 || cfg.ConnectTimeout < 0 || cfg.HoldTimeout < 0 {
+		return nil, fmt.Errorf("postgres: Config.MaxConns %d, ConnectTimeout %v and HoldTimeout %v must not be negative", cfg.MaxConns, cfg.ConnectTimeout, cfg.HoldTimeout)
 	}
 	pc, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
@@ -91,6 +101,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pc.ConnConfig.RuntimeParams = map[string]string{}
 	}
 	pc.ConnConfig.RuntimeParams["application_name"] = "agentaudit"
+	if _, set := pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set || cfg.HoldTimeout > 0 { // the URL's, unless Config says
+		pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(cmp(cfg.HoldTimeout, DefaultHoldTimeout).Milliseconds(), 10)
+	}
 	if cfg.ReadOnly {
 		pc.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	}
@@ -115,7 +128,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// ErrUnreachable: the database did not answer when the store was opened.
+// ErrUnreachable: the database did not answer when the store was opened. It comes joined with
+// store.ErrUnavailable.
 var ErrUnreachable = errors.New("database unreachable")
 
 // ping connects, retrying with backoff (100 ms doubling to 2 s) for up to timeout while the
@@ -142,7 +156,7 @@ func (s *Store) ping(ctx context.Context, timeout time.Duration, logger *slog.Lo
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("postgres: database %s unreachable for %v (%d attempts): %w", s.where, timeout, attempt, errors.Join(ErrUnreachable, err))
+			return fmt.Errorf("postgres: database %s unreachable for %v (%d attempts): %w", s.where, timeout, attempt, errors.Join(ErrUnreachable, store.ErrUnavailable, err))
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 2*time.Second)
@@ -191,11 +205,9 @@ var ErrWriterLocked = errors.New("another agentaudit writer is appending to this
 const writerLock = 0x61617772 // "aawr"
 
 // LockWriter takes the database's writer lock, a session advisory lock held on one connection
-// of the pool until Close, or fails at once with ErrWriterLocked. Appends stay correct without
-// it (each transaction locks the log's tail and refuses a batch that does not continue the log,
-// store.ErrOutOfOrder), but a ledger keeps the tree's frontier in memory and cannot yet follow
-// another process's appends: the lock makes a second writer fail at start instead of on every
-// commit.
+// of the pool until Close, or fails at once with ErrWriterLocked. It is opt-in, for a deployment
+// that wants exactly one writer: any number of ledgers may append at once (they sequence through
+// AppendAt and sign through CheckpointLease), so agentaudit itself does not take it.
 func (s *Store) LockWriter(ctx context.Context) error {
 	if err := s.writable("lock writer"); err != nil {
 		return err
@@ -214,7 +226,7 @@ func (s *Store) LockWriter(ctx context.Context) error {
 	}
 	if !ok {
 		c.Release()
-		return fmt.Errorf("postgres: %s: %w (several servers on one database are not supported yet)", s.where, ErrWriterLocked)
+		return fmt.Errorf("postgres: %s: %w", s.where, ErrWriterLocked)
 	}
 	s.writer = c
 	return nil
@@ -227,6 +239,9 @@ func (s *Store) Where() string { return s.where }
 func mapErr(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%s: %w", op, errors.Join(store.ErrUnavailable, err))
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -246,6 +261,28 @@ func mapErr(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
+// unavailable reports whether err is the database going away or not answering, rather than it
+// refusing the statement: a lost or refused connection, a server shutting down or starting up,
+// a session ended by the server (the checkpoint lease's timeout).
+func unavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection_exception
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin, crash shutdown; starting up
+			pe.Code == "25P03", // idle_in_transaction_session_timeout
+			pe.Code == "53300": // too_many_connections
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		pgconn.SafeToRetry(err)
+}
+
 func (s *Store) writable(op string) error {
 	if s.readOnly {
 		return fmt.Errorf("postgres: %s: %w", op, store.ErrReadOnly)
@@ -258,18 +295,21 @@ func (s *Store) writable(op string) error {
 // log as every other writer left it.
 // A purged entry (PurgedBy set) is stored as the stub Erase leaves, which is how a copied log
 // (datadir.Migrate) keeps its purged events; the ledger appends only intact ones.
-func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
+func (s *Store) Append(ctx context.Context, b store.Batch) error {
+	return s.AppendAt(ctx, func(int64, tlog.HashReader) (store.Batch, error) { return b, nil })
+}
+
+// AppendAt is Append for a writer that shares the database with others: inside the transaction,
+// with the log's tail row locked (SELECT ... FOR UPDATE), it calls build with the log's size
+// and a reader of its stored tree hashes as that transaction sees them, and commits the batch
+// build returns, which must continue the log at size (else store.ErrOutOfOrder). Other writers
+// wait on the row lock until the commit, so the log stays linear and gap-free whichever process
+// appends. An error of build is returned as is, and nothing is written. A writer that stops
+// answering inside the transaction loses the lock after Config.HoldTimeout (PostgreSQL ends its
+// session; its commit fails with store.ErrUnavailable).
+func (s *Store) AppendAt(ctx context.Context, build func(size int64, hashes tlog.HashReader) (store.Batch, error)) (err error) {
 	if err := s.writable("append"); err != nil {
 		return err
-	}
-	if len(b.Entries) == 0 {
-		return nil
-	}
-	first := b.Entries[0].Seq
-	for i, e := range b.Entries {
-		if e.Seq != first+int64(i) {
-			return fmt.Errorf("postgres: entry seq %d is not consecutive: %w", e.Seq, store.ErrOutOfOrder)
-		}
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -283,6 +323,19 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 	var next, nextHash int64
 	if err := tx.QueryRow(ctx, "SELECT next_seq, next_hash FROM log_tail FOR UPDATE").Scan(&next, &nextHash); err != nil {
 		return mapErr("postgres: lock the log's tail", err)
+	}
+	b, err := build(next, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return readHashes(ctx, tx, idx) }))
+	if err != nil {
+		return err
+	}
+	if len(b.Entries) == 0 {
+		return mapErr("postgres: commit", tx.Commit(ctx))
+	}
+	first := b.Entries[0].Seq
+	for i, e := range b.Entries {
+		if e.Seq != first+int64(i) {
+			return fmt.Errorf("postgres: entry seq %d is not consecutive: %w", e.Seq, store.ErrOutOfOrder)
+		}
 	}
 	if first != next || b.FirstHash != nextHash {
 		return fmt.Errorf("postgres: append at seq %d, hash %d; log ends at %d, %d: %w",
@@ -317,6 +370,43 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 // stubSalt is the salt column of a purged entry, as Erase writes it: sixteen zero bytes.
 var stubSalt = make([]byte, 16)
 
+// checkpointLock is the transaction advisory lock key of the checkpoint lease.
+const checkpointLock = 0x61616370 // "aacp"
+
+// CheckpointLease runs sign for the one ledger, among all those appending to the database, that
+// holds the checkpoint lease: a transaction advisory lock, tried without waiting (held is false,
+// and sign is not called, when another process has it). sign gets the log's size, the size of
+// the largest stored checkpoint (-1 for none) and a reader of the stored tree hashes; the note
+// it returns (nil: nothing to sign) is stored in the same transaction. The lease ends with the
+// transaction, or, if its holder stops answering (paused, partitioned), when PostgreSQL ends the
+// session after Config.HoldTimeout idle: the holder's checkpoint is then not stored, and
+// another process takes the lease.
+func (s *Store) CheckpointLease(ctx context.Context, sign func(size, signed int64, hashes tlog.HashReader) ([]byte, error)) (held bool, err error) {
+	if err := s.writable("checkpoint"); err != nil {
+		return false, err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, mapErr("postgres: begin", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // after Commit, a no-op
+	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", checkpointLock).Scan(&held); err != nil || !held {
+		return false, mapErr("postgres: checkpoint lease", err)
+	}
+	var size, signed int64
+	if err := tx.QueryRow(ctx, "SELECT next_seq, (SELECT coalesce(max(size), -1) FROM checkpoints) FROM log_tail").Scan(&size, &signed); err != nil {
+		return true, mapErr("postgres: checkpoint lease", err)
+	}
+	note, err := sign(size, signed, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return readHashes(ctx, tx, idx) }))
+	if err != nil || note == nil {
+		return true, err
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO checkpoints(size, note) VALUES ($1, $2)", size, string(note)); err != nil {
+		return true, mapErr("postgres: add checkpoint", err)
+	}
+	return true, mapErr("postgres: commit checkpoint", tx.Commit(ctx))
+}
+
 // Size returns the number of entries, that is the next seq.
 func (s *Store) Size(ctx context.Context) (int64, error) {
 	var n int64
@@ -340,11 +430,21 @@ func (s *Store) HashCount(ctx context.Context) (int64, error) {
 
 // ReadHashes returns the stored tree hashes at the given tlog stored-hash indexes, in one query.
 func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	return readHashes(ctx, s.pool, indexes)
+}
+
+// querier is what the pool and a transaction share.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// readHashes is ReadHashes through q: the pool, or a transaction that must see its own snapshot.
+func readHashes(ctx context.Context, q querier, indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	if len(indexes) == 0 {
 		return out, nil
 	}
-	rows, err := s.pool.Query(ctx, "SELECT i.ord, h.hash FROM unnest($1::bigint[]) WITH ORDINALITY AS i(idx, ord) JOIN tree_hashes h ON h.idx = i.idx", indexes)
+	rows, err := q.Query(ctx, "SELECT i.ord, h.hash FROM unnest($1::bigint[]) WITH ORDINALITY AS i(idx, ord) JOIN tree_hashes h ON h.idx = i.idx", indexes)
 	if err != nil {
 		return nil, mapErr("postgres: read hashes", err)
 	}
@@ -368,7 +468,7 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 	if found != len(indexes) {
 		// Name the first missing one (an index may be asked for twice).
 		have := map[int64]bool{}
-		rows, err := s.pool.Query(ctx, "SELECT idx FROM tree_hashes WHERE idx = ANY($1)", indexes)
+		rows, err := q.Query(ctx, "SELECT idx FROM tree_hashes WHERE idx = ANY($1)", indexes)
 		if err == nil {
 			for rows.Next() {
 				var idx int64

@@ -172,7 +172,7 @@ func TestUnreachable(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	_, err = postgres.Open(context.Background(), postgres.Config{URL: "postgres://u:s3cret@" + addr + "/audit", ConnectTimeout: 2 * time.Second})
-	if !errors.Is(err, postgres.ErrUnreachable) || !strings.Contains(err.Error(), addr+"/audit") || strings.Contains(err.Error(), "s3cret") {
+	if !errors.Is(err, postgres.ErrUnreachable) || !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), addr+"/audit") || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("Open = %v, want ErrUnreachable naming %s/audit and no password", err, addr)
 	}
 	if _, err := postgres.Open(context.Background(), postgres.Config{URL: "postgres://u:s3cret@[::1/x"}); err == nil || strings.Contains(err.Error(), "s3cret") {
@@ -440,5 +440,147 @@ func TestConcurrentWritersStayLinear(t *testing.T) {
 	t.Logf("%d entries committed, %d batches refused", committed, refused)
 	if refused == 0 {
 		t.Log("no race happened this time: the writers never collided")
+	}
+}
+
+// AppendAt hands build the log's size and stored hashes as its locked transaction sees them,
+// while other stores append to the same database; what build returns is committed, a batch not
+// at that size is refused (store.ErrOutOfOrder) and a build error writes nothing.
+func TestAppendAt(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	var stores []*postgres.Store
+	for range 3 {
+		s, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	var wg sync.WaitGroup
+	for w, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := range 10 {
+				err := s.AppendAt(ctx, func(size int64, hashes tlog.HashReader) (store.Batch, error) {
+					if size > 0 { // the hash of the last entry is readable in the transaction
+						if _, err := hashes.ReadHashes([]int64{tlog.StoredHashIndex(0, size-1)}); err != nil {
+							return store.Batch{}, err
+						}
+					}
+					b := store.Batch{FirstHash: tlog.StoredHashIndex(0, size)}
+					b.Entries = []store.Entry{{Seq: size, ID: fmt.Sprintf("w%d-%d", w, a), Salt: make([]byte, 16), Body: []byte("{}")}}
+					b.Hashes = make([]tlog.Hash, tlog.StoredHashCount(size+1)-b.FirstHash)
+					return b, nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s := stores[0]
+	if size, _ := s.Size(ctx); size != 30 {
+		t.Errorf("size %d after 30 appends at once", size)
+	}
+	if hc, _ := s.HashCount(ctx); hc != tlog.StoredHashCount(30) {
+		t.Errorf("%d tree hashes for 30 entries", hc)
+	}
+	errBuild := errors.New("build failed")
+	if err := s.AppendAt(ctx, func(int64, tlog.HashReader) (store.Batch, error) { return store.Batch{}, errBuild }); !errors.Is(err, errBuild) {
+		t.Errorf("AppendAt with a failing build = %v", err)
+	}
+	err := s.AppendAt(ctx, func(size int64, _ tlog.HashReader) (store.Batch, error) {
+		return store.Batch{Entries: []store.Entry{{Seq: size - 1, ID: "stale", Salt: make([]byte, 16), Body: []byte("{}")}}, FirstHash: tlog.StoredHashIndex(0, size-1)}, nil
+	})
+	if !errors.Is(err, store.ErrOutOfOrder) {
+		t.Errorf("AppendAt of a batch behind the log = %v, want ErrOutOfOrder", err)
+	}
+	if size, _ := s.Size(ctx); size != 30 {
+		t.Errorf("size %d after refused appends", size)
+	}
+	// A writer paused inside its transaction loses the tail lock after HoldTimeout, and the
+	// others go on.
+	p, err := postgres.Open(ctx, postgres.Config{URL: url, HoldTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	paused := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- p.AppendAt(ctx, func(size int64, _ tlog.HashReader) (store.Batch, error) {
+			close(paused)
+			time.Sleep(2 * time.Second)
+			return store.Batch{}, nil
+		})
+	}()
+	<-paused
+	err = s.AppendAt(ctx, func(size int64, _ tlog.HashReader) (store.Batch, error) {
+		b := store.Batch{FirstHash: tlog.StoredHashIndex(0, size), Entries: []store.Entry{{Seq: size, ID: "after-pause", Salt: make([]byte, 16), Body: []byte("{}")}}}
+		b.Hashes = make([]tlog.Hash, tlog.StoredHashCount(size+1)-b.FirstHash)
+		return b, nil
+	})
+	if err != nil {
+		t.Errorf("append beside a paused writer: %v", err)
+	}
+	if err := <-errc; !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("the paused writer: %v, want store.ErrUnavailable", err)
+	}
+}
+
+// One store at a time holds the checkpoint lease; a nil note stores nothing; a holder silent for
+// longer than its lease loses it (its session ends: store.ErrUnavailable) and stores nothing.
+func TestCheckpointLease(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	a, err := postgres.Open(ctx, postgres.Config{URL: url, HoldTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, postgres.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	held, err := a.CheckpointLease(ctx, func(size, signed int64, _ tlog.HashReader) ([]byte, error) {
+		if size != 0 || signed != -1 {
+			t.Errorf("sign(%d, %d), want the empty log and no checkpoint (0, -1)", size, signed)
+		}
+		bHeld, err := b.CheckpointLease(ctx, func(int64, int64, tlog.HashReader) ([]byte, error) {
+			t.Error("b signed while a held the lease")
+			return nil, nil
+		})
+		if bHeld || err != nil {
+			t.Errorf("b's lease while a holds it: %v %v", bHeld, err)
+		}
+		return []byte("note 0\n"), nil
+	})
+	if !held || err != nil {
+		t.Fatalf("a's lease: %v %v", held, err)
+	}
+	held, err = b.CheckpointLease(ctx, func(size, signed int64, _ tlog.HashReader) ([]byte, error) {
+		if signed != 0 {
+			t.Errorf("signed = %d, want 0 (a's checkpoint)", signed)
+		}
+		return nil, nil
+	})
+	if !held || err != nil {
+		t.Fatalf("b's lease after a's: %v %v", held, err)
+	}
+	_, err = a.CheckpointLease(ctx, func(int64, int64, tlog.HashReader) ([]byte, error) {
+		time.Sleep(time.Second) // paused past the lease
+		return []byte("late\n"), nil
+	})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("a paused past its lease: %v, want store.ErrUnavailable", err)
+	}
+	if cps, _ := b.Checkpoints(ctx); len(cps) != 1 || string(cps[0].Note) != "note 0\n" {
+		t.Errorf("checkpoints %+v, want a's first only", cps)
 	}
 }
