@@ -32,7 +32,7 @@ type env struct {
 	verifier note.Verifier
 }
 
-func start(t *testing.T, cfg server.Config) *env {
+func start(t testing.TB, cfg server.Config) *env {
 	t.Helper()
 	dir := datadir.Dir{Path: filepath.Join(t.TempDir(), "data")}
 	if _, err := dir.Init(context.Background(), ""); err != nil {
