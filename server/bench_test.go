@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/agentaudit/agentaudit/apikey"
 	"github.com/agentaudit/agentaudit/server"
@@ -49,4 +51,53 @@ func BenchmarkIngestBatched(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkIngestSingle: 64 clients each posting one event of about 1 KiB at a time, as fast as
+// the server answers (each answer once durable), with the latency percentiles of the posts.
+func BenchmarkIngestSingle(b *testing.B) {
+	e := start(b, server.Config{})
+	key := e.keys[apikey.Writer]
+	var n atomic.Int64
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+	lat := make(chan time.Duration, 1<<20)
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			body := fmt.Sprintf(`{"id":"one-%d","session_id":"load","kind":"tool_call","tool_name":"update_order_status","user_id":"usr_1","agent_id":"load","time":"2026-01-01T00:00:00Z","arguments":{"order_id":"ORD-456","note":"%s"},"result":{"detail":"%s"},"duration_ms":38,"success":false}`,
+				n.Add(1), strings.Repeat("n", 200), strings.Repeat("d", 500))
+			req, _ := http.NewRequest("POST", e.url+"/v1/events", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+key)
+			req.Header.Set("Content-Type", "application/json")
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			select {
+			case lat <- time.Since(t0):
+			default:
+			}
+			if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	close(lat)
+	var ds []time.Duration
+	for d := range lat {
+		ds = append(ds, d)
+	}
+	slices.Sort(ds)
+	if len(ds) > 0 {
+		b.ReportMetric(float64(ds[len(ds)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds()), "p99-µs")
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
