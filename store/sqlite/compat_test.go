@@ -326,10 +326,10 @@ func unquote(t *testing.T, v any) string {
 	return strings.ReplaceAll(s[1:len(s)-1], "''", "'")
 }
 
-// queryCols and columnsSQL are how a SQLite of 3.40 writes an event: the query columns are
-// stored since schema 4, so a writer computes them from the body (verification checks them).
+// columnsSQL is how a SQLite of 3.40 writes an event's query columns (sqlite.QueryCols, in that
+// order): they are stored since schema 4, so a writer computes them from the body (verification
+// checks them).
 const (
-	queryCols  = "session_id, kind, time_ms, user_id, agent_id, model, tool_name, subject_type, subject_id, outcome, success, duration_ms, retention_class, retain_until_ms"
 	columnsSQL = `body ->> '$.session_id', body ->> '$.kind',
 		CAST(strftime('%s', substr(body ->> '$.time', 1, 19)) AS INTEGER) * 1000
 		+ CAST(substr(rtrim(substr(body ->> '$.time', 21), 'Z') || '000', 1, 3) AS INTEGER),
@@ -376,7 +376,7 @@ func TestOtherSQLiteReadsAndWrites(t *testing.T) {
 				stmts = append(stmts,
 					"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE time_ms >= 1 AND time_ms < 2",
 					fmt.Sprintf(`INSERT INTO events(seq, id, salt, body, %s) SELECT seq, id, salt, body, %s FROM
-						(SELECT %d AS seq, '%s' AS id, zeroblob(16) AS salt, '%s' AS body)`, queryCols, columnsSQL, seq, written.ID, body),
+						(SELECT %d AS seq, '%s' AS id, zeroblob(16) AS salt, '%s' AS body)`, sqlite.QueryCols, columnsSQL, seq, written.ID, body),
 					fmt.Sprintf("SELECT time_ms FROM events WHERE seq = %d", seq),
 					"PRAGMA integrity_check",
 				)

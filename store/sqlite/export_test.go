@@ -5,3 +5,6 @@ var MigrateTo = migrate
 
 // FindQuery is the statement Find runs, for query-plan tests.
 var FindQuery = findQuery
+
+// QueryCols are the query columns an INSERT names, in the order columnsSQL computes them.
+const QueryCols = queryCols
