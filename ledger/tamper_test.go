@@ -450,3 +450,43 @@ func TestOpenRefusesTamperedTree(t *testing.T) {
 		})
 	}
 }
+
+// A table whose query columns were all rewritten gives the first thousand index problems in full
+// and one that counts the rest, not a report per event.
+func TestIndexProblemsCapped(t *testing.T) {
+	f := newFixture(t, ledger.Options{Sanitizer: ledger.Unsanitized, CheckpointInterval: 1 << 40})
+	appendN(t, f.l, 0, 1100)
+	if _, err := f.l.SignCheckpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.close()
+	db := tamperDB(t, f.db)
+	mustExec(t, db, "UPDATE events SET user_id = 'mallory'")
+	db.Close()
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: f.db, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rep, err := ledger.Verify(context.Background(), st, f.v, ledger.VerifyOptions{})
+	var te *ledger.TamperError
+	if !errors.As(err, &te) {
+		t.Fatalf("Verify = %v", err)
+	}
+	var seqs, summary int
+	for _, p := range rep.Problems {
+		switch {
+		case p.Kind != ledger.ProblemIndex:
+			t.Errorf("not an index problem: %v", p)
+		case p.Seq >= 0:
+			seqs++
+		case strings.Contains(p.Detail, "and 100 more events"):
+			summary++
+		default:
+			t.Errorf("unexpected summary: %v", p)
+		}
+	}
+	if seqs != 1000 || summary != 1 {
+		t.Errorf("%d index problems naming a seq and %d summaries, want 1000 and 1", seqs, summary)
+	}
+}
