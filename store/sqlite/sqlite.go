@@ -540,7 +540,7 @@ func (s *Store) ScanEntries(ctx context.Context, from int64, fn func(store.Entry
 	defer c.close()
 	var (
 		cols   store.Columns
-		intern interner
+		intern store.Interner
 	)
 	strs := [...]*string{&cols.SessionID, &cols.Kind, &cols.UserID, &cols.AgentID, &cols.Model,
 		&cols.ToolName, &cols.SubjectType, &cols.SubjectID, &cols.Outcome, &cols.RetentionClass}
@@ -573,7 +573,7 @@ func (s *Store) ScanEntries(ctx context.Context, from int64, fn func(store.Entry
 			case len(b) == 0: // the ledger stores NULL, never ''
 				*d = editedValue
 			default:
-				*d = intern.str(b)
+				*d = intern.Str(b)
 			}
 		}
 		e.Cols = &cols
@@ -590,28 +590,6 @@ const scanCols = "CAST(time_ms AS INTEGER), CAST(success AS INTEGER), CAST(durat
 
 // editedValue stands for a stored column value that no body can give.
 const editedValue = "\x00(edited: an empty string)"
-
-// interner returns equal strings read in one scan as one string: a scan over millions of rows
-// meets the same few session ids, users and tools again and again, and a lookup by the bytes
-// does not allocate. It forgets everything past maxInterned strings to bound its memory.
-type interner map[string]string
-
-const maxInterned = 1 << 16
-
-func (in *interner) str(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if v, ok := (*in)[string(b)]; ok {
-		return v
-	}
-	if *in == nil || len(*in) >= maxInterned {
-		*in = make(interner, 1024)
-	}
-	v := string(b)
-	(*in)[v] = v
-	return v
-}
 
 // ScanHashes calls fn for every stored tree hash with index >= from, in index order.
 func (s *Store) ScanHashes(ctx context.Context, from int64, fn func(idx int64, h tlog.Hash) error) error {
@@ -709,8 +687,8 @@ func (s *Store) ToolCalls(ctx context.Context, since, until time.Time, fn func(s
 		return mapErr("sqlite: tool calls", err)
 	}
 	defer rows.Close()
-	var intern interner
-	str := intern.str
+	var intern store.Interner
+	str := intern.Str
 	for rows.Next() {
 		var tool, user sql.RawBytes
 		var d, ok any
