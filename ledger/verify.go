@@ -709,7 +709,8 @@ type treeWalk struct {
 // every signed size.
 func walkTree(ev *stream[leafAt], th *stream[hashAt], signed map[int64]tlog.Hash) (*treeWalk, error) {
 	w := &treeWalk{eventRootOK: map[int64]bool{}, eventRoots: map[int64]tlog.Hash{}}
-	evTree := newFrontier(0, nil)
+	var evTree compactRange
+	var rebuiltBuf [64]tlog.Hash
 	evBroken := false // the tree cannot grow past a missing event
 	var lastSeq int64 = -1
 	for n := int64(0); ; n++ {
@@ -769,13 +770,7 @@ func walkTree(ev *stream[leafAt], th *stream[hashAt], signed map[int64]tlog.Hash
 		}
 		var rebuilt []tlog.Hash
 		if hasEvent && !evBroken {
-			var err error
-			if rebuilt, err = evTree.add(e.leaf); err != nil {
-				return nil, err
-			}
-			if n%1024 == 0 {
-				evTree.prune()
-			}
+			rebuilt = evTree.add(e.leaf, rebuiltBuf[:0])
 		} else if !hasEvent {
 			evBroken = true
 		}
