@@ -40,12 +40,15 @@ func ColumnsOf(body []byte) (Columns, error) { return columnsOf(body, nil) }
 // strings as one string: a scan over a log meets the same kinds, sessions, users and tools again
 // and again, and then allocates nothing per body. The zero value is ready to use; one goroutine
 // uses it.
-type ColumnReader struct{ in Interner }
+type ColumnReader struct {
+	in   Interner
+	last [10]string // each string column's value in the body before: often the same
+}
 
 // Of returns the columns of body, as ColumnsOf.
-func (r *ColumnReader) Of(body []byte) (Columns, error) { return columnsOf(body, &r.in) }
+func (r *ColumnReader) Of(body []byte) (Columns, error) { return columnsOf(body, r) }
 
-func columnsOf(body []byte, in *Interner) (Columns, error) {
+func columnsOf(body []byte, r *ColumnReader) (Columns, error) {
 	c := Columns{Success: -1}
 	s := jsontok.Scanner{In: body}
 	s.SkipSpace()
@@ -64,17 +67,21 @@ func columnsOf(body []byte, in *Interner) (Columns, error) {
 		if s.Pos >= len(body) {
 			return c, s.Errorf("unexpected end of JSON after %q", name)
 		}
-		dst := c.str(name)
+		dst, col := c.str(name)
 		switch {
 		case dst != nil:
 			v, err := s.String(&valBuf)
 			if err != nil {
 				return c, fmt.Errorf("%s: %w", name, err)
 			}
-			if in != nil {
-				*dst = in.Str(v)
-			} else {
+			switch {
+			case r == nil:
 				*dst = string(v)
+			case r.last[col] == string(v):
+				*dst = r.last[col]
+			default:
+				*dst = r.in.Str(v)
+				r.last[col] = *dst
 			}
 		case bytes.Equal(name, []byte("time")), bytes.Equal(name, []byte("retain_until")):
 			v, err := s.String(&valBuf)
@@ -122,31 +129,31 @@ func columnsOf(body []byte, in *Interner) (Columns, error) {
 	return c, s.End()
 }
 
-// str returns the string column the member name fills, or nil.
-func (c *Columns) str(name []byte) *string {
+// str returns the string column the member name fills and its number (0 to 9), or nil.
+func (c *Columns) str(name []byte) (*string, int) {
 	switch string(name) { // the conversion is not an allocation in a switch
 	case "session_id":
-		return &c.SessionID
+		return &c.SessionID, 0
 	case "kind":
-		return &c.Kind
+		return &c.Kind, 1
 	case "user_id":
-		return &c.UserID
+		return &c.UserID, 2
 	case "agent_id":
-		return &c.AgentID
+		return &c.AgentID, 3
 	case "model":
-		return &c.Model
+		return &c.Model, 4
 	case "tool_name":
-		return &c.ToolName
+		return &c.ToolName, 5
 	case "subject_type":
-		return &c.SubjectType
+		return &c.SubjectType, 6
 	case "subject_id":
-		return &c.SubjectID
+		return &c.SubjectID, 7
 	case "outcome":
-		return &c.Outcome
+		return &c.Outcome, 8
 	case "retention_class":
-		return &c.RetentionClass
+		return &c.RetentionClass, 9
 	}
-	return nil
+	return nil, 0
 }
 
 // Diff names the first column in which c and stored differ, with both values, or returns "".

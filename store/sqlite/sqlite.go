@@ -541,6 +541,7 @@ func (s *Store) ScanEntries(ctx context.Context, from int64, fn func(store.Entry
 	var (
 		cols   store.Columns
 		intern store.Interner
+		last   [10]string // each string column's value in the row before: often the same
 	)
 	strs := [...]*string{&cols.SessionID, &cols.Kind, &cols.UserID, &cols.AgentID, &cols.Model,
 		&cols.ToolName, &cols.SubjectType, &cols.SubjectID, &cols.Outcome, &cols.RetentionClass}
@@ -572,8 +573,11 @@ func (s *Store) ScanEntries(ctx context.Context, from int64, fn func(store.Entry
 			case b == nil: // NULL
 			case len(b) == 0: // the ledger stores NULL, never ''
 				*d = editedValue
+			case last[i] == string(b):
+				*d = last[i]
 			default:
 				*d = intern.Str(b)
+				last[i] = *d
 			}
 		}
 		e.Cols = &cols
