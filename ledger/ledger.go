@@ -574,9 +574,10 @@ func (l *Ledger) check(it *item, ev *event.Event, now time.Time, system bool) er
 
 // preparer prepares queued requests until Close: the work that may run in parallel.
 func (l *Ledger) preparer() {
+	var cols store.ColumnReader
 	for req := range l.prep {
 		for _, it := range req.items {
-			if err := l.prepare(it); err != nil {
+			if err := l.prepare(it, &cols); err != nil {
 				it.failed, it.res.Err = true, err
 			}
 		}
@@ -586,7 +587,7 @@ func (l *Ledger) preparer() {
 
 // prepare sanitizes, canonicalizes, salts and hashes a checked item. The sanitizer keeps a valid
 // event valid (redact's tests hold it to that), so validation need not run again.
-func (l *Ledger) prepare(it *item) error {
+func (l *Ledger) prepare(it *item, cols *store.ColumnReader) error {
 	if err := l.opts.Sanitizer.Sanitize(it.ev); err != nil {
 		return fmt.Errorf("sanitize: %w", err)
 	}
@@ -599,7 +600,7 @@ func (l *Ledger) prepare(it *item) error {
 	}
 	// Read back from the bytes committed, not taken from the event: the one derivation that
 	// verification repeats.
-	if it.cols, err = store.ColumnsOf(body); err != nil {
+	if it.cols, err = cols.Of(body); err != nil {
 		return fmt.Errorf("ledger: query columns: %w", err)
 	}
 	it.body = body

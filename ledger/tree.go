@@ -93,3 +93,41 @@ func frontierIndexes(n int64) []int64 {
 	}
 	return idx
 }
+
+// compactRange is a tree grown leaf by leaf keeping only the hashes of its complete subtrees
+// (levels[l] is the level-l subtree's hash when bit l of n is set): what verification needs to
+// rebuild a log's tree in order, without the frontier's map and the allocations of
+// tlog.StoredHashesForRecordHash per record.
+type compactRange struct {
+	n      int64
+	levels [64]tlog.Hash
+}
+
+// add appends a record with the given leaf hash and returns its stored hashes, as frontier.add
+// does (the leaf, then one parent per trailing 1-bit of the old size), in buf's memory.
+func (c *compactRange) add(leaf tlog.Hash, buf []tlog.Hash) []tlog.Hash {
+	hs, h := append(buf[:0], leaf), leaf
+	for l := 0; c.n>>l&1 == 1; l++ {
+		h = tlog.NodeHash(c.levels[l], h)
+		hs = append(hs, h)
+	}
+	c.levels[len(hs)-1] = h
+	c.n++
+	return hs
+}
+
+// root returns the tree hash of the range's tree.
+func (c *compactRange) root() (tlog.Hash, error) { return tlog.TreeHash(c.n, c) }
+
+// ReadHashes implements tlog.HashReader for TreeHash, which reads only the complete subtrees.
+func (c *compactRange) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	for i, x := range idx {
+		l, k := tlog.SplitStoredHashIndex(x)
+		if c.n>>l&1 == 0 || k != c.n>>l-1 {
+			return nil, fmt.Errorf("ledger: tree hash %d is not a complete subtree of a tree of size %d", x, c.n)
+		}
+		out[i] = c.levels[l]
+	}
+	return out, nil
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -423,14 +424,15 @@ func (c *rawChunk) reset() {
 	c.cols, c.hasCol, c.beyond = c.cols[:0], c.hasCol[:0], c.beyond[:0]
 }
 
-// leaves hashes the chunk's events, checks their stored query columns against their bodies
+// leaves hashes the chunk's events and checks their stored query columns against their bodies
 // (problems in index: a query answered from an edited, removed or forged column would disagree
-// with the hashed log), and hands the purges and holds among them to gov.
+// with the hashed log). gov lists the chunk's purges and holds (indexes into the chunk), for
+// the caller to hand to the Governance in log order.
 //
 // An entry beyond the extent (committed while verification runs) is not judged; a purge or hold
 // among them still goes to gov, since a purge committed after the extent may have erased bodies
 // inside it before the scan reached them.
-func (c *rawChunk) leaves(gov *Governance) (out []leafAt, index []Problem) {
+func (c *rawChunk) leaves(r *store.ColumnReader) (out []leafAt, index []Problem, gov []int) {
 	out = make([]leafAt, 0, len(c.seqs))
 	h := sha256.New()
 	start := 0
@@ -438,8 +440,8 @@ func (c *rawChunk) leaves(gov *Governance) (out []leafAt, index []Problem) {
 		salt, body := c.data[start:c.ends[2*i]], c.data[c.ends[2*i]:c.ends[2*i+1]]
 		start = c.ends[2*i+1]
 		if c.beyond[i] {
-			if cols, err := store.ColumnsOf(body); c.purged[i] == 0 && err == nil && governance(event.Kind(cols.Kind)) {
-				c.addGovernance(gov, i, body)
+			if cols, err := r.Of(body); c.purged[i] == 0 && err == nil && governance(event.Kind(cols.Kind)) {
+				gov = append(gov, i)
 			}
 			continue
 		}
@@ -455,7 +457,7 @@ func (c *rawChunk) leaves(gov *Governance) (out []leafAt, index []Problem) {
 		out = append(out, leafAt{seq: c.seqs[i], id: c.ids[i], leaf: leafHashWith(h, salt, body)})
 		// One read of the body's top-level members gives both the columns to check and the
 		// kind that says whether gov wants the event.
-		cols, err := store.ColumnsOf(body)
+		cols, err := r.Of(body)
 		switch {
 		case err != nil && c.hasCol[i]:
 			index = append(index, Problem{Kind: ProblemIndex, Seq: c.seqs[i], ID: c.ids[i],
@@ -466,15 +468,15 @@ func (c *rawChunk) leaves(gov *Governance) (out []leafAt, index []Problem) {
 			}
 		}
 		if err == nil && governance(event.Kind(cols.Kind)) {
-			c.addGovernance(gov, i, body)
+			gov = append(gov, i)
 		}
 	}
-	return out, index
+	return out, index, gov
 }
 
 // addGovernance hands the chunk's event i, a purge or hold, to gov.
-func (c *rawChunk) addGovernance(gov *Governance, i int, body []byte) {
-	ev, err := event.ParseStored(body)
+func (c *rawChunk) addGovernance(gov *Governance, i int) {
+	ev, err := event.ParseStored(c.data[c.ends[2*i]:c.ends[2*i+1]])
 	if err == nil {
 		err = gov.Add(c.seqs[i], ev)
 	}
@@ -516,18 +518,29 @@ type hashAt struct {
 }
 
 // readLog starts the readers that feed walkTree, which runs beside them: scanEntries steps
-// through the events, copying them out of the store's buffers; hashLeaves hashes their leaves;
-// scanTreeHashes reads the stored tree hashes. Stepping SQLite is the longest of them; hashing in
-// its own goroutine takes SHA-256 off that path. wait returns the first read error once the
+// through the events, copying them out of the store's buffers in chunks; hashers (one per core)
+// hash the chunks' leaves and check their columns; inOrder passes the results on in log order;
+// scanTreeHashes reads the stored tree hashes. wait returns the first read error once the
 // streams are drained.
 func readLog(ctx context.Context, st VerifyStore, ext extent, gov *Governance, index *indexProblems) (ev *stream[leafAt], th *stream[hashAt], wait func() error) {
-	raw := make(chan *rawChunk, 4)
-	free := make(chan *rawChunk, 6) // chunks hashLeaves is done with, for scanEntries to refill
+	hashers := min(runtime.GOMAXPROCS(0), 4)
+	work := make(chan *hashJob, hashers)
+	ordered := make(chan *hashJob, hashers+2)
+	free := make(chan *rawChunk, hashers+4) // chunks inOrder is done with, for scanEntries to refill
 	leaves := make(chan []leafAt, 8)
 	hashes := make(chan []hashAt, 8)
 	errc := make(chan error, 3)
-	go func() { errc <- scanEntries(ctx, st, ext, raw, free) }()
-	go func() { errc <- hashLeaves(ctx, raw, free, leaves, gov, index) }()
+	go func() { errc <- scanEntries(ctx, st, ext, work, ordered, free) }()
+	for range hashers {
+		go func() {
+			var r store.ColumnReader
+			for j := range work {
+				j.leaves, j.index, j.gov = j.c.leaves(&r)
+				close(j.done)
+			}
+		}()
+	}
+	go func() { errc <- inOrder(ctx, ordered, free, leaves, gov, index) }()
 	go func() { errc <- scanTreeHashes(ctx, st, ext, hashes) }()
 	wait = func() error {
 		for range 3 {
@@ -540,6 +553,16 @@ func readLog(ctx context.Context, st VerifyStore, ext extent, gov *Governance, i
 	return &stream[leafAt]{ch: leaves}, &stream[hashAt]{ch: hashes}, wait
 }
 
+// hashJob is one chunk of events on its way through a hasher; done is closed once the results
+// are set.
+type hashJob struct {
+	c      *rawChunk
+	leaves []leafAt
+	index  []Problem
+	gov    []int
+	done   chan struct{}
+}
+
 // send sends v unless ctx is done first.
 func send[T any](ctx context.Context, ch chan<- T, v T) error {
 	select {
@@ -550,17 +573,26 @@ func send[T any](ctx context.Context, ch chan<- T, v T) error {
 	}
 }
 
-// scanEntries reads every event into chunks of rawChunkLen, sent on raw (closed at the end). It
-// refills the chunks hashLeaves hands back on free, so the scan allocates little.
-func scanEntries(ctx context.Context, st VerifyStore, ext extent, raw chan<- *rawChunk, free <-chan *rawChunk) error {
-	defer close(raw)
+// scanEntries reads every event into chunks of rawChunkLen, each sent to the hashers on work and,
+// in log order, on ordered (both closed at the end). It refills the chunks inOrder hands back on
+// free, so the scan allocates little.
+func scanEntries(ctx context.Context, st VerifyStore, ext extent, work, ordered chan<- *hashJob, free <-chan *rawChunk) error {
+	defer close(ordered)
+	defer close(work)
 	c := newRawChunk()
+	flush := func() error {
+		j := &hashJob{c: c, done: make(chan struct{})}
+		if err := send(ctx, ordered, j); err != nil {
+			return err
+		}
+		return send(ctx, work, j)
+	}
 	err := st.ScanEntries(ctx, 0, func(e store.Entry) error {
 		c.add(e, e.Seq >= ext.events)
 		if len(c.seqs) < rawChunkLen {
 			return nil
 		}
-		if err := send(ctx, raw, c); err != nil {
+		if err := flush(); err != nil {
 			return err
 		}
 		select {
@@ -572,26 +604,35 @@ func scanEntries(ctx context.Context, st VerifyStore, ext extent, raw chan<- *ra
 		return nil
 	})
 	if err == nil && len(c.seqs) > 0 {
-		err = send(ctx, raw, c)
+		err = flush()
 	}
 	return err
 }
 
-// hashLeaves computes the leaf hash of every event in the chunks from raw and sends them on out
-// (closed at the end), handing each chunk back on free when there is room. gov collects the
-// governance events; it is complete once out is closed.
-func hashLeaves(ctx context.Context, raw <-chan *rawChunk, free chan<- *rawChunk, out chan<- []leafAt, gov *Governance, index *indexProblems) error {
+// inOrder waits for each chunk's results in log order and sends its leaves on out (closed at
+// the end), hands its purges and holds to gov and its index problems to index (so both are in
+// log order, as the report wants), and hands the chunk back on free when there is room. gov is
+// complete once out is closed.
+func inOrder(ctx context.Context, ordered <-chan *hashJob, free chan<- *rawChunk, out chan<- []leafAt, gov *Governance, index *indexProblems) error {
 	defer close(out)
-	for c := range raw {
-		leaves, ps := c.leaves(gov)
-		index.add(ps)
-		if err := send(ctx, out, leaves); err != nil {
-			for range raw { // let scanEntries finish
+	for j := range ordered {
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+		}
+		if ctx.Err() == nil {
+			for _, i := range j.gov {
+				j.c.addGovernance(gov, i)
+			}
+			index.add(j.index)
+		}
+		if err := send(ctx, out, j.leaves); err != nil {
+			for range ordered { // let scanEntries finish
 			}
 			return err
 		}
 		select {
-		case free <- c:
+		case free <- j.c:
 		default:
 		}
 	}
@@ -668,7 +709,8 @@ type treeWalk struct {
 // every signed size.
 func walkTree(ev *stream[leafAt], th *stream[hashAt], signed map[int64]tlog.Hash) (*treeWalk, error) {
 	w := &treeWalk{eventRootOK: map[int64]bool{}, eventRoots: map[int64]tlog.Hash{}}
-	evTree := newFrontier(0, nil)
+	var evTree compactRange
+	var rebuiltBuf [64]tlog.Hash
 	evBroken := false // the tree cannot grow past a missing event
 	var lastSeq int64 = -1
 	for n := int64(0); ; n++ {
@@ -728,13 +770,7 @@ func walkTree(ev *stream[leafAt], th *stream[hashAt], signed map[int64]tlog.Hash
 		}
 		var rebuilt []tlog.Hash
 		if hasEvent && !evBroken {
-			var err error
-			if rebuilt, err = evTree.add(e.leaf); err != nil {
-				return nil, err
-			}
-			if n%1024 == 0 {
-				evTree.prune()
-			}
+			rebuilt = evTree.add(e.leaf, rebuiltBuf[:0])
 		} else if !hasEvent {
 			evBroken = true
 		}

@@ -34,7 +34,21 @@ type Columns struct {
 // ColumnsOf reads the query columns from a body: the canonical JSON object of an event (or the
 // "{}" of a purged entry). It reads only the top-level members it needs and skips the rest, so it
 // costs a fraction of decoding the event.
-func ColumnsOf(body []byte) (Columns, error) {
+func ColumnsOf(body []byte) (Columns, error) { return columnsOf(body, nil) }
+
+// A ColumnReader reads the query columns of many bodies, as ColumnsOf does, returning equal
+// strings as one string: a scan over a log meets the same kinds, sessions, users and tools again
+// and again, and then allocates nothing per body. The zero value is ready to use; one goroutine
+// uses it.
+type ColumnReader struct {
+	in   Interner
+	last [10]string // each string column's value in the body before: often the same
+}
+
+// Of returns the columns of body, as ColumnsOf.
+func (r *ColumnReader) Of(body []byte) (Columns, error) { return columnsOf(body, r) }
+
+func columnsOf(body []byte, r *ColumnReader) (Columns, error) {
 	c := Columns{Success: -1}
 	s := jsontok.Scanner{In: body}
 	s.SkipSpace()
@@ -53,27 +67,35 @@ func ColumnsOf(body []byte) (Columns, error) {
 		if s.Pos >= len(body) {
 			return c, s.Errorf("unexpected end of JSON after %q", name)
 		}
-		dst := c.str(name)
+		dst, col := c.str(name)
 		switch {
 		case dst != nil:
 			v, err := s.String(&valBuf)
 			if err != nil {
 				return c, fmt.Errorf("%s: %w", name, err)
 			}
-			*dst = string(v)
+			switch {
+			case r == nil:
+				*dst = string(v)
+			case r.last[col] == string(v):
+				*dst = r.last[col]
+			default:
+				*dst = r.in.Str(v)
+				r.last[col] = *dst
+			}
 		case bytes.Equal(name, []byte("time")), bytes.Equal(name, []byte("retain_until")):
 			v, err := s.String(&valBuf)
 			if err != nil {
 				return c, fmt.Errorf("%s: %w", name, err)
 			}
-			t, err := time.Parse(time.RFC3339Nano, string(v))
+			ms, err := unixMilli(v)
 			if err != nil {
 				return c, fmt.Errorf("%s: %w", name, err)
 			}
 			if name[0] == 't' {
-				c.TimeMS, c.HasTime = t.UnixMilli(), true
+				c.TimeMS, c.HasTime = ms, true
 			} else {
-				c.RetainUntilMS, c.HasRetain = t.UnixMilli(), true
+				c.RetainUntilMS, c.HasRetain = ms, true
 			}
 		case bytes.Equal(name, []byte("duration_ms")):
 			v, err := s.Number()
@@ -107,31 +129,31 @@ func ColumnsOf(body []byte) (Columns, error) {
 	return c, s.End()
 }
 
-// str returns the string column the member name fills, or nil.
-func (c *Columns) str(name []byte) *string {
+// str returns the string column the member name fills and its number (0 to 9), or nil.
+func (c *Columns) str(name []byte) (*string, int) {
 	switch string(name) { // the conversion is not an allocation in a switch
 	case "session_id":
-		return &c.SessionID
+		return &c.SessionID, 0
 	case "kind":
-		return &c.Kind
+		return &c.Kind, 1
 	case "user_id":
-		return &c.UserID
+		return &c.UserID, 2
 	case "agent_id":
-		return &c.AgentID
+		return &c.AgentID, 3
 	case "model":
-		return &c.Model
+		return &c.Model, 4
 	case "tool_name":
-		return &c.ToolName
+		return &c.ToolName, 5
 	case "subject_type":
-		return &c.SubjectType
+		return &c.SubjectType, 6
 	case "subject_id":
-		return &c.SubjectID
+		return &c.SubjectID, 7
 	case "outcome":
-		return &c.Outcome
+		return &c.Outcome, 8
 	case "retention_class":
-		return &c.RetentionClass
+		return &c.RetentionClass, 9
 	}
-	return nil
+	return nil, 0
 }
 
 // Diff names the first column in which c and stored differ, with both values, or returns "".
@@ -242,4 +264,104 @@ func skipString(b []byte, i int) (int, error) {
 		}
 		j = q + 1
 	}
+}
+
+// unixMilli is time.Parse(time.RFC3339Nano, v).UnixMilli(), and its error. Canonical bodies
+// hold times as "YYYY-MM-DDTHH:MM:SS[.fraction]Z", which it reads directly (time.Parse was a
+// tenth of reading a body's columns); any other text, or a field out of range, goes to
+// time.Parse, so both agree on every input (FuzzUnixMilli).
+func unixMilli(v []byte) (int64, error) {
+	if ms, ok := utcMilli(v); ok {
+		return ms, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(v))
+	if err != nil {
+		return 0, err
+	}
+	return t.UnixMilli(), nil
+}
+
+// utcMilli reads "YYYY-MM-DDTHH:MM:SS[.d{1,9}]Z" with every field in range; ok is false for
+// anything else.
+func utcMilli(v []byte) (ms int64, ok bool) {
+	if len(v) < 20 || v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' || v[len(v)-1] != 'Z' {
+		return 0, false
+	}
+	num := func(i, n int) int64 {
+		x := int64(0)
+		for _, d := range v[i : i+n] {
+			if d < '0' || d > '9' {
+				return -1
+			}
+			x = x*10 + int64(d-'0')
+		}
+		return x
+	}
+	y, mo, d, h, mi, sec := num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2)
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 {
+		return 0, false
+	}
+	days := [...]int64{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[mo-1]
+	if mo == 2 && y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		days = 29
+	}
+	if d > days {
+		return 0, false
+	}
+	var frac int64 // milliseconds, truncated
+	switch f := v[19 : len(v)-1]; {
+	case len(f) == 0:
+	case f[0] != '.' || len(f) < 2 || len(f) > 10:
+		return 0, false
+	default:
+		for i, c := range f[1:] {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			if i < 3 {
+				frac = frac*10 + int64(c-'0')
+			}
+		}
+		for i := len(f) - 1; i < 3; i++ {
+			frac *= 10
+		}
+	}
+	// Days from 1970-01-01 to the civil date (Howard Hinnant's days_from_civil).
+	if mo <= 2 {
+		y--
+	}
+	era := y / 400 // y >= -1: floor division only differs below -1
+	if y < 0 {
+		era = -1
+	}
+	yoe := y - era*400
+	mp := (mo + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days1970 := era*146097 + doe - 719468
+	return ((days1970*24+h)*60+mi)*60*1000 + sec*1000 + frac, true
+}
+
+// Interner returns equal strings read in one scan as one string: a scan over millions of rows
+// meets the same few session ids, users and tools again and again, and a lookup by the bytes
+// does not allocate. It forgets everything past maxInterned strings to bound its memory. The
+// zero value is ready to use; one goroutine uses it.
+type Interner map[string]string
+
+const maxInterned = 1 << 16
+
+// Str returns b as a string, the same string for equal bytes.
+func (in *Interner) Str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if v, ok := (*in)[string(b)]; ok {
+		return v
+	}
+	if *in == nil || len(*in) >= maxInterned {
+		*in = make(Interner, 1024)
+	}
+	v := string(b)
+	(*in)[v] = v
+	return v
 }

@@ -23,9 +23,19 @@ func BenchmarkColumnsOf(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for b.Loop() {
-		if _, err := store.ColumnsOf(body); err != nil {
-			b.Fatal(err)
+	b.Run("ColumnsOf", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := store.ColumnsOf(body); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
+	b.Run("ColumnReader", func(b *testing.B) { // as the ledger's preparers and verification read them
+		var r store.ColumnReader
+		for b.Loop() {
+			if _, err := r.Of(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -101,5 +101,11 @@ func FuzzColumnsOf(f *testing.F) {
 		if d := columnsOfEvent(ev).Diff(got); d != "" {
 			t.Errorf("%s: %s", body, d)
 		}
+		var r store.ColumnReader
+		for range 2 { // the second time from the reader's interned strings
+			if c, err := r.Of(body); err != nil || got.Diff(c) != "" {
+				t.Errorf("%s: ColumnReader.Of gives %+v, %v; ColumnsOf %+v", body, c, err, got)
+			}
+		}
 	})
 }

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
-	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/agentaudit/agentaudit/store"
@@ -47,6 +46,8 @@ type Store struct {
 	legacy bool
 	// version is the file's schema; below 4 (read-only opens) the query columns are generated.
 	version int
+	// path is the database file; full scans open their own connection to it (see rawscan.go).
+	path string
 
 	// ckpt copies the WAL back into the database file in the background (see checkpointer), so
 	// that no commit waits for it.
@@ -60,8 +61,11 @@ type Store struct {
 	stmts map[string]*sql.Stmt
 }
 
+// busyTimeoutMS is how long a connection waits for a lock another holds before it fails.
+const busyTimeoutMS = 10000
+
 func dsn(path string, readOnly bool) string {
-	q := "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	q := "?_pragma=busy_timeout(" + strconv.Itoa(busyTimeoutMS) + ")&_pragma=foreign_keys(1)"
 	if readOnly {
 		// Readers map the file: a full scan then costs no read(2) per page.
 		q += "&mode=ro&_pragma=query_only(1)&_pragma=mmap_size(1099511627776)"
@@ -89,7 +93,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	} else if err := createPrivate(cfg.Path); err != nil {
 		return nil, err
 	}
-	s := &Store{stmts: map[string]*sql.Stmt{}}
+	s := &Store{stmts: map[string]*sql.Stmt{}, path: cfg.Path}
 	var err error
 	if s.r, err = sql.Open("sqlite", dsn(cfg.Path, true)); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -218,7 +222,7 @@ func mapErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var se *sqlite.Error
+	var se interface{ Code() int } // *sqlite.Error, or *rawError from a full scan
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_FULL:
@@ -529,58 +533,57 @@ func (s *Store) ScanEntries(ctx context.Context, from int64, fn func(store.Entry
 	if s.version < 4 {
 		return s.entries(ctx, op, "SELECT "+entryCols+" FROM events WHERE seq >= ? ORDER BY seq", []any{from}, true, fn)
 	}
-	rows, err := s.r.QueryContext(ctx, "SELECT "+entryCols+", "+scanCols+" FROM events WHERE seq >= ? ORDER BY seq", from)
+	c, err := openRaw(s.path)
 	if err != nil {
 		return mapErr(op, err)
 	}
-	defer rows.Close()
+	defer c.close()
 	var (
-		row           store.Entry
-		salt, body    sql.RawBytes
-		strs          [10]sql.RawBytes
-		tm, ok, until sql.NullInt64
-		dur           sql.NullFloat64
-		cols          store.Columns
-		intern        interner
+		cols   store.Columns
+		intern store.Interner
+		last   [10]string // each string column's value in the row before: often the same
 	)
-	dest := []any{&row.Seq, &row.ID, &salt, &body, &row.PurgedBy, &tm, &ok, &dur, &until}
-	for i := range strs {
-		dest = append(dest, &strs[i])
-	}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return mapErr(op, err)
-		}
-		e := store.Entry{Seq: row.Seq, ID: row.ID, PurgedBy: row.PurgedBy}
+	strs := [...]*string{&cols.SessionID, &cols.Kind, &cols.UserID, &cols.AgentID, &cols.Model,
+		&cols.ToolName, &cols.SubjectType, &cols.SubjectID, &cols.Outcome, &cols.RetentionClass}
+	err = c.query(ctx, "SELECT "+entryCols+", "+scanCols+" FROM events WHERE seq >= ? ORDER BY seq", []int64{from}, func(r *rawStmt) error {
+		e := store.Entry{Seq: r.int64(0), ID: string(r.bytes(1)), PurgedBy: r.int64(4)}
 		if e.PurgedBy == 0 {
-			e.Salt, e.Body = salt, body
+			e.Salt, e.Body = r.bytes(2), r.bytes(3)
 		}
-		cols = store.Columns{
-			TimeMS: tm.Int64, HasTime: tm.Valid, RetainUntilMS: until.Int64, HasRetain: until.Valid,
-			DurationMS: dur.Float64, HasDuration: dur.Valid, Success: -1,
+		cols = store.Columns{Success: -1}
+		if !r.null(5) {
+			cols.TimeMS, cols.HasTime = r.int64(5), true
 		}
-		if ok.Valid {
-			cols.Success = int8(ok.Int64)
-			if ok.Int64 != 0 && ok.Int64 != 1 { // an edited row: make it differ from any body
+		if !r.null(6) {
+			switch ok := r.int64(6); ok {
+			case 0, 1:
+				cols.Success = int8(ok)
+			default: // an edited row: make it differ from any body
 				cols.Success = 2
 			}
 		}
-		for i, d := range [...]*string{&cols.SessionID, &cols.Kind, &cols.UserID, &cols.AgentID, &cols.Model,
-			&cols.ToolName, &cols.SubjectType, &cols.SubjectID, &cols.Outcome, &cols.RetentionClass} {
-			switch {
-			case strs[i] == nil: // NULL
-			case len(strs[i]) == 0: // the ledger stores NULL, never ''
+		if !r.null(7) {
+			cols.DurationMS, cols.HasDuration = r.float64(7), true
+		}
+		if !r.null(8) {
+			cols.RetainUntilMS, cols.HasRetain = r.int64(8), true
+		}
+		for i, d := range strs {
+			switch b := r.bytes(9 + i); {
+			case b == nil: // NULL
+			case len(b) == 0: // the ledger stores NULL, never ''
 				*d = editedValue
+			case last[i] == string(b):
+				*d = last[i]
 			default:
-				*d = intern.str(strs[i])
+				*d = intern.Str(b)
+				last[i] = *d
 			}
 		}
 		e.Cols = &cols
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return mapErr(op, rows.Err())
+		return fn(e)
+	})
+	return rawScanErr(op, err)
 }
 
 // scanCols are the query columns as ScanEntries reads them: the numbers cast to their declared
@@ -592,51 +595,23 @@ const scanCols = "CAST(time_ms AS INTEGER), CAST(success AS INTEGER), CAST(durat
 // editedValue stands for a stored column value that no body can give.
 const editedValue = "\x00(edited: an empty string)"
 
-// interner returns equal strings read in one scan as one string: a scan over millions of rows
-// meets the same few session ids, users and tools again and again, and a lookup by the bytes
-// does not allocate. It forgets everything past maxInterned strings to bound its memory.
-type interner map[string]string
-
-const maxInterned = 1 << 16
-
-func (in *interner) str(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if v, ok := (*in)[string(b)]; ok {
-		return v
-	}
-	if *in == nil || len(*in) >= maxInterned {
-		*in = make(interner, 1024)
-	}
-	v := string(b)
-	(*in)[v] = v
-	return v
-}
-
 // ScanHashes calls fn for every stored tree hash with index >= from, in index order.
 func (s *Store) ScanHashes(ctx context.Context, from int64, fn func(idx int64, h tlog.Hash) error) error {
-	rows, err := s.r.QueryContext(ctx, "SELECT idx, hash FROM tree_hashes WHERE idx >= ? ORDER BY idx", from)
+	c, err := openRaw(s.path)
 	if err != nil {
 		return mapErr("sqlite: scan tree hashes", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var idx int64
-		var raw sql.RawBytes
-		if err := rows.Scan(&idx, &raw); err != nil {
-			return mapErr("sqlite: scan tree hashes", err)
-		}
+	defer c.close()
+	err = c.query(ctx, "SELECT idx, hash FROM tree_hashes WHERE idx >= ? ORDER BY idx", []int64{from}, func(r *rawStmt) error {
+		idx, raw := r.int64(0), r.bytes(1)
 		var h tlog.Hash
 		if len(raw) != tlog.HashSize {
 			return fmt.Errorf("sqlite: tree hash %d has %d bytes, want %d", idx, len(raw), tlog.HashSize)
 		}
 		copy(h[:], raw)
-		if err := fn(idx, h); err != nil {
-			return err
-		}
-	}
-	return mapErr("sqlite: scan tree hashes", rows.Err())
+		return fn(idx, h)
+	})
+	return rawScanErr("sqlite: scan tree hashes", err)
 }
 
 // AddCheckpoint stores a signed checkpoint. Storing the same size twice is an error.
@@ -716,8 +691,8 @@ func (s *Store) ToolCalls(ctx context.Context, since, until time.Time, fn func(s
 		return mapErr("sqlite: tool calls", err)
 	}
 	defer rows.Close()
-	var intern interner
-	str := intern.str
+	var intern store.Interner
+	str := intern.Str
 	for rows.Next() {
 		var tool, user sql.RawBytes
 		var d, ok any
