@@ -101,8 +101,10 @@ func (e *LineTooLongError) Unwrap() error { return event.ErrInvalid }
 // with the line it happened on.
 func Lines(r io.Reader, maxLine, batch int, fn func(items []Item, lines []int) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
-	items := make([]Item, 0, batch)
-	lines := make([]int, 0, batch)
+	// batch is a bound, not a size hint: a caller wanting one batch passes the body's length, so
+	// the slices grow with the lines actually read instead of being allocated at the bound.
+	items := make([]Item, 0, min(batch, 256))
+	lines := make([]int, 0, min(batch, 256))
 	flush := func() error {
 		if len(items) == 0 {
 			return nil
