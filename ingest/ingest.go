@@ -139,6 +139,27 @@ func Lines(r io.Reader, maxLine, batch int, fn func(items []Item, lines []int) e
 	return flush()
 }
 
+// SplitLines cuts a JSON Lines body already in memory into items, one per line that is not
+// blank, as Lines does with no line limit and one batch (a fuzz test holds the two equal), but
+// without copying: each Raw is a slice of data, capped at its line, so data must not change while
+// the items are used. A server reading a whole request body uses it; Lines is for streams.
+func SplitLines(data []byte) []Item {
+	items := make([]Item, 0, bytes.Count(data, []byte{'\n'})+1)
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i+1], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		items = append(items, Item{Raw: line[:len(line):len(line)]})
+	}
+	return items
+}
+
 // readLine reads one line of at most max bytes; a longer one is consumed and reported tooLong.
 func readLine(r *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
 	for {

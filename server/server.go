@@ -365,13 +365,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 			return &Problem{Status: http.StatusBadRequest, Title: "Malformed JSON", Detail: err.Error()}
 		}
 	} else {
-		err = ingest.Lines(bytes.NewReader(data), len(data), len(data)+1, func(batch []ingest.Item, _ []int) error {
-			items = append(items, batch...)
-			return nil
-		})
-		if err != nil {
-			return &Problem{Status: http.StatusBadRequest, Title: "Unreadable body", Detail: err.Error()}
-		}
+		items = ingest.SplitLines(data)
 	}
 	single := ct == "application/json" && len(items) == 1 && bytes.TrimSpace(data)[0] == '{'
 	if len(items) == 0 {
