@@ -48,6 +48,7 @@ func AppendCanonical(dst, data []byte) ([]byte, error) {
 type jcsParser struct {
 	jsontok.Scanner
 	key []byte // scratch for decoding strings with escapes
+	raw []byte // decode: the canonical payloads of one event, end to end (see field)
 }
 
 func newParser(data []byte) jcsParser {
