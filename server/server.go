@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -399,7 +400,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 		}
 		stored++
 		seq := x.Seq
-		ir.ID, ir.Seq, ir.Leaf, ir.Duplicate = x.ID, &seq, fmt.Sprintf("%x", x.Leaf[:]), x.Duplicate
+		ir.ID, ir.Seq, ir.Leaf, ir.Duplicate = x.ID, &seq, hex.EncodeToString(x.Leaf[:]), x.Duplicate
 	}
 	switch {
 	case stored == 0:
