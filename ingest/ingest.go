@@ -142,9 +142,12 @@ func Lines(r io.Reader, maxLine, batch int, fn func(items []Item, lines []int) e
 // SplitLines cuts a JSON Lines body already in memory into items, one per line that is not
 // blank, as Lines does with no line limit and one batch (a fuzz test holds the two equal), but
 // without copying: each Raw is a slice of data, capped at its line, so data must not change while
-// the items are used. A server reading a whole request body uses it; Lines is for streams.
-func SplitLines(data []byte) []Item {
-	items := make([]Item, 0, bytes.Count(data, []byte{'\n'})+1)
+// the items are used. It returns at most max items, and in n the count of all the lines that are
+// not blank, so a caller refuses a body of more than max events with its true count without
+// holding an item for each (16 MiB of "{}" lines would be millions). A server reading a whole
+// request body uses it; Lines is for streams.
+func SplitLines(data []byte, max int) (items []Item, n int) {
+	items = make([]Item, 0, min(bytes.Count(data, []byte{'\n'})+1, max))
 	for len(data) > 0 {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -155,9 +158,11 @@ func SplitLines(data []byte) []Item {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		items = append(items, Item{Raw: line[:len(line):len(line)]})
+		if n++; n <= max {
+			items = append(items, Item{Raw: line[:len(line):len(line)]})
+		}
 	}
-	return items
+	return items, n
 }
 
 // readLine reads one line of at most max bytes; a longer one is consumed and reported tooLong.

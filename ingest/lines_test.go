@@ -41,6 +41,9 @@ func linesBodies(t testing.TB) [][]byte {
 	return bodies
 }
 
+// ingestMaxBatch is above the number of lines of every fixture (the server's default limit).
+const ingestMaxBatch = 10000
+
 // viaLines is the server's old path: Lines over the body, no line limit, one batch.
 func viaLines(t testing.TB, data []byte) []ingest.Item {
 	var items []ingest.Item
@@ -55,11 +58,27 @@ func viaLines(t testing.TB, data []byte) []ingest.Item {
 }
 
 // sameSplit fails unless SplitLines gives the items Lines gives, byte for byte, and they decode
-// to the same events and the same errors.
+// to the same events and the same errors; with a lower max, it gives the first max of them and
+// still counts them all.
 func sameSplit(t testing.TB, data []byte) {
-	got, want := ingest.SplitLines(data), viaLines(t, data)
-	if len(got) != len(want) {
-		t.Fatalf("SplitLines: %d items, Lines: %d, body %q", len(got), len(want), data)
+	want := viaLines(t, data)
+	for _, max := range []int{len(want) / 2, len(want) - 1} {
+		if max < 0 {
+			continue
+		}
+		got, n := ingest.SplitLines(data, max)
+		if n != len(want) || len(got) != max || cap(got) > max {
+			t.Fatalf("SplitLines(max %d): %d items (cap %d), counted %d; Lines: %d items", max, len(got), cap(got), n, len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i].Raw, want[i].Raw) {
+				t.Fatalf("SplitLines(max %d) item %d: %q, Lines: %q", max, i, got[i].Raw, want[i].Raw)
+			}
+		}
+	}
+	got, n := ingest.SplitLines(data, ingestMaxBatch)
+	if len(got) != len(want) || n != len(want) {
+		t.Fatalf("SplitLines: %d items, counted %d; Lines: %d, body %q", len(got), n, len(want), data)
 	}
 	for i := range got {
 		if !bytes.Equal(got[i].Raw, want[i].Raw) || got[i].Err != nil || got[i].Event != nil {

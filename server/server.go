@@ -361,19 +361,26 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 		return err
 	}
 	var items []ingest.Item
+	tooMany := func(n int) error {
+		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Batch too large", Detail: fmt.Sprintf("%d events; the limit is %d", n, s.cfg.MaxBatch)}
+	}
 	if ct == "application/json" {
 		if items, err = ingest.Split(data); err != nil {
 			return &Problem{Status: http.StatusBadRequest, Title: "Malformed JSON", Detail: err.Error()}
 		}
 	} else {
-		items = ingest.SplitLines(data)
+		// Items for at most MaxBatch lines: a body of more is refused with its count.
+		var n int
+		if items, n = ingest.SplitLines(data, s.cfg.MaxBatch); n > s.cfg.MaxBatch {
+			return tooMany(n)
+		}
 	}
 	single := ct == "application/json" && len(items) == 1 && bytes.TrimSpace(data)[0] == '{'
 	if len(items) == 0 {
 		return &Problem{Status: http.StatusBadRequest, Title: "No events", Detail: "the body holds no event"}
 	}
 	if len(items) > s.cfg.MaxBatch {
-		return &Problem{Status: http.StatusRequestEntityTooLarge, Title: "Batch too large", Detail: fmt.Sprintf("%d events; the limit is %d", len(items), s.cfg.MaxBatch)}
+		return tooMany(len(items))
 	}
 	// Detached from the request: once queued, a client hanging up does not drop the record.
 	res, err := ingest.Append(context.WithoutCancel(r.Context()), s.cfg.Ledger.TryAppendBatch, items)
