@@ -101,8 +101,8 @@ func (e *LineTooLongError) Unwrap() error { return event.ErrInvalid }
 // with the line it happened on.
 func Lines(r io.Reader, maxLine, batch int, fn func(items []Item, lines []int) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
-	// batch is a bound, not a size hint: a caller wanting one batch passes the body's length, so
-	// the slices grow with the lines actually read instead of being allocated at the bound.
+	// batch is a bound, not a size hint: the slices grow with the lines actually read, so a caller
+	// may pass a large bound to get one batch without an allocation of that size.
 	items := make([]Item, 0, min(batch, 256))
 	lines := make([]int, 0, min(batch, 256))
 	flush := func() error {
@@ -142,12 +142,12 @@ func Lines(r io.Reader, maxLine, batch int, fn func(items []Item, lines []int) e
 // SplitLines cuts a JSON Lines body already in memory into items, one per line that is not
 // blank, as Lines does with no line limit and one batch (a fuzz test holds the two equal), but
 // without copying: each Raw is a slice of data, capped at its line, so data must not change while
-// the items are used. It returns at most max items, and in n the count of all the lines that are
-// not blank, so a caller refuses a body of more than max events with its true count without
+// the items are used. It returns at most limit items, and in n the count of all the lines that are
+// not blank, so a caller refuses a body of more than limit events with its true count without
 // holding an item for each (16 MiB of "{}" lines would be millions). A server reading a whole
 // request body uses it; Lines is for streams.
-func SplitLines(data []byte, max int) (items []Item, n int) {
-	items = make([]Item, 0, min(bytes.Count(data, []byte{'\n'})+1, max))
+func SplitLines(data []byte, limit int) (items []Item, n int) {
+	items = make([]Item, 0, max(0, min(bytes.Count(data, []byte{'\n'})+1, limit)))
 	for len(data) > 0 {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -158,7 +158,7 @@ func SplitLines(data []byte, max int) (items []Item, n int) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		if n++; n <= max {
+		if n++; n <= limit {
 			items = append(items, Item{Raw: line[:len(line):len(line)]})
 		}
 	}

@@ -315,8 +315,8 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	default:
 		return nil, &Problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported encoding", Detail: fmt.Sprintf("Content-Encoding %q (want gzip or none)", enc)}
 	}
-	// A declared length sizes the buffer once (ReadAll would grow it by doubling, copying a
-	// 100 KiB batch about eight times); the limit still applies to what is actually read.
+	// A declared length sizes the buffer once (ReadAll grows it step by step from 512 bytes,
+	// copying a 100 KiB batch at each step); the limit still applies to what is actually read.
 	var buf bytes.Buffer
 	if n := r.ContentLength; rd == r.Body && n > 0 && n <= s.cfg.MaxBodyBytes {
 		buf.Grow(int(n) + bytes.MinRead)
