@@ -35,11 +35,11 @@ func decode(data []byte) (*Event, error) {
 			}
 			seen[idx] = true
 		}
-		name := string(k)
 		if err := p.Colon(); err != nil {
 			return nil, syntax(err)
 		}
 		if !known {
+			name := string(k) // copied only here: k is the parser's scratch, reused below
 			// Still check the rest is well-formed, so a syntax error is reported as one.
 			if _, err := p.value(nil, 1); err != nil {
 				return nil, syntax(err)
@@ -168,11 +168,19 @@ func (p *jcsParser) field(ev *Event, f *Field) error {
 		}
 		return nil
 	case *json.RawMessage:
-		raw, err := p.value(nil, 1)
+		// An event's payloads share one buffer, sized by the input (their canonical forms are
+		// rarely longer): one allocation per event instead of a growing one per payload. Each
+		// is capped at its end, so an append to one cannot write over the next.
+		if p.raw == nil {
+			p.raw = make([]byte, 0, len(p.In)-p.Pos)
+		}
+		start := len(p.raw)
+		raw, err := p.value(p.raw, 1)
 		if err != nil {
 			return syntax(err)
 		}
-		*dst = raw
+		p.raw = raw
+		*dst = raw[start:len(raw):len(raw)]
 		return nil
 	case *[]Redaction:
 		if kind != jsontok.Array {

@@ -90,3 +90,20 @@ func isInvalid(err error) bool {
 	}
 	return false
 }
+
+// TestDecodePayloadsIndependent: the payloads of one event share a buffer, so each must end
+// where it ends: appending to one (as a sanitizer rewriting it may) leaves the others as decoded.
+func TestDecodePayloadsIndependent(t *testing.T) {
+	ev, err := Decode([]byte(`{"kind":"tool_call","tool_name":"t","arguments":{"b":1, "a":[2]},"result":{"ok":true},"metadata":{"m":"x"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ev.Arguments) != `{"a":[2],"b":1}` || string(ev.Result) != `{"ok":true}` || string(ev.Metadata) != `{"m":"x"}` {
+		t.Fatalf("payloads %s %s %s", ev.Arguments, ev.Result, ev.Metadata)
+	}
+	_ = append(ev.Arguments, "XXXXXXXX"...)
+	_ = append(ev.Result, "YYYYYYYY"...)
+	if string(ev.Result) != `{"ok":true}` || string(ev.Metadata) != `{"m":"x"}` {
+		t.Errorf("an append to one payload changed another: %s %s", ev.Result, ev.Metadata)
+	}
+}

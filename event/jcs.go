@@ -1,10 +1,11 @@
 package event
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -48,6 +49,12 @@ func AppendCanonical(dst, data []byte) ([]byte, error) {
 type jcsParser struct {
 	jsontok.Scanner
 	key []byte // scratch for decoding strings with escapes
+	raw []byte // decode: the canonical payloads of one event, end to end (see field)
+	// The member names and members of the objects being read, innermost last: each object
+	// takes the tails past what enclosing objects hold and cuts them back when done, so one
+	// value's objects allocate no name strings or member lists of their own.
+	names   []byte
+	members []member
 }
 
 func newParser(data []byte) jcsParser {
@@ -84,17 +91,18 @@ func (p *jcsParser) value(dst []byte, depth int) ([]byte, error) {
 }
 
 type member struct {
-	key        string
-	start, end int // the canonical `"key":value` bytes in the object's scratch area
+	name, nameEnd int // the decoded name in the parser's names
+	start, end    int // the canonical `"key":value` bytes in the object's scratch area
 }
 
 func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 	if depth > MaxDepth {
 		return dst, p.Errorf("nesting deeper than %d", MaxDepth)
 	}
-	base := len(dst)
+	base, nameBase, memberBase := len(dst), len(p.names), len(p.members)
+	defer func() { p.names, p.members = p.names[:nameBase], p.members[:memberBase] }()
+	name := func(m member) []byte { return p.names[m.name:m.nameEnd] }
 	dst = append(dst, '{')
-	var members []member
 	sorted := true
 	for more := p.Open(); more; more = p.Comma() {
 		keyPos := p.Pos
@@ -102,11 +110,13 @@ func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 		if err != nil {
 			return dst, err
 		}
-		key := string(k)
+		at := len(p.names)
+		p.names = append(p.names, k...)
+		key := p.names[at:]
 		if err := p.Colon(); err != nil {
 			return dst, err
 		}
-		if len(members) > 0 {
+		if len(p.members) > memberBase {
 			dst = append(dst, ',')
 		}
 		start := len(dst)
@@ -115,15 +125,17 @@ func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 		if dst, err = p.value(dst, depth); err != nil {
 			return dst, err
 		}
-		if n := len(members); n > 0 {
-			switch c := compareUTF16(members[n-1].key, key); {
+		// The value's own objects may have grown names and then cut it back: key is still valid.
+		key = p.names[at : at+len(key)]
+		if n := len(p.members); n > memberBase {
+			switch c := compareUTF16(name(p.members[n-1]), key); {
 			case c == 0:
 				return dst, &SyntaxError{Offset: keyPos, Msg: fmt.Sprintf("duplicate member name %q", key)}
 			case c > 0:
 				sorted = false
 			}
 		}
-		members = append(members, member{key: key, start: start, end: len(dst)})
+		p.members = append(p.members, member{name: at, nameEnd: at + len(key), start: start, end: len(dst)})
 	}
 	if err := p.Close('}'); err != nil {
 		return dst, err
@@ -131,10 +143,11 @@ func (p *jcsParser) object(dst []byte, depth int) ([]byte, error) {
 	if sorted { // the common case: members were written in order already
 		return append(dst, '}'), nil
 	}
-	sort.SliceStable(members, func(i, j int) bool { return compareUTF16(members[i].key, members[j].key) < 0 })
+	members := p.members[memberBase:]
+	slices.SortStableFunc(members, func(a, b member) int { return compareUTF16(name(a), name(b)) })
 	for i := 1; i < len(members); i++ {
-		if members[i-1].key == members[i].key {
-			return dst, p.Errorf("duplicate member name %q", members[i].key)
+		if k := name(members[i]); bytes.Equal(name(members[i-1]), k) {
+			return dst, p.Errorf("duplicate member name %q", k)
 		}
 	}
 	scratch := append([]byte(nil), dst[base:]...)
@@ -290,7 +303,7 @@ func appendJCSString[T string | []byte](dst []byte, s T) []byte {
 }
 
 // compareUTF16 orders strings by their UTF-16 code units, as RFC 8785 sorts member names.
-func compareUTF16(a, b string) int {
+func compareUTF16[T string | []byte](a, b T) int {
 	for i := 0; i < len(a) && i < len(b); i++ {
 		if a[i] != b[i] {
 			if a[i] < 0x80 && b[i] < 0x80 {
@@ -299,7 +312,7 @@ func compareUTF16(a, b string) int {
 			for i > 0 && !utf8.RuneStart(a[i]) {
 				i-- // the prefix is shared, so this is a rune start in both
 			}
-			return compareUTF16Slow(a[i:], b[i:])
+			return compareUTF16Slow(string(a[i:]), string(b[i:]))
 		}
 	}
 	return len(a) - len(b)

@@ -101,8 +101,10 @@ func (e *LineTooLongError) Unwrap() error { return event.ErrInvalid }
 // with the line it happened on.
 func Lines(r io.Reader, maxLine, batch int, fn func(items []Item, lines []int) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
-	items := make([]Item, 0, batch)
-	lines := make([]int, 0, batch)
+	// batch is a bound, not a size hint: the slices grow with the lines actually read, so a caller
+	// may pass a large bound to get one batch without an allocation of that size.
+	items := make([]Item, 0, min(batch, 256))
+	lines := make([]int, 0, min(batch, 256))
 	flush := func() error {
 		if len(items) == 0 {
 			return nil
@@ -135,6 +137,32 @@ func Lines(r io.Reader, maxLine, batch int, fn func(items []Item, lines []int) e
 		}
 	}
 	return flush()
+}
+
+// SplitLines cuts a JSON Lines body already in memory into items, one per line that is not
+// blank, as Lines does with no line limit and one batch (a fuzz test holds the two equal), but
+// without copying: each Raw is a slice of data, capped at its line, so data must not change while
+// the items are used. It returns at most limit items, and in n the count of all the lines that are
+// not blank, so a caller refuses a body of more than limit events with its true count without
+// holding an item for each (16 MiB of "{}" lines would be millions). A server reading a whole
+// request body uses it; Lines is for streams.
+func SplitLines(data []byte, limit int) (items []Item, n int) {
+	items = make([]Item, 0, max(0, min(bytes.Count(data, []byte{'\n'})+1, limit)))
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i+1], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if n++; n <= limit {
+			items = append(items, Item{Raw: line[:len(line):len(line)]})
+		}
+	}
+	return items, n
 }
 
 // readLine reads one line of at most max bytes; a longer one is consumed and reported tooLong.

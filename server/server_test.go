@@ -203,10 +203,14 @@ func TestIngestFormsAndRetries(t *testing.T) {
 		{"bad gzip", "application/json", []byte("not gzip"), []string{"Content-Encoding", "gzip"}, 400},
 		{"unknown encoding", "application/json", []byte(ev(9)), []string{"Content-Encoding", "br"}, 415},
 		{"batch too large", "application/json", []byte("[" + strings.Join(many, ",") + "]"), nil, 413},
+		{"NDJSON batch too large", "application/x-ndjson", []byte(strings.Join(many, "\n\n")), nil, 413},
 	} {
 		code, hdr, b := e.do(t, apikey.Writer, "POST", "/v1/events", tc.ctype, tc.body, tc.hdr...)
 		if code != tc.want || hdr.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s, want a %d problem", tc.name, code, b, tc.want)
+		}
+		if strings.Contains(tc.name, "batch too large") && !strings.Contains(string(b), "101 events; the limit is 100") {
+			t.Errorf("%s: %s, want the count of events and the limit", tc.name, b)
 		}
 	}
 }

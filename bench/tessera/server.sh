@@ -33,9 +33,18 @@ for _ in $(seq 100); do
 done
 [ -n "$url" ] || { echo "server did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
 
+# serve's CPU time (user + system, from /proc) around the load: CPU per event is the figure a
+# machine shared with other work disturbs least.
+cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu0=$(cputicks "$srv")
 "$work/agentaudit-load" --url "$url" --key-file "$work/data/admin.key" --connections 32 --batch 100 \
 	--duration "$duration" | tee "$work/load.txt"
+cpu1=$(cputicks "$srv")
 agentaudit=$(grep -o '[0-9.]* events/s' "$work/load.txt" | head -1 | cut -d' ' -f1)
+events=$(grep -o '[0-9]* events in' "$work/load.txt" | head -1 | cut -d' ' -f1)
+if [ "$cpu0" != 0 ] && [ "${events:-0}" -gt 0 ]; then
+	awk -v a="$cpu0" -v b="$cpu1" -v e="$events" -v t="$(getconf CLK_TCK)" 'BEGIN { printf "serve used %.1f µs of CPU per event\n", (b - a) / t * 1e6 / e }'
+fi
 
 awk -v t="$tessera" -v a="$agentaudit" 'BEGIN {
 	printf "server, batched HTTP ingest (32 connections x 100): agentaudit %.0f events/s, tessera %.0f events/s, agentaudit/tessera %.2f\n", a, t, a / t
