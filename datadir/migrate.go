@@ -207,6 +207,9 @@ func readEntries(ctx context.Context, st Store, from int64, n int) ([]store.Entr
 	out := make([]store.Entry, 0, n)
 	err := st.ScanEntries(ctx, from, func(e store.Entry) error {
 		e.Salt, e.Body = bytes.Clone(e.Salt), bytes.Clone(e.Body)
+		// Cols is valid only during the call; the target computes the columns from the body,
+		// what the leaf commits to, rather than copying the source's stored ones.
+		e.Cols = nil
 		out = append(out, e)
 		if len(out) == n {
 			return errEnough

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for tampering
@@ -46,9 +47,12 @@ type backend struct {
 	// afterRewrite is what an insider who empties the log must also reset for the ledger to
 	// append from 0 again (PostgreSQL's log_tail row).
 	afterRewrite string
-	// fixIndex, when the driver stores the query columns, makes them agree with the bodies
-	// again after an edit, as a careful insider would.
+	// fixIndex makes the stored query columns agree with the bodies again after an edit, as a
+	// careful insider would.
 	fixIndex func(t *testing.T, db *sql.DB)
+	// retype is what an insider runs to store text in the number column time_ms (PostgreSQL's
+	// columns hold only their declared type until it is changed).
+	retype []string
 }
 
 var backends = []backend{
@@ -78,6 +82,10 @@ var backends = []backend{
 		zeroSalt:     `'\x00000000000000000000000000000000'::bytea`,
 		randomHash:   "decode(md5(random()::text) || md5(random()::text), 'hex')",
 		afterRewrite: "UPDATE log_tail SET next_seq = 0, next_hash = 0",
+		fixIndex: func(t *testing.T, db *sql.DB) {
+			fixColumns(t, db, func(n int) string { return "$" + strconv.Itoa(n) })
+		},
+		retype: []string{"DROP VIEW event_fields", "ALTER TABLE events ALTER COLUMN time_ms TYPE text"},
 	},
 }
 
@@ -230,6 +238,32 @@ func TestDriversTamperDetected(t *testing.T) {
 		{"change the salt of one event", func(t *testing.T, db *sql.DB, f *dfix) {
 			mustExec(t, db, "UPDATE events SET salt = "+f.b.zeroSalt+" WHERE seq = 3")
 		}, 0, []want{{ledger.ProblemModified, 3}}},
+		// The index cases: the stored query columns, which the driver writes beside the body.
+		{"edit a query column", func(t *testing.T, db *sql.DB, f *dfix) {
+			mustExec(t, db, "UPDATE events SET user_id = 'mallory' WHERE seq = 12")
+		}, 0, []want{{ledger.ProblemIndex, 12}}},
+		{"remove a query column's value", func(t *testing.T, db *sql.DB, f *dfix) {
+			mustExec(t, db, "UPDATE events SET session_id = NULL WHERE seq = 13")
+		}, 0, []want{{ledger.ProblemIndex, 13}}},
+		{"forge an index entry", func(t *testing.T, db *sql.DB, f *dfix) {
+			// The event names no patient; the forged columns make it answer "who read P-999".
+			mustExec(t, db, "UPDATE events SET subject_type = 'patient', subject_id = 'P-999' WHERE seq = 14")
+		}, 0, []want{{ledger.ProblemIndex, 14}}},
+		{"move an event in time in the index", func(t *testing.T, db *sql.DB, f *dfix) {
+			mustExec(t, db, "UPDATE events SET time_ms = time_ms + 86400000 WHERE seq = 15")
+		}, 0, []want{{ledger.ProblemIndex, 15}}},
+		{"flip a failure to a success in the index", func(t *testing.T, db *sql.DB, f *dfix) {
+			mustExec(t, db, "UPDATE events SET success = 1 - coalesce(success, 0), duration_ms = 1 WHERE seq = 16")
+		}, 0, []want{{ledger.ProblemIndex, 16}}},
+		{"store values of another type and out of range", func(t *testing.T, db *sql.DB, f *dfix) {
+			for _, q := range f.b.retype {
+				mustExec(t, db, q)
+			}
+			mustExec(t, db, "UPDATE events SET time_ms = 'yesterday' WHERE seq = 17")
+			mustExec(t, db, "UPDATE events SET model = '' WHERE seq = 18")
+			mustExec(t, db, "UPDATE events SET success = 7 WHERE seq = 19")
+			mustExec(t, db, "UPDATE events SET duration_ms = 'NaN' WHERE seq = 20")
+		}, 0, []want{{ledger.ProblemIndex, 17}, {ledger.ProblemIndex, 18}, {ledger.ProblemIndex, 19}, {ledger.ProblemIndex, 20}}},
 		{"delete the last events", func(t *testing.T, db *sql.DB, f *dfix) {
 			mustExec(t, db, "DELETE FROM events WHERE seq >= 47")
 		}, 0, []want{{ledger.ProblemMissing, 47}, {ledger.ProblemMissing, 48}, {ledger.ProblemMissing, 49}, {ledger.ProblemTruncated, 47}}},
@@ -285,7 +319,7 @@ func TestDriversTamperDetected(t *testing.T) {
 				f.close()
 				db := f.tamperDB(t)
 				tt.tamper(t, db, f)
-				if b.fixIndex != nil {
+				if tt.want[0].kind != ledger.ProblemIndex { // the index cases leave the columns as they edit them
 					b.fixIndex(t, db)
 				}
 				rep, err := ledger.Verify(context.Background(), f.reopenStore(t), f.v, ledger.VerifyOptions{Saved: saved[tt.saved]})

@@ -35,7 +35,10 @@ func tamperDB(t *testing.T, path string) *sql.DB {
 // consistentIndex rewrites every row's query columns from its body, as an insider who knows the
 // schema would after editing bodies (store/sqlite stores the columns since schema 4), so that the
 // tamper tests show what the tree catches; the index cases leave the columns as they edit them.
-func consistentIndex(t *testing.T, db *sql.DB) {
+func consistentIndex(t *testing.T, db *sql.DB) { fixColumns(t, db, func(int) string { return "?" }) }
+
+// fixColumns is consistentIndex for a database whose n-th statement parameter is arg(n).
+func fixColumns(t *testing.T, db *sql.DB, arg func(n int) string) {
 	t.Helper()
 	rows, err := db.Query("SELECT seq, body, purged_by IS NOT NULL FROM events")
 	if err != nil {
@@ -70,9 +73,15 @@ func consistentIndex(t *testing.T, db *sql.DB) {
 	}
 	for _, f := range fixes {
 		c := f.cols
-		mustExec(t, db, `UPDATE events SET session_id = ?, kind = ?, time_ms = ?, user_id = ?, agent_id = ?, model = ?,
+		q := `UPDATE events SET session_id = ?, kind = ?, time_ms = ?, user_id = ?, agent_id = ?, model = ?,
 			tool_name = ?, subject_type = ?, subject_id = ?, outcome = ?, success = ?, duration_ms = ?, retention_class = ?,
-			retain_until_ms = ? WHERE seq = ?`,
+			retain_until_ms = ? WHERE seq = ?`
+		parts := strings.Split(q, "?")
+		q = parts[0]
+		for n, p := range parts[1:] {
+			q += arg(n+1) + p
+		}
+		mustExec(t, db, q,
 			null(c.SessionID != "", c.SessionID), null(c.Kind != "", c.Kind), null(c.HasTime, c.TimeMS), null(c.UserID != "", c.UserID),
 			null(c.AgentID != "", c.AgentID), null(c.Model != "", c.Model), null(c.ToolName != "", c.ToolName),
 			null(c.SubjectType != "", c.SubjectType), null(c.SubjectID != "", c.SubjectID), null(c.Outcome != "", c.Outcome),

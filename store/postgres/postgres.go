@@ -2,14 +2,17 @@
 // newer) through github.com/jackc/pgx/v5, for an organization that runs its servers on a
 // database it already operates, backs up and replicates.
 //
-// It owns the schema (schema.go: the tables, generated query columns, indexes and triggers of
+// It owns the schema (schema.go: the tables, query columns, indexes and triggers of
 // store/sqlite, translated) and its forward migrations, and implements what store/sqlite does,
 // passing the same conformance suite (store/storetest). Events, tree hashes and checkpoints are
 // append-only twice: triggers refuse UPDATE, DELETE and TRUNCATE (but for the retention erasure
 // path), and the README gives the grants of a role that may only INSERT and SELECT. Every Append
 // commits in one transaction under synchronous_commit (PostgreSQL's default, which Open checks):
 // nothing is acknowledged before it is durable. The transaction locks the log's tail row, so
-// appends from several processes on one database stay linear and gap-free.
+// appends from several processes on one database stay linear and gap-free. The query columns
+// are written with each entry from the columns the ledger read from its canonical body
+// (store.Entry.Cols), and ScanEntries hands them back, so verification checks every one
+// against the body it hashes.
 package postgres
 
 import (
@@ -18,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -332,22 +336,35 @@ func (s *Store) AppendAt(ctx context.Context, build func(size int64, hashes tlog
 		return mapErr("postgres: commit", tx.Commit(ctx))
 	}
 	first := b.Entries[0].Seq
+	cols := make([]*store.Columns, len(b.Entries)) // nil for a stub
 	for i, e := range b.Entries {
 		if e.Seq != first+int64(i) {
 			return fmt.Errorf("postgres: entry seq %d is not consecutive: %w", e.Seq, store.ErrOutOfOrder)
+		}
+		switch {
+		case e.Purged():
+		case e.Cols != nil:
+			cols[i] = e.Cols
+		default: // a caller other than the ledger (a copied log)
+			c, err := store.ColumnsOf(e.Body)
+			if err != nil {
+				return fmt.Errorf("postgres: entry %d: query columns: %w", e.Seq, err)
+			}
+			cols[i] = &c
 		}
 	}
 	if first != next || b.FirstHash != nextHash {
 		return fmt.Errorf("postgres: append at seq %d, hash %d; log ends at %d, %d: %w",
 			first, b.FirstHash, next, nextHash, store.ErrOutOfOrder)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"seq", "id", "salt", "body", "purged_by"},
+	row := make([]any, 0, len(copyCols))
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyCols,
 		pgx.CopyFromSlice(len(b.Entries), func(i int) ([]any, error) {
 			e := &b.Entries[i]
 			if e.Purged() { // a stub, as Erase leaves one (a log copied by datadir.Migrate)
-				return []any{e.Seq, e.ID, stubSalt, "{}", e.PurgedBy}, nil
+				return append(append(row[:0], e.Seq, e.ID, stubSalt, "{}", e.PurgedBy), noColumns[:]...), nil
 			}
-			return []any{e.Seq, e.ID, e.Salt, string(e.Body), nil}, nil
+			return appendColumns(append(row[:0], e.Seq, e.ID, e.Salt, string(e.Body), nil), cols[i]), nil
 		})); err != nil {
 		return mapErr("postgres: insert events", err)
 	}
@@ -369,6 +386,39 @@ func (s *Store) AppendAt(ctx context.Context, build func(size int64, hashes tlog
 
 // stubSalt is the salt column of a purged entry, as Erase writes it: sixteen zero bytes.
 var stubSalt = make([]byte, 16)
+
+// copyCols are the columns Append copies: the entry, then the query columns (store.Columns) in
+// appendColumns' order.
+var copyCols = []string{"seq", "id", "salt", "body", "purged_by", "session_id", "kind", "time_ms", "user_id", "agent_id",
+	"model", "tool_name", "subject_type", "subject_id", "outcome", "success", "duration_ms", "retention_class", "retain_until_ms"}
+
+// noColumns are a stub's query columns: all NULL.
+var noColumns [14]any
+
+// appendColumns appends c as the values of copyCols' query columns: an absent value is NULL.
+func appendColumns(row []any, c *store.Columns) []any {
+	str := func(v string) any {
+		if v == "" {
+			return nil
+		}
+		return v
+	}
+	var tm, dur, ok, until any
+	if c.HasTime {
+		tm = c.TimeMS
+	}
+	if c.HasDuration {
+		dur = c.DurationMS
+	}
+	if c.Success >= 0 {
+		ok = int16(c.Success)
+	}
+	if c.HasRetain {
+		until = c.RetainUntilMS
+	}
+	return append(row, str(c.SessionID), str(c.Kind), tm, str(c.UserID), str(c.AgentID), str(c.Model), str(c.ToolName),
+		str(c.SubjectType), str(c.SubjectID), str(c.Outcome), ok, dur, str(c.RetentionClass), until)
+}
 
 // checkpointLock is the transaction advisory lock key of the checkpoint lease.
 const checkpointLock = 0x61616370 // "aacp"
@@ -557,11 +607,89 @@ func (s *Store) Tail(ctx context.Context, n int) ([]store.Entry, error) {
 	return out, err
 }
 
-// ScanEntries calls fn for every entry with seq >= from, in seq order. The Entry's slices are
+// ScanEntries calls fn for every entry with seq >= from, in seq order, with its stored query
+// columns (Cols), which verification checks against the body. The Entry's slices and Cols are
 // valid only during the call.
 func (s *Store) ScanEntries(ctx context.Context, from int64, fn func(store.Entry) error) error {
-	return s.entries(ctx, "postgres: scan events", "SELECT "+entryCols+" FROM events WHERE seq >= $1 ORDER BY seq", []any{from}, true, fn)
+	const op = "postgres: scan events"
+	rows, err := s.pool.Query(ctx, "SELECT "+entryCols+", "+scanCols+" FROM events WHERE seq >= $1 ORDER BY seq", from)
+	if err != nil {
+		return mapErr(op, err)
+	}
+	defer rows.Close()
+	var cols store.Columns
+	in := interner{}
+	var e store.Entry
+	dest := make([]any, 5+14) // the query columns are read from RawValues
+	dest[0], dest[4] = &e.Seq, &e.PurgedBy
+	for rows.Next() {
+		e = store.Entry{}
+		if err := rows.Scan(dest...); err != nil {
+			return mapErr(op, err)
+		}
+		v := rows.RawValues()
+		e.ID = string(v[1])
+		if e.PurgedBy == 0 {
+			e.Salt, e.Body = v[2], v[3]
+		}
+		v = v[5:]
+		cols = store.Columns{Success: -1}
+		cols.TimeMS, cols.HasTime = intCol(v[0])
+		cols.RetainUntilMS, cols.HasRetain = intCol(v[1])
+		if v[2] != nil {
+			cols.HasDuration = true
+			if cols.DurationMS, err = strconv.ParseFloat(string(v[2]), 64); err != nil {
+				cols.DurationMS = math.NaN() // equal to no body's duration
+			}
+		}
+		switch {
+		case v[3] == nil:
+		case string(v[3]) == "0":
+			cols.Success = 0
+		case string(v[3]) == "1":
+			cols.Success = 1
+		default: // an edited row: make it differ from any body
+			cols.Success = 2
+		}
+		for i, d := range [...]*string{&cols.SessionID, &cols.Kind, &cols.UserID, &cols.AgentID, &cols.Model,
+			&cols.ToolName, &cols.SubjectType, &cols.SubjectID, &cols.Outcome, &cols.RetentionClass} {
+			switch b := v[4+i]; {
+			case b == nil: // NULL
+			case len(b) == 0: // the ledger stores NULL, never ''
+				*d = editedValue
+			default:
+				*d = in.str(b)
+			}
+		}
+		e.Cols = &cols
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return mapErr(op, rows.Err())
 }
+
+// scanCols are the query columns as ScanEntries reads them, each as text: a value an insider
+// stored after changing a column's type then reads as a value no body gives, where scanning it
+// as the declared type would fail. The numbers first, then the strings in Columns.Diff's order.
+const scanCols = "time_ms::text, retain_until_ms::text, duration_ms::text, success::text, session_id::text, kind::text, user_id::text, " +
+	"agent_id::text, model::text, tool_name::text, subject_type::text, subject_id::text, outcome::text, retention_class::text"
+
+// intCol reads a bigint column's text: absent when NULL, and a value no body gives when it is
+// not an integer.
+func intCol(b []byte) (int64, bool) {
+	if b == nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return math.MinInt64, true
+	}
+	return n, true
+}
+
+// editedValue stands for a stored column value that no body can give.
+const editedValue = "\x00(edited: an empty string)"
 
 // ScanHashes calls fn for every stored tree hash with index >= from, in index order.
 func (s *Store) ScanHashes(ctx context.Context, from int64, fn func(idx int64, h tlog.Hash) error) error {
@@ -636,20 +764,27 @@ func (s *Store) Find(ctx context.Context, f store.Filter, fn func(store.Entry) e
 	return s.entries(ctx, "postgres: find", q, args, false, fn)
 }
 
-// findQuery is the statement Find runs for f: store/sqlite's, on the fields column.
+// findQuery is the statement Find runs for f: store/sqlite's.
 func findQuery(f store.Filter) (q string, args []any) {
 	return filter.Query(f, entryCols, filter.Dialect{
-		Col: func(name string) string { return "(fields)." + name },
+		Col: func(name string) string { return name },
 		Arg: func(n int) string { return "$" + strconv.Itoa(n) },
 	})
 }
 
-// interner returns one string for equal byte slices, allocating only for a new value.
+// interner returns one string for equal byte slices, allocating only for a new value. It
+// forgets everything past maxInterned strings, to bound its memory in a scan of millions of
+// distinct values (session ids).
 type interner map[string]string
+
+const maxInterned = 1 << 16
 
 func (in interner) str(b []byte) string {
 	if v, ok := in[string(b)]; ok { // no allocation for the lookup
 		return v
+	}
+	if len(in) >= maxInterned {
+		clear(in)
 	}
 	v := string(b)
 	in[v] = v
@@ -659,15 +794,15 @@ func (in interner) str(b []byte) string {
 // ToolCalls calls fn for each tool_call event in [since, until) (zero: unbounded), through the
 // events_tool index where the planner takes it.
 func (s *Store) ToolCalls(ctx context.Context, since, until time.Time, fn func(store.ToolCall) error) error {
-	q := "SELECT (fields).tool_name, (fields).duration_ms, (fields).success, (fields).user_id FROM events WHERE (fields).tool_name IS NOT NULL AND (fields).kind = 'tool_call'"
+	q := "SELECT tool_name, duration_ms, success, user_id FROM events WHERE tool_name IS NOT NULL AND kind = 'tool_call'"
 	var args []any
 	if !since.IsZero() {
 		args = append(args, since.UnixMilli())
-		q += " AND (fields).time_ms >= $" + strconv.Itoa(len(args))
+		q += " AND time_ms >= $" + strconv.Itoa(len(args))
 	}
 	if !until.IsZero() {
 		args = append(args, until.UnixMilli())
-		q += " AND (fields).time_ms < $" + strconv.Itoa(len(args))
+		q += " AND time_ms < $" + strconv.Itoa(len(args))
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {

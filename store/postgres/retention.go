@@ -55,7 +55,7 @@ func (s *Store) Erase(ctx context.Context, purgeSeq int64, ranges [][2]int64) (n
 // DueEntries calls fn for every intact entry whose retain_until is at or before at, in the
 // order of their retain_until, from the retention index.
 func (s *Store) DueEntries(ctx context.Context, at time.Time, fn func(store.Due) error) error {
-	rows, err := s.pool.Query(ctx, "SELECT seq, (fields).retention_class, (fields).retain_until_ms FROM events WHERE (fields).retain_until_ms IS NOT NULL AND (fields).retain_until_ms <= $1 ORDER BY (fields).retain_until_ms, seq", at.UnixMilli())
+	rows, err := s.pool.Query(ctx, "SELECT seq, retention_class, retain_until_ms FROM events WHERE retain_until_ms IS NOT NULL AND retain_until_ms <= $1 ORDER BY retain_until_ms, seq", at.UnixMilli())
 	if err != nil {
 		return mapErr("postgres: due entries", err)
 	}
@@ -78,8 +78,8 @@ func (s *Store) DueEntries(ctx context.Context, at time.Time, fn func(store.Due)
 // RetentionCounts counts the intact entries of each retention class and those due at at, from
 // the retention index.
 func (s *Store) RetentionCounts(ctx context.Context, at time.Time) ([]store.ClassCount, error) {
-	rows, err := s.pool.Query(ctx, `SELECT (fields).retention_class, count(*), min((fields).retain_until_ms), count(*) FILTER (WHERE (fields).retain_until_ms <= $1)
-		FROM events WHERE (fields).retain_until_ms IS NOT NULL GROUP BY 1 ORDER BY 1`, at.UnixMilli())
+	rows, err := s.pool.Query(ctx, `SELECT retention_class, count(*), min(retain_until_ms), count(*) FILTER (WHERE retain_until_ms <= $1)
+		FROM events WHERE retain_until_ms IS NOT NULL GROUP BY 1 ORDER BY 1`, at.UnixMilli())
 	if err != nil {
 		return nil, mapErr("postgres: retention counts", err)
 	}
@@ -99,12 +99,12 @@ func (s *Store) RetentionCounts(ctx context.Context, at time.Time) ([]store.Clas
 }
 
 // systemKinds is the condition of the events_system index, which a query repeats to use it.
-const systemKinds = "(fields).kind IN ('purge', 'legal_hold', 'hold_release', 'alert', 'review')"
+const systemKinds = "kind IN ('purge', 'legal_hold', 'hold_release', 'alert', 'review')"
 
 // SystemEntries calls fn for every intact entry of a system kind (purge, legal_hold,
 // hold_release, alert, review), in seq order, from the index that lists them.
 func (s *Store) SystemEntries(ctx context.Context, kind string, fn func(store.Entry) error) error {
-	return s.entries(ctx, "postgres: system entries", "SELECT "+entryCols+" FROM events WHERE (fields).kind = $1 AND "+systemKinds+" ORDER BY seq", []any{kind}, false, fn)
+	return s.entries(ctx, "postgres: system entries", "SELECT "+entryCols+" FROM events WHERE kind = $1 AND "+systemKinds+" ORDER BY seq", []any{kind}, false, fn)
 }
 
 // Bytes is the database's size on disk (pg_database_size).

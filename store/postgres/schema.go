@@ -15,19 +15,11 @@ import (
 // The tables, columns, indexes and triggers are store/sqlite's (its schema.go explains each one),
 // with these differences:
 //
-//   - The query columns are one STORED generated column, fields, of the composite type
-//     agentaudit_fields (session_id, kind, time_ms, ...: sqlite's columns by the same names),
-//     computed from body at insert, so they can never disagree with what was hashed. PostgreSQL
-//     has no virtual generated columns, and fourteen separate ones would parse the body fourteen
-//     times (about 5 µs for each 1 KiB body): agentaudit_fields parses it once. The indexes are
-//     on (fields).column expressions; the view event_fields shows the columns side by side.
-//     body is text, not jsonb: the leaf hash is over its exact bytes, which jsonb normalizes.
-//   - Times become Unix milliseconds through agentaudit_unix_ms, an IMMUTABLE function of the
-//     canonical text "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (casts to timestamptz are only STABLE and
-//     cannot appear in a generated column). It truncates as time.Time.UnixMilli does, with
-//     integer calendar arithmetic (days from the civil date), and is NULL for any other text
-//     (checked with LIKE and translate: a regular expression cost more than the parse).
-//   - events_tool is not covering: PostgreSQL reads expression indexes' rows from the table.
+//   - body is text, not jsonb: the leaf hash is over its exact bytes, which jsonb normalizes.
+//   - Schema 1 computed the query columns in the database, as one STORED generated column of a
+//     composite type from a PL/pgSQL parse of the body (PostgreSQL has no virtual generated
+//     columns); schema 2 stores them as plain columns written by the ledger, as store/sqlite's
+//     schema 4 does (migration 2 says why). The view event_fields shows them beside seq and id.
 //   - log_tail is one row holding the next seq and the next tree-hash index. Append locks it
 //     (SELECT ... FOR UPDATE) for its transaction, so appends from several processes are
 //     serialized and each batch is checked to continue the log exactly where it ends.
@@ -147,6 +139,88 @@ var migrations = []string{
 	CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints FOR EACH ROW EXECUTE FUNCTION agentaudit_append_only();
 	CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints FOR EACH STATEMENT EXECUTE FUNCTION agentaudit_append_only();
 	CREATE TRIGGER purging_needs_purge BEFORE INSERT ON purging FOR EACH ROW EXECUTE FUNCTION agentaudit_purging_needs_purge();`,
+
+	// 2: the query columns are plain columns written with the row (store/sqlite's schema 4),
+	// not one generated column computed by PL/pgSQL: parsing every body as jsonb and converting
+	// its two times took half of what the backend spent on a row, and COPY into the table ran at
+	// half the rate it runs without. The ledger computes them from the canonical body it commits
+	// (store.ColumnsOf, off the commit path), and verification recomputes them from every body
+	// it hashes and reports a column that disagrees as an index problem, so a query still cannot
+	// silently disagree with the hashed log. A stub has every column NULL. events_tool now
+	// covers the tool statistics (INCLUDE), as SQLite's does.
+	//
+	// The table is rebuilt rather than altered: adding fourteen columns and filling them would
+	// rewrite every row in place (a table twice its size until vacuumed) and leave the dropped
+	// composite's slot in the row. The rebuilt table has a fresh database's exact shape. Its
+	// values are copied from the stored composite, which schema 1 computed from each body. The
+	// privileges granted on events and event_fields (the README's grants) are carried over, so
+	// the server's role keeps working after its owner migrates the database.
+	`CREATE TEMP TABLE agentaudit_acl ON COMMIT DROP AS
+		SELECT c.relname::text AS rel, a.privilege_type AS priv, a.grantee
+		FROM pg_class c, aclexplode(c.relacl) a
+		WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ('events', 'event_fields') AND a.grantee <> c.relowner;
+	DROP VIEW event_fields;
+	ALTER TABLE events RENAME TO events_v1;
+	ALTER TABLE events_v1 RENAME CONSTRAINT events_pkey TO events_v1_pkey;
+	ALTER TABLE events_v1 RENAME CONSTRAINT events_id_key TO events_v1_id_key;
+	DROP INDEX events_session, events_user, events_tool, events_subject, events_time, events_retention, events_system;
+	CREATE TABLE events (
+		seq             bigint PRIMARY KEY,
+		id              text NOT NULL UNIQUE,
+		salt            bytea NOT NULL CHECK (length(salt) >= 16),
+		body            text NOT NULL,
+		purged_by       bigint,
+		session_id      text,
+		kind            text,
+		time_ms         bigint,
+		user_id         text,
+		agent_id        text,
+		model           text,
+		tool_name       text,
+		subject_type    text,
+		subject_id      text,
+		outcome         text,
+		success         smallint,
+		duration_ms     double precision,
+		retention_class text,
+		retain_until_ms bigint
+	);
+	INSERT INTO events SELECT seq, id, salt, body, purged_by, (fields).session_id, (fields).kind, (fields).time_ms,
+		(fields).user_id, (fields).agent_id, (fields).model, (fields).tool_name, (fields).subject_type, (fields).subject_id,
+		(fields).outcome, (fields).success, (fields).duration_ms, (fields).retention_class, (fields).retain_until_ms
+		FROM events_v1 ORDER BY seq;
+	DROP TABLE events_v1;
+	DROP FUNCTION agentaudit_fields(text);
+	DROP TYPE agentaudit_fields;
+	DROP FUNCTION agentaudit_unix_ms(text);
+	CREATE INDEX events_session ON events(session_id, seq) WHERE session_id IS NOT NULL;
+	CREATE INDEX events_user ON events(user_id, time_ms) WHERE user_id IS NOT NULL;
+	CREATE INDEX events_tool ON events(tool_name, kind, time_ms) INCLUDE (duration_ms, success, user_id) WHERE tool_name IS NOT NULL;
+	CREATE INDEX events_subject ON events(subject_id, time_ms) WHERE subject_id IS NOT NULL;
+	CREATE INDEX events_time ON events(time_ms);
+	CREATE INDEX events_retention ON events(retain_until_ms, retention_class) WHERE retain_until_ms IS NOT NULL;
+	CREATE INDEX events_system ON events(kind, seq) WHERE kind IN ('purge', 'legal_hold', 'hold_release', 'alert', 'review');
+	CREATE VIEW event_fields AS SELECT seq, id, purged_by, session_id, kind, time_ms, user_id, agent_id, model, tool_name,
+		subject_type, subject_id, outcome, success, duration_ms, retention_class, retain_until_ms FROM events;
+	CREATE TRIGGER events_no_update BEFORE UPDATE ON events FOR EACH ROW EXECUTE FUNCTION agentaudit_append_only();
+	CREATE TRIGGER events_no_delete BEFORE DELETE ON events FOR EACH ROW EXECUTE FUNCTION agentaudit_events_delete();
+	CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events FOR EACH STATEMENT EXECUTE FUNCTION agentaudit_append_only();
+	CREATE OR REPLACE FUNCTION agentaudit_purging_needs_purge() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NOT (NEW.from_seq <= NEW.to_seq AND NEW.to_seq < NEW.purge_seq
+			AND EXISTS (SELECT 1 FROM events p WHERE p.seq = NEW.purge_seq AND p.kind = 'purge')) THEN
+			RAISE EXCEPTION 'agentaudit: only a recorded purge erases bodies' USING ERRCODE = 'AA002';
+		END IF;
+		RETURN NEW;
+	END $$;
+	DO $$
+	DECLARE g record;
+	BEGIN
+		FOR g IN SELECT rel, priv, grantee FROM agentaudit_acl LOOP
+			EXECUTE format('GRANT %s ON %I TO %s', g.priv, g.rel,
+				CASE g.grantee WHEN 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
+		END LOOP;
+	END $$;`,
 }
 
 // SchemaVersion is the version Open migrates a database to.
