@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/internal/proxyhttp"
 )
 
 // MaxLLMBodyBytes bounds how much of a request or non-streamed response the transport reads to
@@ -133,27 +134,7 @@ func (t *Transport) hand(req *http.Request, resp *http.Response, body []byte, c 
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		return
 	}
-	resp.Body = &handedBody{Reader: bytes.NewReader(body), done: done}
-}
-
-// handedBody is an answer already read, that records its call at its end or its Close.
-type handedBody struct {
-	*bytes.Reader
-	once sync.Once
-	done func()
-}
-
-func (b *handedBody) Read(p []byte) (int, error) {
-	n, err := b.Reader.Read(p)
-	if err == io.EOF {
-		b.once.Do(b.done)
-	}
-	return n, err
-}
-
-func (b *handedBody) Close() error {
-	b.once.Do(b.done)
-	return nil
+	resp.Body = proxyhttp.AfterRead(body, done)
 }
 
 // record writes the llm_call event. Delivery follows the recorder's mode; a failure goes to the

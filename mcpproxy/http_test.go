@@ -39,7 +39,7 @@ func everythingHTTP(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for range 200 {
+	for range 800 { // 20 s: node starts slowly on a loaded 2-core machine
 		if c, err := net.Dial("tcp", addr.String()); err == nil {
 			c.Close()
 			return "http://" + addr.String() + "/mcp"

@@ -1,9 +1,12 @@
-// Package proxyhttp holds what the two HTTP doors (llmproxy, mcpproxy's Streamable HTTP proxy)
-// share around net/http/httputil.ReverseProxy: the connection pool to their one upstream and the
-// buffers that copy answers.
+// Package proxyhttp holds what the HTTP doors (llmproxy with the SDK's LLM transport, mcpproxy's
+// Streamable HTTP proxy) share around net/http/httputil.ReverseProxy: the connection pool to
+// their one upstream, the buffers that copy answers, and the body that records its answer after
+// handing it on.
 package proxyhttp
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"sync"
 )
@@ -36,4 +39,30 @@ func (p *pool) Put(b []byte) {
 	if cap(b) == bufSize {
 		p.p.Put((*[bufSize]byte)(b[:bufSize]))
 	}
+}
+
+// AfterRead returns body as a response body that calls done once, when the reader reaches its
+// end or closes it, whichever comes first: a door hands an answer on, then records it. A reader
+// that does neither (net/http requires the Close) never calls done.
+func AfterRead(body []byte, done func()) io.ReadCloser {
+	return &afterRead{Reader: bytes.NewReader(body), done: done}
+}
+
+type afterRead struct {
+	*bytes.Reader
+	once sync.Once
+	done func()
+}
+
+func (b *afterRead) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.EOF {
+		b.once.Do(b.done)
+	}
+	return n, err
+}
+
+func (b *afterRead) Close() error {
+	b.once.Do(b.done)
+	return nil
 }
