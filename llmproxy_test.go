@@ -127,6 +127,7 @@ func testLLMProxyRecordsAsTheTransport(t *testing.T, mode agentaudit.Mode) {
 		oopts = append(oopts, ooption.WithHeader(h.k, h.v))
 	}
 	driveModels(t, context.Background(), anthropic.NewClient(aopts...), openai.NewClient(oopts...))
+	proxy.Close() // waits for the handlers, which record an async answer after sending it
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +248,7 @@ func TestLLMProxyAnswerAndRecording(t *testing.T) {
 			if !strings.Contains(got, `"type":"message"`) {
 				t.Errorf("answer %q; want the model's message", got)
 			}
+			proxy.Close() // waits for the handler, which records after the answer in async mode
 			if err := rec.Close(); err != nil {
 				t.Fatal(err)
 			}
