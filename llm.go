@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/internal/proxyhttp"
 )
 
 // MaxLLMBodyBytes bounds how much of a request or non-streamed response the transport reads to
@@ -84,7 +85,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		req.ContentLength = int64(len(body))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		call.parseRequest(body)
+		call.reqBody = body // parsed when recorded: off the way to the upstream and back
 	}
 	resp, err := base.RoundTrip(req)
 	if err != nil {
@@ -95,10 +96,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode/100 != 2 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxLLMBodyBytes))
 		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(body))
+		call.end = time.Now()
 		call.err = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, apiErrorMessage(body))
 		call.errType = fmt.Sprintf("http_%d", resp.StatusCode)
-		t.record(req, call)
+		t.hand(req, resp, body, call)
 		return resp, nil
 	}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
@@ -107,21 +108,44 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxLLMBodyBytes))
 	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
+	call.end = time.Now()
 	if err != nil {
 		call.err = fmt.Sprintf("reading the response: %v", err)
-	} else {
-		call.parseResponse(body)
 	}
-	t.record(req, call)
+	t.hand(req, resp, body, call)
 	return resp, nil
+}
+
+// hand gives the caller the answer read into body, and records the call: in Sync and FailClosed
+// mode first, so the call is committed before the caller has its answer; in Async mode once the
+// caller has read the body to its end or closed it, as a stream is recorded, so that the answer
+// never waits for its recording (nor for the parsing of the body, which then happens after). A
+// caller that neither reads to the end nor closes the body (which net/http requires) leaves the
+// call unrecorded.
+func (t *Transport) hand(req *http.Request, resp *http.Response, body []byte, c *llmCall) {
+	done := func() {
+		if c.err == "" {
+			c.parseResponse(body)
+		}
+		t.record(req, c)
+	}
+	if t.Recorder.cfg.mode != Async {
+		done()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return
+	}
+	resp.Body = proxyhttp.AfterRead(body, done)
 }
 
 // record writes the llm_call event. Delivery follows the recorder's mode; a failure goes to the
 // error handler, since the caller already has its answer.
 func (t *Transport) record(req *http.Request, c *llmCall) {
+	if c.end.IsZero() {
+		c.end = time.Now()
+	}
+	c.parseRequest(c.reqBody)
 	lc := LLMCall{Model: c.model, InputMessages: c.input, OutputText: c.text.String(), InputTokens: c.inTokens,
-		OutputTokens: c.outTokens, Latency: time.Since(c.start), Start: c.start, StopReason: c.stop}
+		OutputTokens: c.outTokens, Latency: c.end.Sub(c.start), Start: c.start, StopReason: c.stop}
 	for _, tc := range c.tools {
 		lc.ToolCalls = append(lc.ToolCalls, RequestedTool{ID: tc.id, Name: tc.name, Input: rawOrString(tc.args.String())})
 	}
@@ -154,6 +178,8 @@ func rawOrString(s string) any {
 type llmCall struct {
 	api                 apiKind
 	start               time.Time
+	end                 time.Time // the answer was read (non-streamed); zero until then
+	reqBody             []byte
 	firstToken          time.Duration
 	model, stop         string
 	input               json.RawMessage
@@ -195,10 +221,13 @@ func (c *llmCall) parseRequest(body []byte) {
 		System   json.RawMessage `json:"system"`
 		Stream   bool            `json:"stream"`
 	}
-	if json.Unmarshal(body, &r) != nil {
+	if len(body) == 0 || json.Unmarshal(body, &r) != nil {
 		return
 	}
-	c.model, c.stream = r.Model, r.Stream
+	if c.model == "" { // the answer's model, when it names one, is the one that answered
+		c.model = r.Model
+	}
+	c.stream = r.Stream
 	if len(r.Messages) > 0 {
 		c.input = r.Messages
 	} else {

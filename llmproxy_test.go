@@ -3,12 +3,15 @@ package agentaudit_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
 	aoption "github.com/anthropics/anthropic-sdk-go/option"
@@ -73,8 +76,15 @@ func comparable(ev *event.Event) string {
 // TestLLMProxyRecordsAsTheTransport: the official clients call the model through the LLM proxy
 // (only their base URL changed, attribution in headers); the events recorded are the ones the
 // SDK's transport records for the same calls made directly. Attribution headers do not reach the
-// upstream; the API key does, and never reaches the disk.
+// upstream; the API key does, and never reaches the disk. In both modes: in Async the transport
+// records a non-streamed call once its answer has been read, in Sync before it hands it on.
 func TestLLMProxyRecordsAsTheTransport(t *testing.T) {
+	for _, mode := range []agentaudit.Mode{agentaudit.Sync, agentaudit.Async} {
+		t.Run(mode.String(), func(t *testing.T) { testLLMProxyRecordsAsTheTransport(t, mode) })
+	}
+}
+
+func testLLMProxyRecordsAsTheTransport(t *testing.T, mode agentaudit.Mode) {
 	var leaked []string
 	model := modelServer(t)
 	defer model.Close()
@@ -92,7 +102,7 @@ func TestLLMProxyRecordsAsTheTransport(t *testing.T) {
 	defer upstream.Close()
 
 	dir := t.TempDir()
-	rec, err := openEmbedded(dir, ledger.Options{}, agentaudit.WithMode(agentaudit.Sync))
+	rec, err := openEmbedded(dir, ledger.Options{}, agentaudit.WithMode(mode))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +127,7 @@ func TestLLMProxyRecordsAsTheTransport(t *testing.T) {
 		oopts = append(oopts, ooption.WithHeader(h.k, h.v))
 	}
 	driveModels(t, context.Background(), anthropic.NewClient(aopts...), openai.NewClient(oopts...))
+	proxy.Close() // waits for the handlers, which record an async answer after sending it
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,4 +164,99 @@ func TestLLMProxyRecordsAsTheTransport(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// heldSink is a QueueSink that holds every event in Enqueue until release is closed: a recording
+// that takes as long as the test wants.
+type heldSink struct {
+	release chan struct{}
+	mu      sync.Mutex
+	got     []*event.Event
+}
+
+func (s *heldSink) Enqueue(ctx context.Context, ev *event.Event, committed func(error)) error {
+	<-s.release
+	s.mu.Lock()
+	s.got = append(s.got, ev)
+	s.mu.Unlock()
+	committed(nil)
+	return nil
+}
+func (s *heldSink) AppendBatch(ctx context.Context, evs []*event.Event) ([]error, error) {
+	panic("a QueueSink is handed each event by Enqueue")
+}
+func (s *heldSink) Flush(context.Context) error { return nil }
+func (s *heldSink) Close() error                { return nil }
+
+// TestLLMProxyAnswerAndRecording: in Async mode the agent has the whole answer of a non-streamed
+// call while its recording is still held; in Sync mode it has nothing until the recording is
+// done. Either way the call is recorded once, with the answer's content.
+func TestLLMProxyAnswerAndRecording(t *testing.T) {
+	model := modelServer(t)
+	defer model.Close()
+	for _, tc := range []struct {
+		mode          agentaudit.Mode
+		answerWaiting bool // the answer waits for the recording
+	}{{agentaudit.Async, false}, {agentaudit.Sync, true}} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			sink := &heldSink{release: make(chan struct{})}
+			release := sync.OnceFunc(func() { close(sink.release) })
+			rec, err := agentaudit.New(sink, agentaudit.WithMode(tc.mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := llmproxy.New(llmproxy.Config{Recorder: rec, Upstream: model.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy := httptest.NewServer(p)
+			defer proxy.Close()
+			defer release()
+			answer := make(chan string, 1)
+			go func() {
+				resp, err := http.Post(proxy.URL+"/v1/messages", "application/json",
+					strings.NewReader(`{"model":"claude-opus-4-6","max_tokens":64,"messages":[{"role":"user","content":"where is my order"}]}`))
+				if err != nil {
+					answer <- "error: " + err.Error()
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					answer <- "error: " + err.Error()
+					return
+				}
+				answer <- string(b)
+			}()
+			var got string
+			if tc.answerWaiting {
+				select {
+				case got = <-answer:
+					t.Fatalf("the answer arrived before its recording: %s", got)
+				case <-time.After(300 * time.Millisecond):
+				}
+				release()
+				got = <-answer
+			} else {
+				select {
+				case got = <-answer:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the answer waited for its recording")
+				}
+				release()
+			}
+			if !strings.Contains(got, `"type":"message"`) {
+				t.Errorf("answer %q; want the model's message", got)
+			}
+			proxy.Close() // waits for the handler, which records after the answer in async mode
+			if err := rec.Close(); err != nil {
+				t.Fatal(err)
+			}
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			if len(sink.got) != 1 || sink.got[0].Kind != event.KindLLMCall || sink.got[0].OutputText == "" || sink.got[0].Model == "" {
+				t.Fatalf("recorded %d events (%+v); want the one llm_call with its model and output", len(sink.got), sink.got)
+			}
+		})
+	}
 }

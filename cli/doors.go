@@ -185,7 +185,9 @@ func serveUntilDone(e *env, addr string, h http.Handler, name, upstream string) 
 	}
 	fmt.Fprintf(e.stderr, "%s: http://%s -> %s\n", name, ln.Addr(), upstream)
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	shut := make(chan struct{})
 	go func() {
+		defer close(shut)
 		<-e.ctx.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -193,6 +195,9 @@ func serveUntilDone(e *env, addr string, h http.Handler, name, upstream string) 
 	}()
 	err = hs.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
+		// Serve returns as Shutdown begins; the calls still in their handlers (an async door
+		// records after the answer has gone) finish before the caller closes the recorder.
+		<-shut
 		err = nil
 	}
 	return err

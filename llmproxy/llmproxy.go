@@ -20,6 +20,7 @@ import (
 
 	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/internal/proxyhttp"
 )
 
 // DefaultMaxBodyBytes bounds a request body.
@@ -42,7 +43,9 @@ type Config struct {
 	UserID, AgentID string
 	// MaxBodyBytes bounds request bodies (DefaultMaxBodyBytes when 0).
 	MaxBodyBytes int64
-	// Base sends the requests upstream (http.DefaultTransport when nil).
+	// Base sends the requests upstream; when nil, a transport of the proxy's own with
+	// proxyhttp.MaxIdleConns (100) idle connections to the upstream, where http.DefaultTransport
+	// would keep 2 and dial again for every call beyond 2 in flight.
 	Base http.RoundTripper
 }
 
@@ -74,6 +77,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.Base == nil {
+		cfg.Base = proxyhttp.Transport()
+	}
 	p := &Proxy{cfg: cfg, sess: map[string]*agentaudit.Session{}}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -89,6 +95,7 @@ func New(cfg Config) (*Proxy, error) {
 		},
 		Transport:     &agentaudit.Transport{Recorder: cfg.Recorder, Base: cfg.Base},
 		FlushInterval: -1, // streams: flush every write, no buffering delay
+		BufferPool:    proxyhttp.BufferPool,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			// The failure is recorded by the transport; the agent gets a gateway error that
 			// names no upstream detail beyond the message.

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+
+	"github.com/agentaudit/agentaudit/internal/proxyhttp"
 )
 
 // HTTPProxy is the MCP audit proxy for the Streamable HTTP transport (MCP 2025-06-18): a reverse
@@ -51,6 +53,8 @@ func NewHTTP(cfg Config, upstream string) (*HTTPProxy, error) {
 			pr.Out.Header.Del("X-Forwarded-For")
 		},
 		FlushInterval: -1,
+		Transport:     proxyhttp.Transport(),
+		BufferPool:    proxyhttp.BufferPool,
 		ModifyResponse: func(resp *http.Response) error {
 			p, _ := resp.Request.Context().Value(proxyKey{}).(*Proxy)
 			if p == nil {
@@ -73,9 +77,16 @@ func NewHTTP(cfg Config, upstream string) (*HTTPProxy, error) {
 				if err != nil {
 					return err
 				}
-				if len(body) <= cfg.MaxMessageBytes {
-					p.observeLine(fromServer, body)
+				observe := func() {
+					if len(body) <= cfg.MaxMessageBytes {
+						p.observeLine(fromServer, body)
+					}
 				}
+				if p.recordAfter() {
+					resp.Body = proxyhttp.AfterRead(body, observe)
+					return nil
+				}
+				observe()
 				resp.Body = io.NopCloser(bytes.NewReader(body))
 			}
 			return nil
@@ -170,19 +181,29 @@ func (p *Proxy) observeLine(from side, line []byte) {
 }
 
 // sseObserver passes an SSE stream through unchanged and records each event's data as a message
-// from the server.
+// from the server: at once when the proxy records before it forwards, otherwise (recordAfter) at
+// the next Read or Close, once the event has been handed on.
 type sseObserver struct {
-	rc   io.ReadCloser
-	br   *bufio.Reader
-	p    *Proxy
-	data bytes.Buffer
-	out  []byte
+	rc      io.ReadCloser
+	br      *bufio.Reader
+	p       *Proxy
+	data    bytes.Buffer
+	out     []byte
+	pending [][]byte // events handed on, to record
+}
+
+func (s *sseObserver) observePending() {
+	for _, m := range s.pending {
+		s.p.observeLine(fromServer, m)
+	}
+	s.pending = s.pending[:0]
 }
 
 // Read hands on whole lines, recording each event as its blank line passes; it takes as many
 // lines as are already buffered (never waiting for more), so that an event goes out in one write
 // and one flush rather than one per line.
 func (s *sseObserver) Read(b []byte) (int, error) {
+	s.observePending()
 	n := 0
 	for n < len(b) {
 		if len(s.out) == 0 {
@@ -221,7 +242,11 @@ func (s *sseObserver) feed(line []byte) {
 	switch {
 	case len(l) == 0:
 		if s.data.Len() > 0 {
-			s.p.observeLine(fromServer, s.data.Bytes())
+			if s.p.recordAfter() {
+				s.pending = append(s.pending, bytes.Clone(s.data.Bytes()))
+			} else {
+				s.p.observeLine(fromServer, s.data.Bytes())
+			}
 			s.data.Reset()
 		}
 	case bytes.HasPrefix(l, []byte("data:")):
@@ -235,4 +260,7 @@ func (s *sseObserver) feed(line []byte) {
 	}
 }
 
-func (s *sseObserver) Close() error { return s.rc.Close() }
+func (s *sseObserver) Close() error {
+	s.observePending()
+	return s.rc.Close()
+}

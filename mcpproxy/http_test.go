@@ -39,7 +39,7 @@ func everythingHTTP(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for range 200 {
+	for range 800 { // 20 s: node starts slowly on a loaded 2-core machine
 		if c, err := net.Dial("tcp", addr.String()); err == nil {
 			c.Close()
 			return "http://" + addr.String() + "/mcp"
@@ -70,7 +70,8 @@ func startHTTP(t testing.TB, cfg mcpproxy.Config) *harness {
 	}
 	srv := httptest.NewServer(hp)
 	t.Cleanup(srv.Close)
-	h.closeProxy = func() { hp.Close(); h.done <- nil }
+	// The server first: it waits for the handlers, which record an async answer after sending it.
+	h.closeProxy = func() { srv.Close(); hp.Close(); h.done <- nil }
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	h.client, err = mcp.NewClient(&mcp.Implementation{Name: "proxy-test-host", Version: "1.2.3"}, nil).Connect(ctx,
@@ -116,6 +117,7 @@ func TestStreamableHTTPProxy(t *testing.T) {
 		t.Fatalf("get-sum: %v %+v", err, res)
 	}
 	cs.Close()
+	srv.Close() // waits for the handlers, which record an async answer after sending it
 	hp.Close()
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)

@@ -255,8 +255,27 @@ func (p *Proxy) handle(from side, line []byte) error {
 			return p.forward(fromServer, answer)
 		}
 	}
+	if from == fromServer && p.recordAfter() {
+		err := p.forward(from, line)
+		p.inspect(from, line)
+		return err
+	}
 	p.inspect(from, line)
 	return p.forward(from, line)
+}
+
+// recordAfter reports whether the server's messages are forwarded before they are recorded:
+// in Async mode, so that an answer never waits for its recording, once the session has started
+// (the answer to initialize is recorded first, so that nothing the client sends next can start
+// the session without the server's name). Sync and FailClosed record (commit) first: that is
+// their guarantee.
+func (p *Proxy) recordAfter() bool {
+	if p.cfg.Recorder.Mode() != agentaudit.Async {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sess != nil
 }
 
 // heldCall reports whether line is a tools/call the gate holds (never without a gate).

@@ -68,8 +68,12 @@ func start(t testing.TB, argv []string, cfg mcpproxy.Config, opts ...agentaudit.
 	cr, pw := io.Pipe() // client -> proxy
 	pr, cw := io.Pipe() // proxy -> client
 	h.toProxy = pw
+	var stderr io.Writer = os.Stderr
+	if _, bench := t.(*testing.B); bench {
+		stderr = io.Discard // node's banner would break the benchmark's result lines
+	}
 	go func() {
-		err := p.RunCommand(context.Background(), argv, cr, cw, os.Stderr)
+		err := p.RunCommand(context.Background(), argv, cr, cw, stderr)
 		cw.Close()
 		h.done <- err
 	}()
