@@ -276,7 +276,8 @@ func TestDriversTamperDetected(t *testing.T) {
 			mustExec(t, db, "UPDATE events SET seq = 9 WHERE seq = -1")
 		}, 0, []want{{ledger.ProblemMoved, 5}, {ledger.ProblemMoved, 9}}},
 		{"insert a forged one at the end", func(t *testing.T, db *sql.DB, f *dfix) {
-			mustExec(t, db, "INSERT INTO events(seq, id, salt, body) VALUES (50, 'forged', "+f.b.zeroSalt+", '"+forged+"')")
+			// With a kind: PostgreSQL refuses an event row without its columns (events_columns_given).
+			mustExec(t, db, "INSERT INTO events(seq, id, salt, body, kind) VALUES (50, 'forged', "+f.b.zeroSalt+", '"+forged+"', 'tool_call')")
 		}, 0, []want{{ledger.ProblemInserted, 50}}},
 		{"replace a stored interior tree hash", func(t *testing.T, db *sql.DB, f *dfix) {
 			mustExec(t, db, fmt.Sprintf("UPDATE tree_hashes SET hash = %s WHERE idx = %d", f.b.randomHash, tlog.StoredHashIndex(1, 3)))

@@ -142,6 +142,28 @@ func TestTriggersRefuseChanges(t *testing.T) {
 	}
 }
 
+// TestOldWriterRefused: a row appended without its query columns, as a server of schema 1 still
+// running beside an upgraded one would append it, is refused (SQLSTATE 23514), so no event is
+// stored where queries cannot find it; a purged stub ('{}') carries none and is taken.
+func TestOldWriterRefused(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	s, err := postgres.Open(ctx, postgres.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := conn(t, url)
+	_, err = c.Exec(ctx, `INSERT INTO events(seq, id, salt, body) VALUES (0, 'old', '\x00000000000000000000000000000000', '{"id":"old","kind":"tool_call"}')`)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23514" || pe.ConstraintName != "events_columns_given" {
+		t.Fatalf("an event without its columns: %v, want the events_columns_given check to refuse it", err)
+	}
+	if _, err := c.Exec(ctx, `INSERT INTO events(seq, id, salt, body) VALUES (0, 'stub', '\x00000000000000000000000000000000', '{}')`); err != nil {
+		t.Errorf("a stub without columns: %v", err)
+	}
+}
+
 // A database written by a newer agentaudit is refused, for writing and for reading.
 func TestNewerSchemaRefused(t *testing.T) {
 	ctx := context.Background()

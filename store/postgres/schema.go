@@ -183,7 +183,11 @@ var migrations = []string{
 		success         smallint,
 		duration_ms     double precision,
 		retention_class text,
-		retain_until_ms bigint
+		retain_until_ms bigint,
+		-- Every event has a kind (event.Validate); only a purged stub's body '{}' has none. A
+		-- writer that does not give the columns (a schema 1 server still running beside an
+		-- upgraded one) is refused instead of storing events that queries never find.
+		CONSTRAINT events_columns_given CHECK (kind IS NOT NULL OR body = '{}')
 	);
 	INSERT INTO events SELECT seq, id, salt, body, purged_by, (fields).session_id, (fields).kind, (fields).time_ms,
 		(fields).user_id, (fields).agent_id, (fields).model, (fields).tool_name, (fields).subject_type, (fields).subject_id,
