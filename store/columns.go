@@ -31,6 +31,36 @@ type Columns struct {
 	Success       int8 // 1 true, 0 false, -1 absent
 }
 
+// ColumnNames are the query columns' names in the drivers' tables, in AppendValues' order.
+var ColumnNames = []string{"session_id", "kind", "time_ms", "user_id", "agent_id", "model", "tool_name",
+	"subject_type", "subject_id", "outcome", "success", "duration_ms", "retention_class", "retain_until_ms"}
+
+// AppendValues appends c's values for the columns of ColumnNames, in order, for a driver to
+// store: an absent value is nil (NULL), success 1 or 0, times in Unix milliseconds.
+func (c *Columns) AppendValues(dst []any) []any {
+	str := func(v string) any {
+		if v == "" {
+			return nil
+		}
+		return v
+	}
+	var tm, dur, ok, until any
+	if c.HasTime {
+		tm = c.TimeMS
+	}
+	if c.HasDuration {
+		dur = c.DurationMS
+	}
+	if c.Success >= 0 {
+		ok = int64(c.Success)
+	}
+	if c.HasRetain {
+		until = c.RetainUntilMS
+	}
+	return append(dst, str(c.SessionID), str(c.Kind), tm, str(c.UserID), str(c.AgentID), str(c.Model), str(c.ToolName),
+		str(c.SubjectType), str(c.SubjectID), str(c.Outcome), ok, dur, str(c.RetentionClass), until)
+}
+
 // ColumnsOf reads the query columns from a body: the canonical JSON object of an event (or the
 // "{}" of a purged entry). It reads only the top-level members it needs and skips the rest, so it
 // costs a fraction of decoding the event.

@@ -362,9 +362,9 @@ func (s *Store) AppendAt(ctx context.Context, build func(size int64, hashes tlog
 		pgx.CopyFromSlice(len(b.Entries), func(i int) ([]any, error) {
 			e := &b.Entries[i]
 			if e.Purged() { // a stub, as Erase leaves one (a log copied by datadir.Migrate)
-				return append(append(row[:0], e.Seq, e.ID, stubSalt, "{}", e.PurgedBy), noColumns[:]...), nil
+				return append(append(row[:0], e.Seq, e.ID, stubSalt, "{}", e.PurgedBy), noColumns...), nil
 			}
-			return appendColumns(append(row[:0], e.Seq, e.ID, e.Salt, string(e.Body), nil), cols[i]), nil
+			return cols[i].AppendValues(append(row[:0], e.Seq, e.ID, e.Salt, string(e.Body), nil)), nil
 		})); err != nil {
 		return mapErr("postgres: insert events", err)
 	}
@@ -388,37 +388,11 @@ func (s *Store) AppendAt(ctx context.Context, build func(size int64, hashes tlog
 var stubSalt = make([]byte, 16)
 
 // copyCols are the columns Append copies: the entry, then the query columns (store.Columns) in
-// appendColumns' order.
-var copyCols = []string{"seq", "id", "salt", "body", "purged_by", "session_id", "kind", "time_ms", "user_id", "agent_id",
-	"model", "tool_name", "subject_type", "subject_id", "outcome", "success", "duration_ms", "retention_class", "retain_until_ms"}
+// AppendValues' order.
+var copyCols = append([]string{"seq", "id", "salt", "body", "purged_by"}, store.ColumnNames...)
 
 // noColumns are a stub's query columns: all NULL.
-var noColumns [14]any
-
-// appendColumns appends c as the values of copyCols' query columns: an absent value is NULL.
-func appendColumns(row []any, c *store.Columns) []any {
-	str := func(v string) any {
-		if v == "" {
-			return nil
-		}
-		return v
-	}
-	var tm, dur, ok, until any
-	if c.HasTime {
-		tm = c.TimeMS
-	}
-	if c.HasDuration {
-		dur = c.DurationMS
-	}
-	if c.Success >= 0 {
-		ok = int16(c.Success)
-	}
-	if c.HasRetain {
-		until = c.RetainUntilMS
-	}
-	return append(row, str(c.SessionID), str(c.Kind), tm, str(c.UserID), str(c.AgentID), str(c.Model), str(c.ToolName),
-		str(c.SubjectType), str(c.SubjectID), str(c.Outcome), ok, dur, str(c.RetentionClass), until)
-}
+var noColumns = make([]any, len(store.ColumnNames))
 
 // checkpointLock is the transaction advisory lock key of the checkpoint lease.
 const checkpointLock = 0x61616370 // "aacp"

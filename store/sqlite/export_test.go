@@ -7,4 +7,4 @@ var MigrateTo = migrate
 var FindQuery = findQuery
 
 // QueryCols are the query columns an INSERT names, in the order columnsSQL computes them.
-const QueryCols = queryCols
+var QueryCols = queryCols

@@ -282,39 +282,16 @@ func rowsSQL(prefix string, cols, n int) string {
 }
 
 const (
-	insertEvents = "INSERT INTO events(seq, id, salt, body, " + queryCols + ") VALUES "
-	eventArgs    = 4 + 14 // the columns insertEvents names
 	insertHashes = "INSERT INTO tree_hashes(idx, hash) VALUES "
 	chunk        = 128 // rows per INSERT statement
 )
 
-// queryCols are the query columns (store.Columns), in appendColumns' and scanColumns' order.
-const queryCols = "session_id, kind, time_ms, user_id, agent_id, model, tool_name, subject_type, subject_id, outcome, success, duration_ms, retention_class, retain_until_ms"
-
-// appendColumns appends c as the arguments of queryCols: an absent value is NULL.
-func appendColumns(args []any, c *store.Columns) []any {
-	str := func(v string) any {
-		if v == "" {
-			return nil
-		}
-		return v
-	}
-	var tm, dur, ok, until any
-	if c.HasTime {
-		tm = c.TimeMS
-	}
-	if c.HasDuration {
-		dur = c.DurationMS
-	}
-	if c.Success >= 0 {
-		ok = int64(c.Success)
-	}
-	if c.HasRetain {
-		until = c.RetainUntilMS
-	}
-	return append(args, str(c.SessionID), str(c.Kind), tm, str(c.UserID), str(c.AgentID), str(c.Model), str(c.ToolName),
-		str(c.SubjectType), str(c.SubjectID), str(c.Outcome), ok, dur, str(c.RetentionClass), until)
-}
+var (
+	// queryCols are the query columns (store.Columns), in AppendValues' order.
+	queryCols    = strings.Join(store.ColumnNames, ", ")
+	insertEvents = "INSERT INTO events(seq, id, salt, body, " + queryCols + ") VALUES "
+	eventArgs    = 4 + len(store.ColumnNames) // the columns insertEvents names
+)
 
 // Append commits the batch in one fsynced transaction: all of it or, on any error, none of it.
 func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
@@ -382,7 +359,7 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 				cols = &c
 			}
 			args = append(args, e.Seq, e.ID, e.Salt, string(e.Body))
-			args = appendColumns(args, cols)
+			args = cols.AppendValues(args)
 		}
 		if _, err := tx.StmtContext(ctx, stmts[len(part)]).ExecContext(ctx, args...); err != nil {
 			return mapErr("sqlite: insert events", err)
