@@ -10,14 +10,13 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/agentaudit/agentaudit/event"
 	"github.com/agentaudit/agentaudit/internal/benchevent"
+	"github.com/agentaudit/agentaudit/internal/cputime"
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/retention"
 	"github.com/agentaudit/agentaudit/store"
@@ -135,7 +134,7 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	defer st.Close()
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu := cputime.Process()
 	for b.Loop() {
 		rep, err := ledger.Verify(context.Background(), st, v, ledger.VerifyOptions{})
 		if err != nil || rep.Events != n {
@@ -143,18 +142,7 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64(processCPU()-cpu)/float64(n)/float64(b.N), "cpu-ns/event")
-}
-
-// processCPU is the CPU time (user and system, all threads) the process has used. Per event,
-// it says what verification costs whatever else shares the machine, and over the cores
-// available, what rate the machine allows.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(cputime.Process()-cpu)/float64(n)/float64(b.N), "cpu-ns/event")
 }
 
 // BenchmarkVerifyCeiling measures, on the log BenchmarkVerify checks, the parts verification
@@ -171,7 +159,7 @@ func BenchmarkVerifyCeiling(b *testing.B) {
 	}
 	defer st.Close()
 	b.Run("scan", func(b *testing.B) {
-		cpu := processCPU()
+		cpu := cputime.Process()
 		for b.Loop() {
 			var rows int64
 			if err := st.ScanEntries(context.Background(), 0, func(store.Entry) error { rows++; return nil }); err != nil || rows != n {
@@ -179,7 +167,7 @@ func BenchmarkVerifyCeiling(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		b.ReportMetric(float64(processCPU()-cpu)/float64(n)/float64(b.N), "cpu-ns/event")
+		b.ReportMetric(float64(cputime.Process()-cpu)/float64(n)/float64(b.N), "cpu-ns/event")
 	})
 	b.Run("hash+columns", func(b *testing.B) {
 		const m = 100_000 // held in memory, read again

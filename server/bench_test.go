@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentaudit/agentaudit/apikey"
+	"github.com/agentaudit/agentaudit/internal/cputime"
 	"github.com/agentaudit/agentaudit/server"
 )
 
@@ -26,7 +27,7 @@ func BenchmarkIngestBatched(b *testing.B) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.SetParallelism(16)
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		var body bytes.Buffer
 		for pb.Next() {
@@ -58,7 +59,7 @@ func BenchmarkIngestBatched(b *testing.B) {
 // reportCPU reports the process's CPU time per event since cpu0 (server, clients and the ledger
 // together, as they share the cores).
 func reportCPU(b *testing.B, cpu0 time.Duration, events int) {
-	if cpu := processCPU(); cpu > 0 && events > 0 {
+	if cpu := cputime.Process(); cpu > 0 && events > 0 {
 		b.ReportMetric(float64((cpu-cpu0).Microseconds())/float64(events), "cpu-µs/event")
 	}
 }
@@ -73,7 +74,7 @@ func BenchmarkIngestSingle(b *testing.B) {
 	lat := make(chan time.Duration, 1<<20)
 	b.SetParallelism(32)
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			body := fmt.Sprintf(`{"id":"one-%d","session_id":"load","kind":"tool_call","tool_name":"update_order_status","user_id":"usr_1","agent_id":"load","time":"2026-01-01T00:00:00Z","arguments":{"order_id":"ORD-456","note":"%s"},"result":{"detail":"%s"},"duration_ms":38,"success":false}`,
