@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/internal/heldsink"
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/llmproxy"
 )
@@ -166,28 +166,6 @@ func testLLMProxyRecordsAsTheTransport(t *testing.T, mode agentaudit.Mode) {
 	})
 }
 
-// heldSink is a QueueSink that holds every event in Enqueue until release is closed: a recording
-// that takes as long as the test wants.
-type heldSink struct {
-	release chan struct{}
-	mu      sync.Mutex
-	got     []*event.Event
-}
-
-func (s *heldSink) Enqueue(ctx context.Context, ev *event.Event, committed func(error)) error {
-	<-s.release
-	s.mu.Lock()
-	s.got = append(s.got, ev)
-	s.mu.Unlock()
-	committed(nil)
-	return nil
-}
-func (s *heldSink) AppendBatch(ctx context.Context, evs []*event.Event) ([]error, error) {
-	panic("a QueueSink is handed each event by Enqueue")
-}
-func (s *heldSink) Flush(context.Context) error { return nil }
-func (s *heldSink) Close() error                { return nil }
-
 // TestLLMProxyAnswerAndRecording: in Async mode the agent has the whole answer of a non-streamed
 // call while its recording is still held; in Sync mode it has nothing until the recording is
 // done. Either way the call is recorded once, with the answer's content.
@@ -199,8 +177,8 @@ func TestLLMProxyAnswerAndRecording(t *testing.T) {
 		answerWaiting bool // the answer waits for the recording
 	}{{agentaudit.Async, false}, {agentaudit.Sync, true}} {
 		t.Run(tc.mode.String(), func(t *testing.T) {
-			sink := &heldSink{release: make(chan struct{})}
-			release := sync.OnceFunc(func() { close(sink.release) })
+			sink := heldsink.New(nil)
+			release := sink.Release
 			rec, err := agentaudit.New(sink, agentaudit.WithMode(tc.mode))
 			if err != nil {
 				t.Fatal(err)
@@ -252,10 +230,8 @@ func TestLLMProxyAnswerAndRecording(t *testing.T) {
 			if err := rec.Close(); err != nil {
 				t.Fatal(err)
 			}
-			sink.mu.Lock()
-			defer sink.mu.Unlock()
-			if len(sink.got) != 1 || sink.got[0].Kind != event.KindLLMCall || sink.got[0].OutputText == "" || sink.got[0].Model == "" {
-				t.Fatalf("recorded %d events (%+v); want the one llm_call with its model and output", len(sink.got), sink.got)
+			if got := sink.Events(); len(got) != 1 || got[0].Kind != event.KindLLMCall || got[0].OutputText == "" || got[0].Model == "" {
+				t.Fatalf("recorded %d events (%+v); want the one llm_call with its model and output", len(got), got)
 			}
 		})
 	}

@@ -14,32 +14,9 @@ import (
 
 	"github.com/agentaudit/agentaudit"
 	"github.com/agentaudit/agentaudit/event"
+	"github.com/agentaudit/agentaudit/internal/heldsink"
 	"github.com/agentaudit/agentaudit/mcpproxy"
 )
-
-// heldToolSink records every event at once except tool calls, which it holds in Enqueue until
-// release is closed: a recording of the answer that takes as long as the test wants.
-type heldToolSink struct {
-	release chan struct{}
-	mu      sync.Mutex
-	got     []*event.Event
-}
-
-func (s *heldToolSink) Enqueue(ctx context.Context, ev *event.Event, committed func(error)) error {
-	if ev.Kind == event.KindToolCall {
-		<-s.release
-	}
-	s.mu.Lock()
-	s.got = append(s.got, ev)
-	s.mu.Unlock()
-	committed(nil)
-	return nil
-}
-func (s *heldToolSink) AppendBatch(ctx context.Context, evs []*event.Event) ([]error, error) {
-	panic("a QueueSink is handed each event by Enqueue")
-}
-func (s *heldToolSink) Flush(context.Context) error { return nil }
-func (s *heldToolSink) Close() error                { return nil }
 
 // TestAnswerAndRecording: a tools/call to the real server-everything, over stdio and Streamable
 // HTTP. In async mode (mcp-proxy's default) the client has the answer while its recording is
@@ -88,8 +65,9 @@ func TestAnswerAndRecording(t *testing.T) {
 			answerWaiting bool // the answer waits for its recording
 		}{{agentaudit.Async, false}, {agentaudit.Sync, true}} {
 			t.Run(transport+"/"+tc.mode.String(), func(t *testing.T) {
-				sink := &heldToolSink{release: make(chan struct{})}
-				release := sync.OnceFunc(func() { close(sink.release) })
+				// Tool calls are held; the rest (the session's start) is recorded at once.
+				sink := heldsink.New(func(ev *event.Event) bool { return ev.Kind == event.KindToolCall })
+				release := sink.Release
 				rec, err := agentaudit.New(sink, agentaudit.WithMode(tc.mode))
 				if err != nil {
 					t.Fatal(err)
@@ -128,10 +106,8 @@ func TestAnswerAndRecording(t *testing.T) {
 				if err := rec.Close(); err != nil {
 					t.Fatal(err)
 				}
-				sink.mu.Lock()
-				defer sink.mu.Unlock()
 				var calls []*event.Event
-				for _, ev := range sink.got {
+				for _, ev := range sink.Events() {
 					if ev.Kind == event.KindToolCall {
 						calls = append(calls, ev)
 					}
