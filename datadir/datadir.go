@@ -4,6 +4,8 @@
 //
 //	DIR/ledger.db       the SQLite store, mode 0600 (with -wal and -shm beside it while open),
 //	                    unless Dir.Store names a PostgreSQL database that keeps the log instead
+//	DIR/ledger.db-intake-0, -1  where the store makes appends durable before they are in
+//	                    ledger.db (store/sqlite); empty once the store is closed
 //	DIR/signing.key     the Ed25519 note signing key, mode 0600
 //	DIR/verifier.key    its public verifier key, to copy to auditors
 //	DIR/pseudonym.key   the HMAC key of the PII pseudonyms, mode 0600

@@ -8,3 +8,28 @@ var FindQuery = findQuery
 
 // QueryCols are the query columns an INSERT names, in the order columnsSQL computes them.
 var QueryCols = queryCols
+
+// HoldApplier stops the applier from inserting, as a crash right after acknowledging would:
+// what is appended then stays in the intake only. A read waits until ReleaseApplier.
+func HoldApplier(s *Store) {
+	s.pmu.Lock()
+	s.held = true
+	s.pmu.Unlock()
+}
+
+// ReleaseApplier lets the applier insert again.
+func ReleaseApplier(s *Store) {
+	s.pmu.Lock()
+	s.held = false
+	s.pmu.Unlock()
+	s.wakeUp()
+}
+
+// IntakeSwitch is the size past which appends move to the other intake file.
+const IntakeSwitch = intakeSwitch
+
+// DecodeRecord decodes an intake record's payload, for the fuzz test.
+var DecodeRecord = decodeRecord
+
+// PathOf is the database file of s.
+func PathOf(s *Store) string { return s.path }

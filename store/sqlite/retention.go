@@ -23,6 +23,11 @@ func (s *Store) Erase(ctx context.Context, purgeSeq int64, ranges [][2]int64) (n
 	if s.w == nil {
 		return 0, fmt.Errorf("sqlite: erase: %w", store.ErrReadOnly)
 	}
+	// Only after every acknowledged entry is in the database: a checkpoint or a purge
+	// covers what it has.
+	if err := s.emptyIntake(ctx); err != nil {
+		return 0, err
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -98,6 +103,9 @@ const insertStubs = "INSERT INTO events(seq, id, salt, body, purged_by) SELECT c
 // DueEntries calls fn for every intact entry whose retain_until is at or before at, in the
 // order of their retain_until, reading only the retention index.
 func (s *Store) DueEntries(ctx context.Context, at time.Time, fn func(store.Due) error) error {
+	if err := s.caughtUp(ctx); err != nil {
+		return err
+	}
 	if s.legacy {
 		return nil
 	}
@@ -130,6 +138,9 @@ func (s *Store) DueEntries(ctx context.Context, at time.Time, fn func(store.Due)
 // RetentionCounts counts the intact entries of each retention class and those due at at, from
 // the retention index alone.
 func (s *Store) RetentionCounts(ctx context.Context, at time.Time) ([]store.ClassCount, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return nil, err
+	}
 	if s.legacy {
 		return nil, nil
 	}
@@ -167,6 +178,9 @@ func (s *Store) SystemEntries(ctx context.Context, kind string, fn func(store.En
 
 // Bytes is the database's size: pages in use times the page size.
 func (s *Store) Bytes(ctx context.Context) (int64, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return 0, err
+	}
 	var pages, size int64
 	err := s.r.QueryRowContext(ctx, "SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM pragma_freelist_count()), (SELECT page_size FROM pragma_page_size())").Scan(&pages, &size)
 	return pages * size, mapErr("sqlite: size in bytes", err)
@@ -179,6 +193,11 @@ func (s *Store) Bytes(ctx context.Context) (int64, error) {
 func (s *Store) Reclaim(ctx context.Context) (int64, error) {
 	if s.w == nil {
 		return 0, fmt.Errorf("sqlite: reclaim: %w", store.ErrReadOnly)
+	}
+	// Only after every acknowledged entry is in the database: a checkpoint or a purge
+	// covers what it has.
+	if err := s.caughtUp(ctx); err != nil {
+		return 0, err
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()

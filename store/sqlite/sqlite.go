@@ -2,8 +2,25 @@
 // driver modernc.org/sqlite, so builds stay CGO_ENABLED=0.
 //
 // Events, their tree hashes and checkpoints live in three tables that triggers make append-only:
-// an UPDATE or DELETE on any of them aborts. Every commit is fsynced (synchronous=FULL) before
-// Append returns. The schema carries a version in the meta table and migrates forward on open.
+// an UPDATE or DELETE on any of them aborts. The schema carries a version in the meta table and
+// migrates forward on open.
+//
+// Append makes a batch durable with one write and one fdatasync to the intake, two files beside
+// the database (intake.go), and returns; the applier inserts acknowledged batches into the
+// database behind it, many per fsynced transaction (apply.go). An Append of a few events then
+// costs one small sequential write instead of a transaction that writes and fsyncs every page
+// its events touch in nine B-trees. What the bound on visibility is:
+//
+//   - Through the Store that appended (the ledger, the server, the CLI in one process): every
+//     read waits for what was acknowledged before it began. A caller always reads its writes.
+//   - Another process, or another Store on the file: a read-only open waits until the database
+//     holds what the writer had acknowledged when the open began (waitForWriter); later events
+//     appear once applied, within applyLinger (10 ms) and one insert transaction.
+//   - After a crash: the next open, read-only or read-write, applies the intake first (as
+//     SQLite's readers roll back a hot journal), so every acknowledged event is there. A
+//     read-only open of a volume that cannot be written fails instead, saying so.
+//
+// One Store at a time may write a file: the intake's lock refuses a second (ErrWriting).
 package sqlite
 
 import (
@@ -59,6 +76,32 @@ type Store struct {
 	wmu   sync.Mutex // serializes writes: the writer pool has one connection
 	mu    sync.Mutex // guards stmts
 	stmts map[string]*sql.Stmt
+
+	// Append writes batches to the intake (see intake.go); the applier inserts them.
+	in    *intakeFile
+	amu   sync.Mutex // serializes Append: the intake has one end
+	pmu   sync.Mutex // guards the fields below
+	acked struct {
+		entries, hashes int64 // where the acknowledged log ends
+	}
+	pending   []pending       // acknowledged, not yet applied, in order
+	unapplied [2]int          // records of each intake file not yet applied
+	ids       map[string]bool // the ids of pending entries
+	applied   int64           // where the applied log ends (entries)
+	applyErr  error           // the applier's last failure, until it succeeds
+	progress  chan struct{}   // closed and replaced when applied moves or applyErr changes
+	wake      chan struct{}   // tells the applier there is work
+	hurry     chan struct{}   // tells the applier a read waits
+	stop      chan struct{}   // closed by Close
+	applier   chan struct{}   // closed when the applier has returned
+	closed    bool
+	held      bool // tests hold the applier (export_test.go)
+}
+
+// pending is an acknowledged batch waiting for the applier, and the intake file it is in.
+type pending struct {
+	store.Batch
+	file int
 }
 
 // busyTimeoutMS is how long a connection waits for a lock another holds before it fails.
@@ -121,11 +164,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
+		if err := s.startApplier(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 	} else if v, err := checkVersion(ctx, s.r); err != nil {
 		s.Close()
 		return nil, err
 	} else {
 		s.legacy, s.version = v < 3, v
+		if err := s.recoverIntake(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -203,6 +254,9 @@ func (s *Store) startCheckpointer(path string) error {
 // Close closes the store.
 func (s *Store) Close() error {
 	var errs []error
+	if s.applier != nil {
+		errs = append(errs, s.stopApplier())
+	}
 	if s.ckpt != nil {
 		s.ckptOnce.Do(func() {
 			close(s.ckptStop)
@@ -293,14 +347,9 @@ var (
 	eventArgs    = 4 + len(store.ColumnNames) // the columns insertEvents names
 )
 
-// Append commits the batch in one fsynced transaction: all of it or, on any error, none of it.
-func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
-	if s.w == nil {
-		return fmt.Errorf("sqlite: append: %w", store.ErrReadOnly)
-	}
-	if len(b.Entries) == 0 {
-		return nil
-	}
+// insert commits the batch to the database in one fsynced transaction: all of it or, on any
+// error, none of it.
+func (s *Store) insert(ctx context.Context, b store.Batch) (err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	// Prepare the multi-row INSERTs this batch needs before the transaction takes the connection.
@@ -383,6 +432,9 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (err error) {
 
 // Size returns the number of entries, that is the next seq.
 func (s *Store) Size(ctx context.Context) (int64, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return 0, err
+	}
 	var n int64
 	err := s.r.QueryRowContext(ctx, "SELECT coalesce(max(seq)+1, 0) FROM events").Scan(&n)
 	return n, mapErr("sqlite: size", err)
@@ -395,12 +447,18 @@ const tailQuery = "SELECT (SELECT coalesce(max(seq)+1, 0) FROM events), (SELECT 
 // Extent returns, from one read transaction, one past the largest seq and one past the largest
 // tree hash index.
 func (s *Store) Extent(ctx context.Context) (events, hashes int64, err error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return 0, 0, err
+	}
 	err = s.r.QueryRowContext(ctx, tailQuery).Scan(&events, &hashes)
 	return events, hashes, mapErr("sqlite: extent", err)
 }
 
 // HashCount returns the number of stored tree hashes.
 func (s *Store) HashCount(ctx context.Context) (int64, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return 0, err
+	}
 	var n int64
 	err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM tree_hashes").Scan(&n)
 	return n, mapErr("sqlite: hash count", err)
@@ -408,6 +466,9 @@ func (s *Store) HashCount(ctx context.Context) (int64, error) {
 
 // ReadHashes returns the stored tree hashes at the given tlog stored-hash indexes.
 func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return nil, err
+	}
 	out := make([]tlog.Hash, len(indexes))
 	st, err := s.stmt(ctx, s.r, "SELECT hash FROM tree_hashes WHERE idx = ?")
 	if err != nil {
@@ -474,6 +535,9 @@ func (s *Store) one(ctx context.Context, query string, arg any) (store.Entry, er
 
 // entries runs a query selecting entryCols and calls fn for each row.
 func (s *Store) entries(ctx context.Context, op, query string, args []any, raw bool, fn func(store.Entry) error) error {
+	if err := s.caughtUp(ctx); err != nil {
+		return err
+	}
 	if s.legacy {
 		query = strings.NewReplacer(entryCols, legacyCols, "purged_by IS NULL", "1").Replace(query)
 	}
@@ -506,6 +570,9 @@ func (s *Store) Tail(ctx context.Context, n int) ([]store.Entry, error) {
 // columns (Cols) when the file stores them (schema 4 on; older files generate them from the
 // body). The Entry's slices and Cols are valid only during the call.
 func (s *Store) ScanEntries(ctx context.Context, from int64, fn func(store.Entry) error) error {
+	if err := s.caughtUp(ctx); err != nil {
+		return err
+	}
 	const op = "sqlite: scan events"
 	if s.version < 4 {
 		return s.entries(ctx, op, "SELECT "+entryCols+" FROM events WHERE seq >= ? ORDER BY seq", []any{from}, true, fn)
@@ -574,6 +641,9 @@ const editedValue = "\x00(edited: an empty string)"
 
 // ScanHashes calls fn for every stored tree hash with index >= from, in index order.
 func (s *Store) ScanHashes(ctx context.Context, from int64, fn func(idx int64, h tlog.Hash) error) error {
+	if err := s.caughtUp(ctx); err != nil {
+		return err
+	}
 	c, err := openRaw(s.path)
 	if err != nil {
 		return mapErr("sqlite: scan tree hashes", err)
@@ -596,6 +666,11 @@ func (s *Store) AddCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	if s.w == nil {
 		return fmt.Errorf("sqlite: add checkpoint: %w", store.ErrReadOnly)
 	}
+	// Only after every acknowledged entry is in the database: a checkpoint or a purge
+	// covers what it has.
+	if err := s.caughtUp(ctx); err != nil {
+		return err
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	_, err := s.w.ExecContext(ctx, "INSERT INTO checkpoints(size, note) VALUES (?, ?)", c.Size, string(c.Note))
@@ -604,6 +679,9 @@ func (s *Store) AddCheckpoint(ctx context.Context, c store.Checkpoint) error {
 
 // LatestCheckpoint returns the checkpoint of the largest size.
 func (s *Store) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return store.Checkpoint{}, err
+	}
 	var c store.Checkpoint
 	var note string
 	err := s.r.QueryRowContext(ctx, "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1").Scan(&c.Size, &note)
@@ -616,6 +694,9 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) 
 
 // Checkpoints returns every stored checkpoint, smallest first.
 func (s *Store) Checkpoints(ctx context.Context) ([]store.Checkpoint, error) {
+	if err := s.caughtUp(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := s.r.QueryContext(ctx, "SELECT size, note FROM checkpoints ORDER BY size")
 	if err != nil {
 		return nil, mapErr("sqlite: checkpoints", err)
@@ -653,6 +734,9 @@ func findQuery(f store.Filter) (q string, args []any) {
 // ToolCalls calls fn for each tool_call event in [since, until) (zero: unbounded), reading only
 // the covering index.
 func (s *Store) ToolCalls(ctx context.Context, since, until time.Time, fn func(store.ToolCall) error) error {
+	if err := s.caughtUp(ctx); err != nil {
+		return err
+	}
 	q := "SELECT tool_name, duration_ms, success, user_id FROM events INDEXED BY events_tool WHERE tool_name IS NOT NULL AND kind = 'tool_call'"
 	var args []any
 	if !since.IsZero() {

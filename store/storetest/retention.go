@@ -18,7 +18,7 @@ func testRetention(t *testing.T, open func(t *testing.T) Driver) {
 	ctx := context.Background()
 	d := open(t)
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	b := batch(0, 12)
+	b := Batch(0, 12)
 	for i := range b.Entries {
 		class, until := "general", base.AddDate(0, 0, i)
 		if i%3 == 0 {

@@ -39,9 +39,9 @@ func entry(seq int64) store.Entry {
 
 func hash(i int64) tlog.Hash { return sha256.Sum256(fmt.Appendf(nil, "%d", i)) }
 
-// batch returns entries [from, from+n) and their tree-hash slots (the hashes are arbitrary: the
-// store keeps what it is given).
-func batch(from, n int64) store.Batch {
+// Batch returns entries [from, from+n) and their tree-hash slots (the hashes are arbitrary: the
+// store keeps what it is given), for a driver's own tests too.
+func Batch(from, n int64) store.Batch {
 	b := store.Batch{FirstHash: tlog.StoredHashIndex(0, from)}
 	for s := from; s < from+n; s++ {
 		b.Entries = append(b.Entries, entry(s))
@@ -75,7 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) Driver) {
 	})
 	t.Run("AppendAndRead", func(t *testing.T) {
 		d := open(t)
-		for _, b := range []store.Batch{batch(0, 3), batch(3, 300)} {
+		for _, b := range []store.Batch{Batch(0, 3), Batch(3, 300)} {
 			if err := d.Append(ctx, b); err != nil {
 				t.Fatal(err)
 			}
@@ -123,10 +123,10 @@ func Run(t *testing.T, open func(t *testing.T) Driver) {
 	})
 	t.Run("AppendMustContinue", func(t *testing.T) {
 		d := open(t)
-		if err := d.Append(ctx, batch(0, 5)); err != nil {
+		if err := d.Append(ctx, Batch(0, 5)); err != nil {
 			t.Fatal(err)
 		}
-		for name, b := range map[string]store.Batch{"gap": batch(6, 2), "overlap": batch(4, 2), "restart": batch(0, 1)} {
+		for name, b := range map[string]store.Batch{"gap": Batch(6, 2), "overlap": Batch(4, 2), "restart": Batch(0, 1)} {
 			if err := d.Append(ctx, b); !errors.Is(err, store.ErrOutOfOrder) && !errors.Is(err, store.ErrDuplicateID) {
 				t.Errorf("%s: %v, want ErrOutOfOrder", name, err)
 			}
@@ -137,10 +137,10 @@ func Run(t *testing.T, open func(t *testing.T) Driver) {
 	})
 	t.Run("DuplicateIDWritesNothing", func(t *testing.T) {
 		d := open(t)
-		if err := d.Append(ctx, batch(0, 5)); err != nil {
+		if err := d.Append(ctx, Batch(0, 5)); err != nil {
 			t.Fatal(err)
 		}
-		b := batch(5, 3)
+		b := Batch(5, 3)
 		b.Entries[2].ID = "id-1"
 		if err := d.Append(ctx, b); !errors.Is(err, store.ErrDuplicateID) {
 			t.Fatalf("Append = %v, want ErrDuplicateID", err)
