@@ -202,6 +202,10 @@ func roleIn(r apikey.Role, roles []apikey.Role) bool {
 	return false
 }
 
+// errNoBearer is worded so that the sanitizer finds nothing to redact in it: it is recorded as
+// the reason of the denied access.
+var errNoBearer = errors.New("no bearer token was sent")
+
 // authenticate finds the request's key. A failure is counted, recorded in the log as a denied
 // access, and limited per client address: past its allowance an address gets 429 for bad keys and
 // its failures are no longer recorded, so nobody can flood the log. Valid keys still pass (with
@@ -211,8 +215,7 @@ func (s *Server) authenticate(r *http.Request) (apikey.Key, error) {
 	auth := r.Header.Get("Authorization")
 	secret, ok := strings.CutPrefix(auth, "Bearer ")
 	var k apikey.Key
-	// Worded so that the sanitizer finds nothing to redact in it: it is recorded as the reason.
-	err := errors.New("no bearer token was sent")
+	err := errNoBearer
 	if ok && secret != "" {
 		k, err = s.cfg.Keys.Lookup(strings.TrimSpace(secret))
 	}
