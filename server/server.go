@@ -127,10 +127,10 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
-// logRequest writes the request's line: what Logger.Info("request", ...) wrote, at a third of
-// the cost, since Info captures the call stack for a source (always this function, so
-// worthless) whether or not the handler shows it, and boxes each value. A handler that adds
-// sources (HandlerOptions.AddSource) gets none on these lines.
+// logRequest writes the request's line: what Logger.Info("request", ...) wrote, without the call
+// stack Info captures for a source (always this function, so worthless) whether or not the
+// handler shows it, nor the boxing of each value: 1.3 instead of 1.7 µs before the write. A
+// handler that adds sources (HandlerOptions.AddSource) gets none on these lines.
 func (s *Server) logRequest(r *http.Request, code int, start time.Time) {
 	h := s.cfg.Logger.Handler()
 	ctx := context.Background()
