@@ -15,6 +15,7 @@ import (
 	"github.com/agentaudit/agentaudit/alert"
 	"github.com/agentaudit/agentaudit/apikey"
 	"github.com/agentaudit/agentaudit/datadir"
+	"github.com/agentaudit/agentaudit/internal/gcfloor"
 	"github.com/agentaudit/agentaudit/ledger"
 	"github.com/agentaudit/agentaudit/retention"
 	"github.com/agentaudit/agentaudit/server"
@@ -22,6 +23,11 @@ import (
 
 // DefaultListen is loopback: exposing the API is a decision, not a default.
 const DefaultListen = "127.0.0.1:8433"
+
+// ServeHeapFloor is the heap serve lets grow between garbage collections while its live heap is
+// small (internal/gcfloor): under ingest load GOGC's default collected over ten times a second.
+// A GOGC set in the environment is left alone.
+const ServeHeapFloor = 64 << 20
 
 // DefaultStoreWait is how long serve waits for its database at start: long enough for the
 // database and the servers to start together (a host reboot, a compose file).
@@ -49,6 +55,9 @@ func runServe(e *env) error {
 	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
 	e.dir.StoreWait, e.dir.StoreLog = *storeWait, logger
+	if _, set := os.LookupEnv("GOGC"); !set {
+		defer gcfloor.Start(ServeHeapFloor).Stop()
+	}
 	if *purgeEvery < 0 {
 		return usagef("--purge-every %s: want a positive interval, or 0 for no scheduled purge", *purgeEvery)
 	}

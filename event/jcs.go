@@ -274,11 +274,9 @@ func appendJCSString[T string | []byte](dst []byte, s T) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); i++ {
+	// Plain stops at exactly the bytes to escape: quotes, backslashes, control characters.
+	for i := jsontok.Plain(s, 0, false); i < len(s); i = jsontok.Plain(s, i+1, false) {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
 		dst = append(dst, s[start:i]...)
 		switch c {
 		case '"', '\\':

@@ -47,3 +47,16 @@ func BenchmarkSanitizeToolCallWithFindings(b *testing.B) {
 	ev.Arguments = json.RawMessage(`{"order_id":"ORD-456","status":"cancelled","password":"hunter2hunter2","items":[{"sku":"SKU-1","qty":2},{"sku":"SKU-9","qty":1}],"options":"{\"notify\":true,\"channel\":\"email\",\"to\":\"jane.doe@example.com\"}","note":"refund to card 4111 1111 1111 1111, deploy key ghp_aB3dE5gH7jK9mN1pQ3rS5tU7vW9xY1zA3bC5"}`)
 	benchSanitize(b, ev, 4)
 }
+
+// BenchmarkSanitizeLoadEvent is the event the load command (cmd/agentaudit-load) posts, with its
+// id: a long digit run (a timestamp) that wakes the card, SSN and phone detectors, and finds
+// nothing.
+func BenchmarkSanitizeLoadEvent(b *testing.B) {
+	var ev event.Event
+	ev = event.Event{ID: "load-1764771234567890123-4242", SessionID: "load", Kind: event.KindToolCall, ToolName: "update_order_status",
+		UserID: "usr_1", AgentID: "load", Time: time.Unix(0, 0),
+		Arguments:  json.RawMessage(`{"order_id":"ORD-456","note":"` + strings.Repeat("n", 200) + `"}`),
+		Result:     json.RawMessage(`{"success":false,"error":"Cannot cancel shipped order","detail":"` + strings.Repeat("d", 500) + `"}`),
+		DurationMS: 38, Success: event.Bool(false)}
+	benchSanitize(b, &ev, 0)
+}

@@ -451,6 +451,9 @@ func (r *Redactor) findPhones(ms []match, s string, hits []hit, base int) []matc
 
 // findPhonesIn runs the phone regex on s[lo:hi]; what it finds is judged in all of s.
 func (r *Redactor) findPhonesIn(ms []match, s string, lo, hi int) []match {
+	if !phoneShaped(s[lo:hi]) {
+		return ms
+	}
 	for _, loc := range phoneRe.FindAllStringIndex(s[lo:hi], -1) {
 		a, b := loc[0]+lo, loc[1]+lo
 		if bounded(s, a, b) && validPhone(s[a:b]) {
@@ -484,6 +487,25 @@ func (r *Redactor) findPhonesIn(ms []match, s string, lo, hi int) []match {
 	}
 	return ms
 }
+
+// phoneShaped reports whether phoneRe could match in s, from what every match of it holds: a
+// '+' (international), a '(' (NANP "(415) 555-0134") or, in NANP's other forms, a separator, the
+// three digits of the exchange and another separator ("415-555-0134"). Ids and timestamps, the
+// usual digit runs, have none, and skip the regex (a backtracking one: most of this detector's
+// cost). TestPhoneShaped holds it to the regex.
+func phoneShaped(s string) bool {
+	if strings.ContainsAny(s, "+(") {
+		return true
+	}
+	for i := 0; i+4 < len(s); i++ {
+		if phoneSep(s[i]) && phoneSep(s[i+4]) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+			return true
+		}
+	}
+	return false
+}
+
+func phoneSep(c byte) bool { return c == ' ' || c == '.' || c == '-' }
 
 func phoneDigitCount(s string) int {
 	n := 0

