@@ -4,7 +4,7 @@
 # answered once durable: p50/p99 and serve's CPU per event (from /proc). Then burnserver, which
 # only spends a fixed CPU time per request and writes nothing, under the same load at 100 µs,
 # 170 µs and serve's measured CPU per event: what p99 a server of that cost per request reaches
-# on this machine, with the load command on the same cores. Usage: bench/tessera/single.sh [duration, 10s]
+# on this machine, with the load command on the same cores. Usage: bench/singlepost/floor.sh [duration, 10s]
 set -euo pipefail
 cd "$(dirname "$0")"
 duration=${1:-10s}
@@ -16,8 +16,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd ../.. && go build -o "$work/agentaudit" ./cmd/agentaudit && go build -o "$work/agentaudit-load" ./cmd/agentaudit-load)
-go build -o "$work/burnserver" ./burnserver
+(cd ../.. && go build -o "$work/agentaudit" ./cmd/agentaudit && go build -o "$work/agentaudit-load" ./cmd/agentaudit-load &&
+	go build -o "$work/burnserver" ./bench/singlepost/burnserver)
 
 # start CMD...: runs a server that prints "listening on URL" on stderr; sets srv and url.
 start() {
