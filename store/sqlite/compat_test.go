@@ -21,6 +21,7 @@ import (
 	"github.com/agentaudit/agentaudit/internal/testenv"
 	"github.com/agentaudit/agentaudit/store"
 	"github.com/agentaudit/agentaudit/store/sqlite"
+	"github.com/agentaudit/agentaudit/store/storetest"
 )
 
 // Auditors open evidence with the SQLite they have: Debian stable's is 3.40, and so is the one in
@@ -656,5 +657,30 @@ func TestTimeFiltersUseIndexes(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A file of the release before the intake (schema 4) opens for writing: it moves to schema 5,
+// so that a schema-4 program no longer opens it, with every row kept, and takes appends.
+func TestMigrateFromSchema4(t *testing.T) {
+	ctx := context.Background()
+	path := oldLog(t, 4)
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatalf("migrating open: %v", err)
+	}
+	defer s.Close()
+	if n, err := s.Size(ctx); err != nil || n != int64(len(compatTimes)) {
+		t.Fatalf("size after the migration: %d, %v; want %d", n, err, len(compatTimes))
+	}
+	if got, want := schemaOf(t, path), schemaOf(t, compatLog(t)); got != want {
+		t.Errorf("migrated schema:\n%s\nnew file's schema:\n%s", got, want)
+	}
+	b := storetest.Batch(int64(len(compatTimes)), 2)
+	if err := s.Append(ctx, b); err != nil {
+		t.Fatalf("append after the migration: %v", err)
+	}
+	if n, err := s.Size(ctx); err != nil || n != int64(len(compatTimes))+2 {
+		t.Fatalf("size after an append: %d, %v", n, err)
 	}
 }

@@ -158,6 +158,13 @@ var migrations = []string{
 	WHEN NOT (NEW.from_seq <= NEW.to_seq AND NEW.to_seq < NEW.purge_seq
 		AND EXISTS (SELECT 1 FROM events p WHERE p.seq = NEW.purge_seq AND p.kind = 'purge'))
 	BEGIN SELECT RAISE(ABORT, 'agentaudit: only a recorded purge erases bodies'); END;`,
+
+	// 5: appends are made durable in the intake files beside the database and inserted behind
+	// (intake.go). No table changes, but after a crash the intake holds acknowledged events the
+	// tables do not have yet, which a program that knows only schema 4 would never apply: the
+	// version moves so that such a program refuses the file (ErrNewerSchema) instead of serving,
+	// or appending after, a log without them.
+	`INSERT INTO meta(key, value) VALUES ('appends', 'through the intake files beside the database') ON CONFLICT(key) DO NOTHING;`,
 }
 
 // SchemaVersion is the version Open migrates a store to.
