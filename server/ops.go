@@ -117,6 +117,18 @@ func (m *Metrics) watchLedger(l *ledger.Ledger) {
 	)
 }
 
+// watchStore adds the gauge of acknowledged events the store has not inserted yet, when it
+// has such a backlog (store/sqlite's intake): how far its database runs behind ingest.
+func (m *Metrics) watchStore(st any) {
+	b, ok := st.(interface{ Backlog() int64 })
+	if !ok {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agentaudit_store_backlog_events",
+		Help: "Acknowledged events durable in the store's intake and not yet in its database."},
+		func() float64 { return float64(b.Backlog()) }))
+}
+
 // Register adds collectors of other packages (the alert engine's) to the metrics served.
 func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
 

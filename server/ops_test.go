@@ -71,7 +71,7 @@ func TestMetricsAndFailedAuth(t *testing.T) {
 	}
 	code, _, body := e.do(t, "", "GET", "/metrics", "", nil)
 	for _, want := range []string{`agentaudit_events_ingested_total{door="api"} 1`, "agentaudit_auth_failures_total 25",
-		"agentaudit_commit_seconds_bucket", "agentaudit_queue_depth", "agentaudit_checkpoint_age_seconds", `agentaudit_http_requests_total{code="200",route="POST /v1/events"} 1`} {
+		"agentaudit_commit_seconds_bucket", "agentaudit_queue_depth", "agentaudit_checkpoint_age_seconds", "agentaudit_store_backlog_events", `agentaudit_http_requests_total{code="200",route="POST /v1/events"} 1`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -102,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Metrics = NewMetrics()
 	}
 	cfg.Metrics.watchLedger(cfg.Ledger)
+	cfg.Metrics.watchStore(cfg.Store)
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.routes()
 	return s, nil

@@ -90,6 +90,13 @@ func (s *Store) wakeUp() {
 	}
 }
 
+// Backlog is the number of acknowledged entries not yet in the database (0 read-only).
+func (s *Store) Backlog() int64 {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	return s.acked.entries - s.applied
+}
+
 // intakeErr maps a failed intake write to the store's errors.
 func intakeErr(err error) error {
 	switch {
