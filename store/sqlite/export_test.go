@@ -1,5 +1,11 @@
 package sqlite
 
+import (
+	"context"
+
+	"github.com/agentaudit/agentaudit/store"
+)
+
 // MigrateTo builds a file of an older schema version, to test the migrations from it.
 var MigrateTo = migrate
 
@@ -33,3 +39,6 @@ var DecodeRecord = decodeRecord
 
 // PathOf is the database file of s.
 func PathOf(s *Store) string { return s.path }
+
+// CheckIDs is Append's duplicate check, for its benchmark.
+func CheckIDs(s *Store, entries []store.Entry) error { return s.checkIDs(context.Background(), entries) }
