@@ -41,4 +41,6 @@ var DecodeRecord = decodeRecord
 func PathOf(s *Store) string { return s.path }
 
 // CheckIDs is Append's duplicate check, for its benchmark.
-func CheckIDs(s *Store, entries []store.Entry) error { return s.checkIDs(context.Background(), entries) }
+func CheckIDs(s *Store, entries []store.Entry) error {
+	return s.checkIDs(context.Background(), entries)
+}
