@@ -91,6 +91,16 @@ func TestIntakeChild(t *testing.T) {
 // appended everything, and returns the directory, the verifier and the events acknowledged.
 func killedWriter(t *testing.T, free, held int) (dir string, v note.Verifier, acked int64) {
 	t.Helper()
+	cmd, dir, v, acked := runningWriter(t, free, held)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	return dir, v, acked
+}
+
+// runningWriter runs TestIntakeChild in a new data directory and returns once it has appended
+// everything, leaving it running (its applier held) for the caller to kill.
+func runningWriter(t *testing.T, free, held int) (cmd *exec.Cmd, dir string, v note.Verifier, acked int64) {
+	t.Helper()
 	dir = t.TempDir()
 	skey, vkey, err := ledger.GenerateKey(origin)
 	if err != nil {
@@ -101,7 +111,7 @@ func killedWriter(t *testing.T, free, held int) (dir string, v note.Verifier, ac
 	if v, err = note.NewVerifier(vkey); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIntakeChild$", "-test.v=false")
+	cmd = exec.Command(os.Args[0], "-test.run=^TestIntakeChild$", "-test.v=false")
 	cmd.Env = append(os.Environ(), "AGENTAUDIT_INTAKE_DIR="+dir,
 		"AGENTAUDIT_INTAKE_FREE="+strconv.Itoa(free), "AGENTAUDIT_INTAKE_HELD="+strconv.Itoa(held))
 	out, err := cmd.StdoutPipe()
@@ -128,12 +138,13 @@ func killedWriter(t *testing.T, free, held int) (dir string, v note.Verifier, ac
 		}
 		acked++
 	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
 	if !done {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
 		t.Fatalf("the child stopped after %d events", acked)
 	}
-	return dir, v, acked
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() })
+	return cmd, dir, v, acked
 }
 
 // dbEvents counts the events the database file itself holds, read as another program would,
@@ -550,4 +561,28 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A read-only open that finds a writer running waits for it to insert what it acknowledged;
+// when the writer is killed during that wait, the open applies what the writer left in the
+// intake, as an open after the crash would, instead of giving up without those events.
+func TestReadOnlyOpenOutlivesTheWriter(t *testing.T) {
+	cmd, dir, v, acked := runningWriter(t, 20, 200)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+	}()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "ledger.db"), ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open while the writer was killed: %v", err)
+	}
+	defer st.Close()
+	rep, err := ledger.Verify(ctx, st, v, ledger.VerifyOptions{})
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if rep.Events != acked {
+		t.Fatalf("a read-only open that outlived the writer sees %d events, %d were acknowledged", rep.Events, acked)
+	}
 }
