@@ -586,3 +586,30 @@ func TestReadOnlyOpenOutlivesTheWriter(t *testing.T) {
 		t.Fatalf("a read-only open that outlived the writer sees %d events, %d were acknowledged", rep.Events, acked)
 	}
 }
+
+// An open that fails (here on a damaged intake) lets go of the intake: once the damage is
+// repaired, the next open in the same process succeeds instead of finding the file held by a
+// writer (the failed open's lock) and failing with ErrWriting.
+func TestFailedOpenReleasesTheIntake(t *testing.T) {
+	dir, v, acked := killedWriter(t, 20, 200)
+	path := filepath.Join(dir, "ledger.db")
+	intake := sqlite.IntakePaths(path)[0]
+	good, err := os.ReadFile(intake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, lens := records(t, good)
+	bad := bytes.Clone(good)
+	bad[offs[3]+lens[3]/2] ^= 1
+	if err := os.WriteFile(intake, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := sqlite.Open(context.Background(), sqlite.Config{Path: path}); err == nil {
+		st.Close()
+		t.Fatal("the damaged intake was accepted")
+	}
+	if err := os.WriteFile(intake, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	verifyAll(t, dir, v, false, acked)
+}
