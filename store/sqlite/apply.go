@@ -145,8 +145,10 @@ func (s *Store) checkIDs(ctx context.Context, entries []store.Entry) error {
 
 // makeRoom moves the intake's end to the other file's start once the current file has passed
 // intakeSwitch and every record of the other is applied; past intakeCap it waits for that.
+// It never moves after a failed write: the next record must overwrite what that write left,
+// a record the next open would otherwise apply in place of the acknowledged one with its seqs.
 func (s *Store) makeRoom(ctx context.Context) error {
-	if s.in.off < intakeSwitch {
+	if s.in.off < intakeSwitch || s.in.torn {
 		return nil
 	}
 	if s.in.off >= intakeCap {

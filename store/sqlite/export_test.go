@@ -1,5 +1,7 @@
 package sqlite
 
+import "os"
+
 // MigrateTo builds a file of an older schema version, to test the migrations from it.
 var MigrateTo = migrate
 
@@ -33,3 +35,21 @@ var DecodeRecord = decodeRecord
 
 // PathOf is the database file of s.
 func PathOf(s *Store) string { return s.path }
+
+// IntakeEnd is where the next intake record goes: the file and the offset in it.
+func IntakeEnd(s *Store) (file int, off int64) {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	return s.in.cur, s.in.off
+}
+
+// FailNextSync makes the intake's next fdatasync fail with err, after its write has gone to the
+// file, as a failing disk does; the one after succeeds again.
+func FailNextSync(s *Store, err error) {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	s.in.sync = func(*os.File) error {
+		s.in.sync = fdatasync
+		return err
+	}
+}

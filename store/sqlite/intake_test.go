@@ -613,3 +613,105 @@ func TestFailedOpenReleasesTheIntake(t *testing.T) {
 	}
 	verifyAll(t, dir, v, false, acked)
 }
+
+// TestIntakeSyncFailChild is the writer TestFailedSyncThenSwitch kills: its current intake
+// file is past the switch size while the other holds unapplied records; an fdatasync fails
+// (the record it wrote is whole, never acknowledged); once the other file is applied, a
+// smaller batch with the same seqs is appended and acknowledged, and it waits to be killed.
+func TestIntakeSyncFailChild(t *testing.T) {
+	dir := os.Getenv("AGENTAUDIT_SYNCFAIL_DIR")
+	if dir == "" {
+		t.Skip("run by TestFailedSyncThenSwitch")
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "ledger.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var next int64
+	batch := func(prefix string, n int64) store.Batch {
+		b := storetest.Batch(next, n)
+		for i := range b.Entries {
+			id := fmt.Sprintf("%s-%d", prefix, next+int64(i))
+			b.Entries[i].ID = id
+			b.Entries[i].Body = fmt.Appendf(nil, `{"id":%q,"kind":"custom","output_text":%q}`, id, strings.Repeat("p", 4000))
+		}
+		return b
+	}
+	app := func(n int64) {
+		if err := st.Append(ctx, batch("ev", n)); err != nil {
+			fmt.Println("append:", err)
+			os.Exit(3)
+		}
+		next += n
+	}
+	for _, off := sqlite.IntakeEnd(st); off < sqlite.IntakeSwitch-(256<<10); _, off = sqlite.IntakeEnd(st) {
+		app(16)
+	}
+	sqlite.HoldApplier(st) // the first file keeps unapplied records
+	for file, _ := sqlite.IntakeEnd(st); file == 0; file, _ = sqlite.IntakeEnd(st) {
+		app(16)
+	}
+	for _, off := sqlite.IntakeEnd(st); off < sqlite.IntakeSwitch; _, off = sqlite.IntakeEnd(st) {
+		app(16)
+	}
+	sqlite.FailNextSync(st, syscall.EIO)
+	if err := st.Append(ctx, batch("failed", 16)); err == nil {
+		fmt.Println("append with a failed fdatasync succeeded")
+		os.Exit(3)
+	}
+	sqlite.ReleaseApplier(st)
+	if _, err := st.Size(ctx); err != nil { // everything acknowledged is applied: both files free
+		fmt.Println("size:", err)
+		os.Exit(3)
+	}
+	sqlite.HoldApplier(st)
+	if err := st.Append(ctx, batch("acked", 4)); err != nil {
+		fmt.Println("append:", err)
+		os.Exit(3)
+	}
+	fmt.Printf("acked %d\n", next+4)
+	select {}
+}
+
+// An fdatasync that fails leaves a whole record that was never acknowledged; the next batch
+// reuses its seqs. Written to the other intake file (a switch), that acknowledged batch was
+// lost after a crash: the open applied the failed record in its place, or refused the intake.
+// The end now stays on the failed record until a record overwrites it.
+func TestFailedSyncThenSwitch(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIntakeSyncFailChild$", "-test.v=false")
+	cmd.Env = append(os.Environ(), "AGENTAUDIT_SYNCFAIL_DIR="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+	sc := bufio.NewScanner(out)
+	var acked int64
+	if !sc.Scan() {
+		t.Fatal("the child said nothing")
+	}
+	if _, err := fmt.Sscanf(sc.Text(), "acked %d", &acked); err != nil {
+		t.Fatalf("child: %s", sc.Text())
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "ledger.db")})
+	if err != nil {
+		t.Fatalf("open after the kill: %v", err)
+	}
+	defer st.Close()
+	if n, err := st.Size(ctx); err != nil || n != acked {
+		t.Fatalf("after the kill: size %d, %v; want the %d acknowledged", n, err, acked)
+	}
+	for seq := acked - 4; seq < acked; seq++ {
+		if e, err := st.Entry(ctx, seq); err != nil || e.ID != fmt.Sprintf("acked-%d", seq) {
+			t.Errorf("seq %d is %q, %v; want the acknowledged acked-%d", seq, e.ID, err, seq)
+		}
+	}
+}
