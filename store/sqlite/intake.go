@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -231,6 +232,12 @@ func openIntake(path string) (*intakeFile, error) {
 			return nil, fmt.Errorf("sqlite: open intake: %w", err)
 		}
 		in.f[i] = f
+	}
+	// A file created here exists after a power loss only once its directory entry is durable;
+	// records fdatasynced into a file that is then missing would be lost, acknowledged.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		in.close()
+		return nil, fmt.Errorf("sqlite: open intake: %w", err)
 	}
 	return in, nil
 }
