@@ -55,6 +55,7 @@ func (s *Store) Append(ctx context.Context, b store.Batch) error {
 	}
 	rec, err := s.in.write(b)
 	if err != nil {
+		s.wakeUp() // its idle timer then empties what the write left
 		return intakeErr(err)
 	}
 	// What the applier inserts: views of the record (the caller's slices are its own again once
@@ -452,7 +453,8 @@ func (s *Store) apply() {
 	}
 }
 
-// emptyIfIdle empties the intake when no Append is under way and everything is applied.
+// emptyIfIdle empties the intake when no Append is under way and everything is applied,
+// including what a failed write left (a batch never acknowledged, its bodies on disk).
 func (s *Store) emptyIfIdle() {
 	if !s.amu.TryLock() {
 		return
@@ -461,7 +463,7 @@ func (s *Store) emptyIfIdle() {
 	s.pmu.Lock()
 	drained := s.applied == s.acked.entries && s.applyErr == nil
 	s.pmu.Unlock()
-	if drained && (s.in.off > 0 || s.in.cur != 0) {
+	if drained && (s.in.off > 0 || s.in.cur != 0 || s.in.torn) {
 		s.in.empty() // a failure leaves only applied records, emptied next time
 	}
 }

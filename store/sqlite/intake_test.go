@@ -715,3 +715,30 @@ func TestFailedSyncThenSwitch(t *testing.T) {
 		}
 	}
 }
+
+// An append whose fdatasync failed left its record in the intake, whole: the idle emptying
+// skipped an intake whose end was still at its start, so the failed batch's bodies stayed on
+// disk and a crash would later apply the batch, though it was never acknowledged.
+func TestIdleEmptiesAFailedWrite(t *testing.T) {
+	ctx := context.Background()
+	st := open(t).(*sqlite.Store)
+	sqlite.FailNextSync(st, syscall.EIO)
+	b := batchWithIDs(0, "failed")
+	b.Entries[0].Body = []byte(`{"id":"failed","kind":"custom","output_text":"not-acknowledged"}`)
+	if err := st.Append(ctx, b); err == nil {
+		t.Fatal("an append whose fdatasync failed succeeded")
+	}
+	path := sqlite.IntakePaths(sqlite.PathOf(st))[0]
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(data, []byte("not-acknowledged")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed append's record is still in the intake long after the store went idle")
+		}
+	}
+}
