@@ -55,6 +55,7 @@ func (s *Store) Append(ctx context.Context, b store.Batch) error {
 	}
 	rec, err := s.in.write(b)
 	if err != nil {
+		s.wakeUp() // its idle timer then empties what the write left
 		return intakeErr(err)
 	}
 	// What the applier inserts: views of the record (the caller's slices are its own again once
@@ -152,8 +153,10 @@ func (s *Store) checkIDs(ctx context.Context, entries []store.Entry) error {
 
 // makeRoom moves the intake's end to the other file's start once the current file has passed
 // intakeSwitch and every record of the other is applied; past intakeCap it waits for that.
+// It never moves after a failed write: the next record must overwrite what that write left,
+// a record the next open would otherwise apply in place of the acknowledged one with its seqs.
 func (s *Store) makeRoom(ctx context.Context) error {
-	if s.in.off < intakeSwitch {
+	if s.in.off < intakeSwitch || s.in.torn {
 		return nil
 	}
 	if s.in.off >= intakeCap {
@@ -263,7 +266,11 @@ func (s *Store) recoverIntake(ctx context.Context) error {
 		return err
 	}
 	if !free {
-		return s.waitForWriter(ctx)
+		// The writer may die while we wait for it: then we hold its lock, and recover as
+		// after any crash.
+		if free, err = s.waitForWriter(ctx, f); err != nil || !free {
+			return err
+		}
 	}
 	var size, hashes int64
 	if err := s.r.QueryRowContext(ctx, tailQuery).Scan(&size, &hashes); err != nil {
@@ -276,7 +283,10 @@ func (s *Store) recoverIntake(ctx context.Context) error {
 	f.Close() // the writer below takes the lock
 	w, err := Open(ctx, Config{Path: s.path})
 	if errors.Is(err, ErrWriting) {
-		return nil // a writer started meanwhile
+		// A writer started meanwhile: it applies the intake first; wait for that as for any
+		// running writer rather than read without those events.
+		_, err := s.waitForWriter(ctx, nil)
+		return err
 	}
 	if errors.Is(err, store.ErrReadOnly) {
 		return fmt.Errorf("sqlite: the intake of %s holds acknowledged events from seq %d not yet in the database, and the volume cannot be written to apply them: open it once for writing where it can be: %w",
@@ -293,8 +303,10 @@ func (s *Store) recoverIntake(ctx context.Context) error {
 // applyLinger and one transaction), so that a process reads what another wrote before it
 // started: `agentaudit append` then `agentaudit timeline`, say. It gives up after
 // writerWait (a writer that cannot insert, on a full disk), leaving the reader what the
-// database has.
-func (s *Store) waitForWriter(ctx context.Context) error {
+// database has. While it waits it tries the intake's lock on lock: it reports free, holding
+// the lock, when the writer stopped without inserting everything (killed), for the caller to
+// apply the intake as after any crash.
+func (s *Store) waitForWriter(ctx context.Context, lock *os.File) (free bool, err error) {
 	tail := func() (int64, error) {
 		var size, hashes int64
 		err := s.r.QueryRowContext(ctx, tailQuery).Scan(&size, &hashes)
@@ -302,25 +314,30 @@ func (s *Store) waitForWriter(ctx context.Context) error {
 	}
 	size, err := tail()
 	if err != nil {
-		return err
+		return false, err
 	}
 	batches, err := readIntake(s.path, size, true)
 	if err != nil || len(batches) == 0 {
-		return err
+		return false, err
 	}
 	last := batches[len(batches)-1]
 	target := last.Entries[0].Seq + int64(len(last.Entries))
 	for deadline := time.Now().Add(writerWait); size < target && time.Now().Before(deadline); {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-time.After(2 * time.Millisecond):
 		}
-		if size, err = tail(); err != nil {
-			return err
+		if size, err = tail(); err != nil || size >= target {
+			return false, err
+		}
+		if lock != nil {
+			if free, err := tryLock(lock); err != nil || free {
+				return free, err
+			}
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // ErrWriting: another Store, in this process or another, has the file open for writing.
@@ -443,7 +460,8 @@ func (s *Store) apply() {
 	}
 }
 
-// emptyIfIdle empties the intake when no Append is under way and everything is applied.
+// emptyIfIdle empties the intake when no Append is under way and everything is applied,
+// including what a failed write left (a batch never acknowledged, its bodies on disk).
 func (s *Store) emptyIfIdle() {
 	if !s.amu.TryLock() {
 		return
@@ -452,7 +470,7 @@ func (s *Store) emptyIfIdle() {
 	s.pmu.Lock()
 	drained := s.applied == s.acked.entries && s.applyErr == nil
 	s.pmu.Unlock()
-	if drained && (s.in.off > 0 || s.in.cur != 0) {
+	if drained && (s.in.off > 0 || s.in.cur != 0 || s.in.torn) {
 		s.in.empty() // a failure leaves only applied records, emptied next time
 	}
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"os"
 
 	"github.com/agentaudit/agentaudit/store"
 )
@@ -43,4 +44,22 @@ func PathOf(s *Store) string { return s.path }
 // CheckIDs is Append's duplicate check, for its benchmark.
 func CheckIDs(s *Store, entries []store.Entry) error {
 	return s.checkIDs(context.Background(), entries)
+}
+
+// IntakeEnd is where the next intake record goes: the file and the offset in it.
+func IntakeEnd(s *Store) (file int, off int64) {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	return s.in.cur, s.in.off
+}
+
+// FailNextSync makes the intake's next fdatasync fail with err, after its write has gone to the
+// file, as a failing disk does; the one after succeeds again.
+func FailNextSync(s *Store, err error) {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	s.in.sync = func(*os.File) error {
+		s.in.sync = fdatasync
+		return err
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -216,10 +217,14 @@ type intakeFile struct {
 	f   [2]*os.File
 	cur int   // the file records go to
 	off int64 // where the next record goes in it
+	// torn: the last write failed, and may have left a whole record at off that was never
+	// acknowledged; the end stays in this file until a record overwrites it (see makeRoom).
+	torn bool
+	sync func(*os.File) error // fdatasync; tests make it fail
 }
 
 func openIntake(path string) (*intakeFile, error) {
-	in := &intakeFile{}
+	in := &intakeFile{sync: fdatasync}
 	for i, name := range IntakePaths(path) {
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
@@ -228,11 +233,19 @@ func openIntake(path string) (*intakeFile, error) {
 		}
 		in.f[i] = f
 	}
+	// A file created here exists after a power loss only once its directory entry is durable;
+	// records fdatasynced into a file that is then missing would be lost, acknowledged.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		in.close()
+		return nil, fmt.Errorf("sqlite: open intake: %w", err)
+	}
 	return in, nil
 }
 
 // write makes the record of b durable at the intake's end and returns it. On failure the end
-// does not move, so a partial record is overwritten by the next one (and was never whole).
+// does not move, so what was written is overwritten by the next record: a partial record, or a
+// whole one whose fdatasync failed, which was never acknowledged and whose seqs the next batch
+// reuses.
 func (in *intakeFile) write(b store.Batch) ([]byte, error) {
 	size := intakeHeader + 24 + len(b.Hashes)*tlog.HashSize
 	for _, e := range b.Entries {
@@ -240,13 +253,15 @@ func (in *intakeFile) write(b store.Batch) ([]byte, error) {
 	}
 	rec := encodeRecord(make([]byte, 0, size), b)
 	f := in.f[in.cur]
+	in.torn = true
 	if _, err := f.WriteAt(rec, in.off); err != nil {
 		return nil, err
 	}
-	if err := fdatasync(f); err != nil {
+	if err := in.sync(f); err != nil {
 		return nil, err
 	}
 	in.off += int64(len(rec))
+	in.torn = false
 	return rec, nil
 }
 
@@ -254,7 +269,7 @@ func (in *intakeFile) write(b store.Batch) ([]byte, error) {
 func (in *intakeFile) empty() error {
 	// The end goes back first: a record written after a failure here must not land past a
 	// truncated file's end, where reading would never reach it.
-	in.cur, in.off = 0, 0
+	in.cur, in.off, in.torn = 0, 0, false
 	for _, f := range in.f {
 		if err := f.Truncate(0); err != nil {
 			return err

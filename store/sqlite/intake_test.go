@@ -91,6 +91,16 @@ func TestIntakeChild(t *testing.T) {
 // appended everything, and returns the directory, the verifier and the events acknowledged.
 func killedWriter(t *testing.T, free, held int) (dir string, v note.Verifier, acked int64) {
 	t.Helper()
+	cmd, dir, v, acked := runningWriter(t, free, held)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	return dir, v, acked
+}
+
+// runningWriter runs TestIntakeChild in a new data directory and returns once it has appended
+// everything, leaving it running (its applier held) for the caller to kill.
+func runningWriter(t *testing.T, free, held int) (cmd *exec.Cmd, dir string, v note.Verifier, acked int64) {
+	t.Helper()
 	dir = t.TempDir()
 	skey, vkey, err := ledger.GenerateKey(origin)
 	if err != nil {
@@ -101,7 +111,7 @@ func killedWriter(t *testing.T, free, held int) (dir string, v note.Verifier, ac
 	if v, err = note.NewVerifier(vkey); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIntakeChild$", "-test.v=false")
+	cmd = exec.Command(os.Args[0], "-test.run=^TestIntakeChild$", "-test.v=false")
 	cmd.Env = append(os.Environ(), "AGENTAUDIT_INTAKE_DIR="+dir,
 		"AGENTAUDIT_INTAKE_FREE="+strconv.Itoa(free), "AGENTAUDIT_INTAKE_HELD="+strconv.Itoa(held))
 	out, err := cmd.StdoutPipe()
@@ -128,12 +138,13 @@ func killedWriter(t *testing.T, free, held int) (dir string, v note.Verifier, ac
 		}
 		acked++
 	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
 	if !done {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
 		t.Fatalf("the child stopped after %d events", acked)
 	}
-	return dir, v, acked
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() })
+	return cmd, dir, v, acked
 }
 
 // dbEvents counts the events the database file itself holds, read as another program would,
@@ -550,4 +561,184 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A read-only open that finds a writer running waits for it to insert what it acknowledged;
+// when the writer is killed during that wait, the open applies what the writer left in the
+// intake, as an open after the crash would, instead of giving up without those events.
+func TestReadOnlyOpenOutlivesTheWriter(t *testing.T) {
+	cmd, dir, v, acked := runningWriter(t, 20, 200)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+	}()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "ledger.db"), ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open while the writer was killed: %v", err)
+	}
+	defer st.Close()
+	rep, err := ledger.Verify(ctx, st, v, ledger.VerifyOptions{})
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if rep.Events != acked {
+		t.Fatalf("a read-only open that outlived the writer sees %d events, %d were acknowledged", rep.Events, acked)
+	}
+}
+
+// An open that fails (here on a damaged intake) lets go of the intake: once the damage is
+// repaired, the next open in the same process succeeds instead of finding the file held by a
+// writer (the failed open's lock) and failing with ErrWriting.
+func TestFailedOpenReleasesTheIntake(t *testing.T) {
+	dir, v, acked := killedWriter(t, 20, 200)
+	path := filepath.Join(dir, "ledger.db")
+	intake := sqlite.IntakePaths(path)[0]
+	good, err := os.ReadFile(intake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, lens := records(t, good)
+	bad := bytes.Clone(good)
+	bad[offs[3]+lens[3]/2] ^= 1
+	if err := os.WriteFile(intake, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := sqlite.Open(context.Background(), sqlite.Config{Path: path}); err == nil {
+		st.Close()
+		t.Fatal("the damaged intake was accepted")
+	}
+	if err := os.WriteFile(intake, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	verifyAll(t, dir, v, false, acked)
+}
+
+// TestIntakeSyncFailChild is the writer TestFailedSyncThenSwitch kills: its current intake
+// file is past the switch size while the other holds unapplied records; an fdatasync fails
+// (the record it wrote is whole, never acknowledged); once the other file is applied, a
+// smaller batch with the same seqs is appended and acknowledged, and it waits to be killed.
+func TestIntakeSyncFailChild(t *testing.T) {
+	dir := os.Getenv("AGENTAUDIT_SYNCFAIL_DIR")
+	if dir == "" {
+		t.Skip("run by TestFailedSyncThenSwitch")
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "ledger.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var next int64
+	batch := func(prefix string, n int64) store.Batch {
+		b := storetest.Batch(next, n)
+		for i := range b.Entries {
+			id := fmt.Sprintf("%s-%d", prefix, next+int64(i))
+			b.Entries[i].ID = id
+			b.Entries[i].Body = fmt.Appendf(nil, `{"id":%q,"kind":"custom","output_text":%q}`, id, strings.Repeat("p", 4000))
+		}
+		return b
+	}
+	app := func(n int64) {
+		if err := st.Append(ctx, batch("ev", n)); err != nil {
+			fmt.Println("append:", err)
+			os.Exit(3)
+		}
+		next += n
+	}
+	for _, off := sqlite.IntakeEnd(st); off < sqlite.IntakeSwitch-(256<<10); _, off = sqlite.IntakeEnd(st) {
+		app(16)
+	}
+	sqlite.HoldApplier(st) // the first file keeps unapplied records
+	for file, _ := sqlite.IntakeEnd(st); file == 0; file, _ = sqlite.IntakeEnd(st) {
+		app(16)
+	}
+	for _, off := sqlite.IntakeEnd(st); off < sqlite.IntakeSwitch; _, off = sqlite.IntakeEnd(st) {
+		app(16)
+	}
+	sqlite.FailNextSync(st, syscall.EIO)
+	if err := st.Append(ctx, batch("failed", 16)); err == nil {
+		fmt.Println("append with a failed fdatasync succeeded")
+		os.Exit(3)
+	}
+	sqlite.ReleaseApplier(st)
+	if _, err := st.Size(ctx); err != nil { // everything acknowledged is applied: both files free
+		fmt.Println("size:", err)
+		os.Exit(3)
+	}
+	sqlite.HoldApplier(st)
+	if err := st.Append(ctx, batch("acked", 4)); err != nil {
+		fmt.Println("append:", err)
+		os.Exit(3)
+	}
+	fmt.Printf("acked %d\n", next+4)
+	select {}
+}
+
+// An fdatasync that fails leaves a whole record that was never acknowledged; the next batch
+// reuses its seqs. Written to the other intake file (a switch), that acknowledged batch was
+// lost after a crash: the open applied the failed record in its place, or refused the intake.
+// The end now stays on the failed record until a record overwrites it.
+func TestFailedSyncThenSwitch(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIntakeSyncFailChild$", "-test.v=false")
+	cmd.Env = append(os.Environ(), "AGENTAUDIT_SYNCFAIL_DIR="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+	sc := bufio.NewScanner(out)
+	var acked int64
+	if !sc.Scan() {
+		t.Fatal("the child said nothing")
+	}
+	if _, err := fmt.Sscanf(sc.Text(), "acked %d", &acked); err != nil {
+		t.Fatalf("child: %s", sc.Text())
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "ledger.db")})
+	if err != nil {
+		t.Fatalf("open after the kill: %v", err)
+	}
+	defer st.Close()
+	if n, err := st.Size(ctx); err != nil || n != acked {
+		t.Fatalf("after the kill: size %d, %v; want the %d acknowledged", n, err, acked)
+	}
+	for seq := acked - 4; seq < acked; seq++ {
+		if e, err := st.Entry(ctx, seq); err != nil || e.ID != fmt.Sprintf("acked-%d", seq) {
+			t.Errorf("seq %d is %q, %v; want the acknowledged acked-%d", seq, e.ID, err, seq)
+		}
+	}
+}
+
+// An append whose fdatasync failed left its record in the intake, whole: the idle emptying
+// skipped an intake whose end was still at its start, so the failed batch's bodies stayed on
+// disk and a crash would later apply the batch, though it was never acknowledged.
+func TestIdleEmptiesAFailedWrite(t *testing.T) {
+	ctx := context.Background()
+	st := open(t).(*sqlite.Store)
+	sqlite.FailNextSync(st, syscall.EIO)
+	b := batchWithIDs(0, "failed")
+	b.Entries[0].Body = []byte(`{"id":"failed","kind":"custom","output_text":"not-acknowledged"}`)
+	if err := st.Append(ctx, b); err == nil {
+		t.Fatal("an append whose fdatasync failed succeeded")
+	}
+	path := sqlite.IntakePaths(sqlite.PathOf(st))[0]
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(data, []byte("not-acknowledged")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed append's record is still in the intake long after the store went idle")
+		}
+	}
 }

@@ -256,6 +256,9 @@ func (s *Store) Close() error {
 	var errs []error
 	if s.applier != nil {
 		errs = append(errs, s.stopApplier())
+	} else if s.in != nil {
+		// An open that failed before the applier started: let go of the intake and its lock.
+		errs = append(errs, s.in.close())
 	}
 	if s.ckpt != nil {
 		s.ckptOnce.Do(func() {
