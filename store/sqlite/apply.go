@@ -312,11 +312,17 @@ func (s *Store) waitForWriter(ctx context.Context, lock *os.File) (free bool, er
 		err := s.r.QueryRowContext(ctx, tailQuery).Scan(&size, &hashes)
 		return size, mapErr("sqlite: open", err)
 	}
+	// The files first, then the size: a record the writer overwrites after the files are read
+	// is applied by then, so no gap opens between the size and the records.
+	all, err := scanIntake(s.path)
+	if err != nil {
+		return false, err
+	}
 	size, err := tail()
 	if err != nil {
 		return false, err
 	}
-	batches, err := readIntake(s.path, size, true)
+	batches, err := chainIntake(s.path, all, size, true)
 	if err != nil || len(batches) == 0 {
 		return false, err
 	}
@@ -354,7 +360,7 @@ const (
 	intakeIdle = time.Second
 	// lockWait is how long an open for writing waits for the intake's lock before it reports
 	// another writer.
-	lockWait = time.Second
+	lockWait = 5 * time.Second
 	// writerWait is how long a read-only open waits for a running writer to insert what it
 	// acknowledged (see waitForWriter).
 	writerWait = 5 * time.Second
@@ -389,7 +395,13 @@ func (s *Store) startApplier(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, b := range batches {
+	// Many records per transaction, as the applier does: recovery after a crash is quick.
+	for len(batches) > 0 {
+		var b store.Batch
+		for len(batches) > 0 && (len(b.Entries) == 0 || len(b.Entries)+len(batches[0].Entries) <= applyMax) {
+			joinBatch(&b, batches[0])
+			batches = batches[1:]
+		}
 		if err := s.insert(ctx, b); err != nil {
 			return fmt.Errorf("sqlite: apply the intake's events from seq %d: %w", b.Entries[0].Seq, err)
 		}
@@ -475,6 +487,15 @@ func (s *Store) emptyIfIdle() {
 	}
 }
 
+// joinBatch appends next, which continues b, to b.
+func joinBatch(b *store.Batch, next store.Batch) {
+	if len(b.Entries) == 0 {
+		b.FirstHash = next.FirstHash
+	}
+	b.Entries = append(b.Entries, next.Entries...)
+	b.Hashes = append(b.Hashes, next.Hashes...)
+}
+
 // applyPending inserts the pending batches, applyMax entries at a time, and reports whether all
 // went in.
 func (s *Store) applyPending() bool {
@@ -490,11 +511,7 @@ func (s *Store) applyPending() bool {
 			if len(b.Entries) > 0 && len(b.Entries)+len(p.Entries) > applyMax {
 				break
 			}
-			if len(b.Entries) == 0 {
-				b.FirstHash = p.FirstHash
-			}
-			b.Entries = append(b.Entries, p.Entries...)
-			b.Hashes = append(b.Hashes, p.Hashes...)
+			joinBatch(&b, p.Batch)
 			n++
 		}
 		s.pmu.Unlock()

@@ -167,11 +167,22 @@ func recordAt(data []byte, off int) (payload []byte, n int, ok bool) {
 // Missing files hold nothing. Read beside a live writer (live), the files change under the
 // reader: a gap then ends the batches instead of failing.
 func readIntake(path string, size int64, live bool) ([]store.Batch, error) {
-	type found struct {
-		b         store.Batch
-		file, off int
+	all, err := scanIntake(path)
+	if err != nil {
+		return nil, err
 	}
-	var all []found
+	return chainIntake(path, all, size, live)
+}
+
+// intakeRecord is a whole record found in an intake file.
+type intakeRecord struct {
+	b         store.Batch
+	file, off int
+}
+
+// scanIntake returns every whole record in the intake files of path.
+func scanIntake(path string) ([]intakeRecord, error) {
+	var all []intakeRecord
 	for i, name := range IntakePaths(path) {
 		data, err := os.ReadFile(name)
 		if errors.Is(err, os.ErrNotExist) {
@@ -187,12 +198,17 @@ func readIntake(path string, size int64, live bool) ([]store.Batch, error) {
 				continue
 			}
 			if b, err := decodeRecord(p); err == nil {
-				all = append(all, found{b, i, off})
+				all = append(all, intakeRecord{b, i, off})
 			}
 			off += n
 		}
 	}
-	slices.SortFunc(all, func(a, b found) int { return cmp.Compare(a.b.Entries[0].Seq, b.b.Entries[0].Seq) })
+	return all, nil
+}
+
+// chainIntake returns the batches of all that continue a log of size entries (see readIntake).
+func chainIntake(path string, all []intakeRecord, size int64, live bool) ([]store.Batch, error) {
+	slices.SortFunc(all, func(a, b intakeRecord) int { return cmp.Compare(a.b.Entries[0].Seq, b.b.Entries[0].Seq) })
 	var out []store.Batch
 	next := size
 	for _, f := range all {
