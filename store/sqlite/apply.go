@@ -354,7 +354,7 @@ const (
 	applyRetry = 200 * time.Millisecond
 	// applyLinger is how long the applier waits for more Appends before inserting, when no
 	// read waits (see apply).
-	applyLinger = 10 * time.Millisecond
+	applyLinger = 50 * time.Millisecond
 	// intakeIdle is how long the log stays idle, everything applied, before the intake files
 	// are emptied.
 	intakeIdle = time.Second

@@ -15,7 +15,7 @@
 //     read waits for what was acknowledged before it began. A caller always reads its writes.
 //   - Another process, or another Store on the file: a read-only open waits until the database
 //     holds what the writer had acknowledged when the open began (waitForWriter); later events
-//     appear once applied, within applyLinger (10 ms) and one insert transaction.
+//     appear once applied, within applyLinger (50 ms) and one insert transaction.
 //   - After a crash: the next open, read-only or read-write, applies the intake first (as
 //     SQLite's readers roll back a hot journal), so every acknowledged event is there. A
 //     read-only open of a volume that cannot be written fails instead, saying so.
