@@ -18,33 +18,17 @@ while getopts r:d: o; do
 done
 shift $((OPTIND - 1))
 [ $# -gt 0 ] || { echo "usage: $0 [-r rounds] [-d duration] AGENTAUDIT..." >&2; exit 2; }
-work=$(mktemp -d)
-srv=
-cleanup() {
-	if [ -n "$srv" ]; then kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../lib.sh"
 (cd "$(dirname "$0")/../.." && go build -o "$work/agentaudit-load" ./cmd/agentaudit-load)
-cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 for round in $(seq "$rounds"); do
 	for bin in "$@"; do
 		rm -rf "$work/data"
-		"$bin" --data "$work/data" serve --listen 127.0.0.1:0 --purge-every 0 2>"$work/serve.log" &
-		srv=$!
-		url=
-		for _ in $(seq 100); do
-			url=$(sed -n 's/^listening on \(http[s]*:\/\/[^ ]*\).*/\1/p' "$work/serve.log")
-			[ -n "$url" ] && break
-			kill -0 "$srv" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-			sleep 0.1
-		done
-		[ -n "$url" ] || { echo "$bin did not start" >&2; exit 1; }
+		start "$bin" --data "$work/data" serve --listen 127.0.0.1:0 --purge-every 0
 		cpu0=$(cputicks "$srv")
 		"$work/agentaudit-load" --url "$url" --key-file "$work/data/admin.key" --connections 64 --batch 1 \
 			--rate 5000 --duration "$duration" >"$work/load.txt"
 		cpu1=$(cputicks "$srv")
-		kill "$srv"; wait "$srv" 2>/dev/null || true; srv=
+		stop
 		events=$(grep -o '[0-9]* events in' "$work/load.txt" | head -1 | cut -d' ' -f1)
 		awk -v r="$round" -v b="$bin" -v a="$cpu0" -v z="$cpu1" -v e="$events" -v t="$(getconf CLK_TCK)" \
 			-v l="$(cat "$work/load.txt")" 'BEGIN { printf "round %d %s: %s; serve used %.0f µs of CPU per event\n", r, b, l, (z - a) / t * 1e6 / e }'

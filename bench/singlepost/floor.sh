@@ -8,32 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 duration=${1:-10s}
-work=$(mktemp -d)
-srv=
-cleanup() {
-	if [ -n "$srv" ]; then kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. ../lib.sh
 
 (cd ../.. && go build -o "$work/agentaudit" ./cmd/agentaudit && go build -o "$work/agentaudit-load" ./cmd/agentaudit-load &&
 	go build -o "$work/burnserver" ./bench/singlepost/burnserver)
 
-# start CMD...: runs a server that prints "listening on URL" on stderr; sets srv and url.
-start() {
-	"$@" 2>"$work/serve.log" &
-	srv=$!
-	url=
-	for _ in $(seq 100); do
-		url=$(sed -n 's/^listening on \(http[s]*:\/\/[^ ]*\).*/\1/p' "$work/serve.log")
-		[ -n "$url" ] && return
-		kill -0 "$srv" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-		sleep 0.1
-	done
-	echo "server did not start:" >&2; cat "$work/serve.log" >&2; exit 1
-}
-stop() { kill "$srv"; wait "$srv" 2>/dev/null || true; srv=; }
-cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 load() { "$work/agentaudit-load" --url "$url" --key-file "$1" --connections 64 --batch 1 --rate 5000 --duration "$duration"; }
 
 start "$work/agentaudit" --data "$work/data" serve --listen 127.0.0.1:0

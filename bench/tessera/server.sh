@@ -8,13 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 duration=${1:-15s}
-work=$(mktemp -d)
-srv=
-cleanup() {
-	if [ -n "$srv" ]; then kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. ../lib.sh
 
 # The binaries are built in the main module, with its go.mod, as users build them.
 (cd ../.. && go build -o "$work/agentaudit" ./cmd/agentaudit && go build -o "$work/agentaudit-load" ./cmd/agentaudit-load)
@@ -22,20 +16,9 @@ trap cleanup EXIT
 go test -run '^$' -bench 'VsTessera/100-per-call/tessera$' -benchtime 5s | tee "$work/tessera.txt"
 tessera=$(awk '/events\/s/ { for (i = 2; i <= NF; i++) if ($i == "events/s") print $(i-1) }' "$work/tessera.txt" | tail -1)
 
-"$work/agentaudit" --data "$work/data" serve --listen 127.0.0.1:0 2>"$work/serve.log" &
-srv=$!
-url=
-for _ in $(seq 100); do
-	url=$(sed -n 's/^listening on \(http[s]*:\/\/[^ ]*\).*/\1/p' "$work/serve.log")
-	[ -n "$url" ] && break
-	kill -0 "$srv" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-	sleep 0.1
-done
-[ -n "$url" ] || { echo "server did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
+start "$work/agentaudit" --data "$work/data" serve --listen 127.0.0.1:0
 
-# serve's CPU time (user + system, from /proc) around the load: CPU per event is the figure a
-# machine shared with other work disturbs least.
-cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# serve's CPU time around the load.
 cpu0=$(cputicks "$srv")
 "$work/agentaudit-load" --url "$url" --key-file "$work/data/admin.key" --connections 32 --batch 100 \
 	--duration "$duration" | tee "$work/load.txt"
