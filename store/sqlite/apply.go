@@ -16,8 +16,8 @@ import (
 // is checked (it continues the log, no id of it is stored) and written to the intake with one
 // fdatasync (see intake.go); the applier inserts it into the database behind. Every read of this
 // Store first waits for the applier to have inserted what was acknowledged when the read began,
-// so a caller reads its own writes; another process reading the file sees an acknowledged event
-// once it is applied, normally within milliseconds (one apply transaction).
+// so a caller reads its own writes; another process sees what was acknowledged before it
+// opened the file, and later events once applied (the package doc gives the bound).
 func (s *Store) Append(ctx context.Context, b store.Batch) error {
 	if s.w == nil {
 		return fmt.Errorf("sqlite: append: %w", store.ErrReadOnly)
@@ -113,7 +113,9 @@ func intakeErr(err error) error {
 // be applied, or is in the database. The pending ids are looked at first: an id leaves them
 // only once the database has it.
 func (s *Store) checkIDs(ctx context.Context, entries []store.Entry) error {
-	dup := fmt.Errorf("sqlite: append: an id of the batch is stored already: %w", store.ErrDuplicateID)
+	dup := func() error {
+		return fmt.Errorf("sqlite: append: an id of the batch is stored already: %w", store.ErrDuplicateID)
+	}
 	var seen map[string]bool
 	if len(entries) > 1 {
 		seen = make(map[string]bool, len(entries))
@@ -122,7 +124,7 @@ func (s *Store) checkIDs(ctx context.Context, entries []store.Entry) error {
 	for _, e := range entries {
 		if s.ids[e.ID] || seen[e.ID] {
 			s.pmu.Unlock()
-			return dup
+			return dup()
 		}
 		if seen != nil {
 			seen[e.ID] = true
@@ -145,7 +147,7 @@ func (s *Store) checkIDs(ctx context.Context, entries []store.Entry) error {
 			return mapErr("sqlite: append: look up ids", err)
 		}
 		if found {
-			return dup
+			return dup()
 		}
 	}
 	return nil
