@@ -56,7 +56,7 @@ func (s *Store) Append(ctx context.Context, b store.Batch) error {
 	rec, err := s.in.write(b)
 	if err != nil {
 		s.wakeUp() // its idle timer then empties what the write left
-		return intakeErr(err)
+		return fileErr("sqlite: append", err)
 	}
 	// What the applier inserts: views of the record (the caller's slices are its own again once
 	// Append returns) with copies of the query columns.
@@ -98,15 +98,15 @@ func (s *Store) Backlog() int64 {
 	return s.acked.entries - s.applied
 }
 
-// intakeErr maps a failed intake write to the store's errors.
-func intakeErr(err error) error {
+// fileErr maps a failed intake file operation to the store's errors.
+func fileErr(op string, err error) error {
 	switch {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return fmt.Errorf("sqlite: append: %w", errors.Join(store.ErrNoSpace, err))
+		return fmt.Errorf("%s: %w", op, errors.Join(store.ErrNoSpace, err))
 	case errors.Is(err, syscall.EROFS), errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("sqlite: append: %w", errors.Join(store.ErrReadOnly, err))
+		return fmt.Errorf("%s: %w", op, errors.Join(store.ErrReadOnly, err))
 	}
-	return fmt.Errorf("sqlite: append: %w", err)
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 // checkIDs fails with store.ErrDuplicateID when an id of entries is repeated in them, waits to
@@ -184,7 +184,7 @@ func (s *Store) emptyIntake(ctx context.Context) error {
 		return err
 	}
 	if err := s.in.empty(); err != nil {
-		return intakeErr(err)
+		return fileErr("sqlite: empty the intake", err)
 	}
 	return nil
 }
@@ -274,9 +274,9 @@ func (s *Store) recoverIntake(ctx context.Context) error {
 			return err
 		}
 	}
-	var size, hashes int64
-	if err := s.r.QueryRowContext(ctx, tailQuery).Scan(&size, &hashes); err != nil {
-		return mapErr("sqlite: open", err)
+	size, _, err := tail(ctx, s.r, "sqlite: open")
+	if err != nil {
+		return err
 	}
 	batches, err := readIntake(s.path, size, false)
 	if err != nil || len(batches) == 0 {
@@ -309,10 +309,9 @@ func (s *Store) recoverIntake(ctx context.Context) error {
 // the lock, when the writer stopped without inserting everything (killed), for the caller to
 // apply the intake as after any crash.
 func (s *Store) waitForWriter(ctx context.Context, lock *os.File) (free bool, err error) {
-	tail := func() (int64, error) {
-		var size, hashes int64
-		err := s.r.QueryRowContext(ctx, tailQuery).Scan(&size, &hashes)
-		return size, mapErr("sqlite: open", err)
+	size := func() (int64, error) {
+		n, _, err := tail(ctx, s.r, "sqlite: open")
+		return n, err
 	}
 	// The files first, then the size: a record the writer overwrites after the files are read
 	// is applied by then, so no gap opens between the size and the records.
@@ -320,23 +319,23 @@ func (s *Store) waitForWriter(ctx context.Context, lock *os.File) (free bool, er
 	if err != nil {
 		return false, err
 	}
-	size, err := tail()
+	n, err := size()
 	if err != nil {
 		return false, err
 	}
-	batches, err := chainIntake(s.path, all, size, true)
+	batches, err := chainIntake(s.path, all, n, true)
 	if err != nil || len(batches) == 0 {
 		return false, err
 	}
 	last := batches[len(batches)-1]
 	target := last.Entries[0].Seq + int64(len(last.Entries))
-	for deadline := time.Now().Add(writerWait); size < target && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(writerWait); n < target && time.Now().Before(deadline); {
 		select {
 		case <-ctx.Done():
 			return false, ctx.Err()
 		case <-time.After(2 * time.Millisecond):
 		}
-		if size, err = tail(); err != nil || size >= target {
+		if n, err = size(); err != nil || n >= target {
 			return false, err
 		}
 		if lock != nil {
@@ -389,9 +388,9 @@ func (s *Store) startApplier(ctx context.Context) error {
 			return fmt.Errorf("sqlite: %s: %w", s.path, ErrWriting)
 		}
 	}
-	var next, nextHash int64
-	if err := s.w.QueryRowContext(ctx, tailQuery).Scan(&next, &nextHash); err != nil {
-		return mapErr("sqlite: open", err)
+	next, _, err := tail(ctx, s.w, "sqlite: open")
+	if err != nil {
+		return err
 	}
 	batches, err := readIntake(s.path, next, false)
 	if err != nil {
@@ -409,10 +408,11 @@ func (s *Store) startApplier(ctx context.Context) error {
 		}
 	}
 	if err := s.in.empty(); err != nil {
-		return intakeErr(err)
+		return fileErr("sqlite: empty the intake", err)
 	}
-	if err := s.w.QueryRowContext(ctx, tailQuery).Scan(&next, &nextHash); err != nil {
-		return mapErr("sqlite: open", err)
+	next, nextHash, err := tail(ctx, s.w, "sqlite: open")
+	if err != nil {
+		return err
 	}
 	s.acked.entries, s.acked.hashes, s.applied = next, nextHash, next
 	s.ids = map[string]bool{}
@@ -564,7 +564,7 @@ func (s *Store) stopApplier() error {
 		return errors.Join(fmt.Errorf("sqlite: close: %d acknowledged events stay in the intake for the next open: %w", left, err), s.in.close())
 	}
 	if err := s.in.empty(); err != nil {
-		return errors.Join(intakeErr(err), s.in.close())
+		return errors.Join(fileErr("sqlite: close: empty the intake", err), s.in.close())
 	}
 	return s.in.close()
 }

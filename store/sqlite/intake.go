@@ -245,7 +245,7 @@ func openIntake(path string) (*intakeFile, error) {
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			in.close()
-			return nil, fmt.Errorf("sqlite: open intake: %w", err)
+			return nil, fileErr("sqlite: open intake", err)
 		}
 		in.f[i] = f
 	}
@@ -253,7 +253,7 @@ func openIntake(path string) (*intakeFile, error) {
 	// records fdatasynced into a file that is then missing would be lost, acknowledged.
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		in.close()
-		return nil, fmt.Errorf("sqlite: open intake: %w", err)
+		return nil, fileErr("sqlite: open intake", err)
 	}
 	return in, nil
 }

@@ -453,8 +453,13 @@ func (s *Store) Extent(ctx context.Context) (events, hashes int64, err error) {
 	if err := s.caughtUp(ctx); err != nil {
 		return 0, 0, err
 	}
-	err = s.r.QueryRowContext(ctx, tailQuery).Scan(&events, &hashes)
-	return events, hashes, mapErr("sqlite: extent", err)
+	return tail(ctx, s.r, "sqlite: extent")
+}
+
+// tail reads tailQuery on db: where the log ends, in entries and tree hashes.
+func tail(ctx context.Context, db *sql.DB, op string) (events, hashes int64, err error) {
+	err = db.QueryRowContext(ctx, tailQuery).Scan(&events, &hashes)
+	return events, hashes, mapErr(op, err)
 }
 
 // HashCount returns the number of stored tree hashes.
