@@ -76,6 +76,7 @@ func (s *Store) Append(ctx context.Context, b store.Batch) error {
 	s.unapplied[s.in.cur]++
 	for _, e := range p.Entries {
 		s.ids[e.ID] = true
+		s.filter.add(e.ID)
 	}
 	s.acked.entries += int64(len(b.Entries))
 	s.acked.hashes += int64(len(b.Hashes))
@@ -131,16 +132,24 @@ func (s *Store) checkIDs(ctx context.Context, entries []store.Entry) error {
 		}
 	}
 	s.pmu.Unlock()
+	var ask []string // the ids the id index must answer for
+	loaded := s.filter != nil && s.filter.ready.Load()
+	for _, e := range entries {
+		if !loaded || s.filter.mayHold(e.ID) {
+			ask = append(ask, e.ID)
+		}
+	}
+	s.lookups.Add(int64(len(ask)))
 	args := make([]any, 0, chunk)
-	for i := 0; i < len(entries); i += chunk {
-		part := entries[i:min(i+chunk, len(entries))]
+	for i := 0; i < len(ask); i += chunk {
+		part := ask[i:min(i+chunk, len(ask))]
 		st, err := s.stmt(ctx, s.r, "SELECT EXISTS (SELECT 1 FROM events WHERE id IN ("+strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+"))")
 		if err != nil {
 			return mapErr("sqlite: prepare", err)
 		}
 		args = args[:0]
-		for _, e := range part {
-			args = append(args, e.ID)
+		for _, id := range part {
+			args = append(args, id)
 		}
 		var found bool
 		if err := st.QueryRowContext(ctx, args...).Scan(&found); err != nil {

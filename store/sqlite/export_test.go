@@ -63,3 +63,25 @@ func FailNextSync(s *Store, err error) {
 		return err
 	}
 }
+
+// WaitIDFilter waits until Append's id filter has loaded, or failed to, and reports which.
+func WaitIDFilter(s *Store) bool {
+	<-s.filterDone
+	return s.filter.ready.Load()
+}
+
+// Lookups counts the ids Append has asked the id index about.
+func Lookups(s *Store) int64 { return s.lookups.Load() }
+
+// PauseIDScan makes every id filter's load call pause while reading the database, its snapshot
+// open, until the test ends.
+func PauseIDScan(t interface{ Cleanup(func()) }, pause func()) {
+	idScanPause = pause
+	t.Cleanup(func() { idScanPause = nil })
+}
+
+// NewIDFilter and the methods below are the filter alone, for its own test.
+func NewIDFilter(ids int64) *idFilter      { return newIDFilter(ids) }
+func (f *idFilter) Add(id string)          { f.add(id) }
+func (f *idFilter) MayHold(id string) bool { return f.mayHold(id) }
+func (f *idFilter) Parts() int             { return len(f.parts) }

@@ -34,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -96,6 +97,12 @@ type Store struct {
 	applier   chan struct{}   // closed when the applier has returned
 	closed    bool
 	held      bool // tests hold the applier (export_test.go)
+
+	// filter spares Append the id index for new ids (idfilter.go); loadIDs fills it.
+	filter     *idFilter
+	filterStop context.CancelFunc
+	filterDone chan struct{}
+	lookups    atomic.Int64 // ids looked up in the id index (tests)
 }
 
 // pending is an acknowledged batch waiting for the applier, and the intake file it is in.
@@ -168,6 +175,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
+		s.filter, s.filterDone = newIDFilter(s.applied), make(chan struct{})
+		var loadCtx context.Context
+		loadCtx, s.filterStop = context.WithCancel(context.Background())
+		go s.loadIDs(loadCtx)
 	} else if v, err := checkVersion(ctx, s.r); err != nil {
 		s.Close()
 		return nil, err
@@ -254,6 +265,10 @@ func (s *Store) startCheckpointer(path string) error {
 // Close closes the store.
 func (s *Store) Close() error {
 	var errs []error
+	if s.filterStop != nil {
+		s.filterStop()
+		<-s.filterDone
+	}
 	if s.applier != nil {
 		errs = append(errs, s.stopApplier())
 	} else if s.in != nil {
