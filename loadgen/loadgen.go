@@ -183,6 +183,9 @@ func newTarget(raw string, cfg Config) (*target, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("loadgen: url %q: want http://host:port or https://host:port", raw)
 	}
+	if strings.ContainsAny(cfg.Key, "\r\n") { // it goes into the request head as it is
+		return nil, fmt.Errorf("loadgen: the API key holds a line break")
+	}
 	t := &target{addr: u.Host}
 	if u.Port() == "" {
 		t.addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])

@@ -101,6 +101,7 @@ func TestRunBadConfig(t *testing.T) {
 		{URL: "127.0.0.1:8433", Connections: 1, Batch: 1, Duration: time.Second},
 		{URL: "ftp://127.0.0.1", Connections: 1, Batch: 1, Duration: time.Second},
 		{URL: "http://127.0.0.1:1", Connections: 0, Batch: 1, Duration: time.Second},
+		{URL: "http://127.0.0.1:1", Key: "k\r\nX-Injected: 1", Connections: 1, Batch: 1, Duration: time.Second},
 	} {
 		if _, err := Run(context.Background(), cfg); err == nil {
 			t.Errorf("%+v: no error", cfg)

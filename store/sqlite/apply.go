@@ -133,7 +133,7 @@ func (s *Store) checkIDs(ctx context.Context, entries []store.Entry) error {
 	}
 	s.pmu.Unlock()
 	var ask []string // the ids the id index must answer for
-	loaded := s.filter != nil && s.filter.ready.Load()
+	loaded := s.filter.ready.Load()
 	for _, e := range entries {
 		if !loaded || s.filter.mayHold(e.ID) {
 			ask = append(ask, e.ID)

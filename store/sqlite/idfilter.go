@@ -128,8 +128,9 @@ func (s *Store) loadIDs(ctx context.Context) {
 		f.mu.Unlock()
 		batch = batch[:0]
 	}
+	rows := 0
 	err = c.query(ctx, "SELECT id FROM events", nil, func(st *rawStmt) error {
-		if len(batch) == 0 && idScanPause != nil {
+		if rows++; rows == 1 && idScanPause != nil {
 			idScanPause()
 		}
 		batch = append(batch, maphash.Bytes(f.seed, st.bytes(0)))
