@@ -8,11 +8,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,7 +137,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				status, err := conn.post(ctx, body)
 				done := time.Now()
 				if err != nil {
-					if ctx.Err() == nil && done.Before(end) { // not a request cut off at the end
+					if !cutOff(ctx, err, done, end) {
 						errs++
 					}
 					continue
@@ -176,6 +178,17 @@ type target struct {
 	addr string      // host:port
 	tls  *tls.Config // nil for http
 	head []byte
+}
+
+// cutOff reports whether err only says that the run ended during the request: such a request
+// was neither answered nor refused, so it counts as neither. Any other error counts, even one that
+// came after the end (a certificate refused in a handshake that outlasted the run is a failure).
+func cutOff(ctx context.Context, err error, done, end time.Time) bool {
+	if ctx.Err() == nil && done.Before(end) {
+		return false
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed)
 }
 
 func newTarget(raw string, cfg Config) (*target, error) {

@@ -3,9 +3,12 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -87,7 +90,9 @@ func TestRun(t *testing.T) {
 func TestRunUntrustedTLS(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }))
 	defer srv.Close()
-	res, err := Run(context.Background(), Config{URL: srv.URL, Key: "k", Connections: 2, Batch: 1, Rate: 100, Duration: 200 * time.Millisecond})
+	// Long enough for a handshake to end inside the run on a loaded machine under the race
+	// detector; a refused certificate counts as an error even when it comes after the end.
+	res, err := Run(context.Background(), Config{URL: srv.URL, Key: "k", Connections: 2, Batch: 1, Rate: 20, Duration: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +110,32 @@ func TestRunBadConfig(t *testing.T) {
 	} {
 		if _, err := Run(context.Background(), cfg); err == nil {
 			t.Errorf("%+v: no error", cfg)
+		}
+	}
+}
+
+// Only the errors the run's own end causes go uncounted, and only once the run has ended.
+func TestCutOff(t *testing.T) {
+	end := time.Now()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	refused := errors.New("tls: failed to verify certificate: x509: certificate signed by unknown authority")
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		done time.Time
+		want bool
+	}{
+		{"deadline at the end", ended, timeout, end, true},
+		{"canceled handshake at the end", ended, context.Canceled, end, true},
+		{"certificate refused after the end", ended, refused, end, false},
+		{"request timeout inside the run", context.Background(), timeout, end.Add(-time.Second), false},
+		{"deadline after the end, context not yet done", context.Background(), timeout, end.Add(time.Millisecond), true},
+	} {
+		if got := cutOff(tc.ctx, tc.err, tc.done, end); got != tc.want {
+			t.Errorf("%s: cutOff = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
