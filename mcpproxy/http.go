@@ -83,7 +83,8 @@ func NewHTTP(cfg Config, upstream string) (*HTTPProxy, error) {
 					}
 				}
 				if p.recordAfter() {
-					resp.Body = proxyhttp.AfterRead(body, observe)
+					p.handOn()
+					resp.Body = proxyhttp.AfterRead(body, func() { observe(); p.recordedHandedOn() })
 					return nil
 				}
 				observe()
@@ -195,6 +196,7 @@ type sseObserver struct {
 func (s *sseObserver) observePending() {
 	for _, m := range s.pending {
 		s.p.observeLine(fromServer, m)
+		s.p.recordedHandedOn()
 	}
 	s.pending = s.pending[:0]
 }
@@ -243,6 +245,7 @@ func (s *sseObserver) feed(line []byte) {
 	case len(l) == 0:
 		if s.data.Len() > 0 {
 			if s.p.recordAfter() {
+				s.p.handOn()
 				s.pending = append(s.pending, bytes.Clone(s.data.Bytes()))
 			} else {
 				s.p.observeLine(fromServer, s.data.Bytes())

@@ -1,6 +1,7 @@
 package mcpproxy_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,6 +138,89 @@ func TestStreamableHTTPProxy(t *testing.T) {
 		t.Errorf("echo: %+v", e)
 	}
 	if e := calls["get-sum"]; e == nil || e.Success == nil || *e.Success {
+		t.Errorf("get-sum: %+v", e)
+	}
+}
+
+// slowFlush holds a POST's handler after the client has its answer (an SSE event flushed)
+// until the client's DELETE has arrived: the widest gap there can be between an answer handed on
+// in Async mode and its recording.
+type slowFlush struct {
+	http.ResponseWriter
+	armed   *atomic.Bool
+	deleted chan struct{}
+	data    bool // an SSE event was written
+}
+
+func (w *slowFlush) Write(b []byte) (int, error) {
+	w.data = w.data || bytes.Contains(b, []byte("data:"))
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *slowFlush) Flush() {
+	w.ResponseWriter.(http.Flusher).Flush()
+	if w.data && w.armed.CompareAndSwap(true, false) {
+		select {
+		case <-w.deleted:
+		case <-time.After(10 * time.Second):
+		}
+		time.Sleep(200 * time.Millisecond) // the DELETE's handler reaches session_end meanwhile
+	}
+}
+
+// TestStreamableHTTPEndAfterAnswers: in Async mode the client has an answer before the proxy
+// records it, and may end the session at once. session_end still comes last, after the call
+// recorded with its real answer, not as unanswered (as it was when the DELETE came first: found
+// by TestStreamableHTTPProxy failing in CI with session_end before the last call).
+func TestStreamableHTTPEndAfterAnswers(t *testing.T) {
+	endpoint := everythingHTTP(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	sink, err := embedded.Open(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := agentaudit.New(sink)
+	if rec.Mode() != agentaudit.Async {
+		t.Fatalf("mode %v: the test is about Async", rec.Mode())
+	}
+	hp, err := mcpproxy.NewHTTP(mcpproxy.Config{Recorder: rec, UserID: "usr_2"}, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var armed atomic.Bool
+	deleted := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			close(deleted)
+		}
+		if r.Method == http.MethodPost {
+			w = &slowFlush{ResponseWriter: w, armed: &armed, deleted: deleted}
+		}
+		hp.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "http-host", Version: "2"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: srv.URL, HTTPClient: &http.Client{}, MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "get-sum", Arguments: map[string]any{"a": "x"}}); err != nil || !res.IsError {
+		t.Fatalf("get-sum: %v %+v", err, res)
+	}
+	cs.Close()
+	srv.Close()
+	hp.Close()
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	evs := readEvents(t, dir)
+	if len(evs) != 3 || evs[0].Kind != event.KindSessionStart || evs[2].Kind != event.KindSessionEnd {
+		t.Fatalf("events: %s", kinds(evs))
+	}
+	if e := toolCalls(evs)["get-sum"]; e == nil || e.Success == nil || *e.Success || e.ErrorType != "tool_error" {
 		t.Errorf("get-sum: %+v", e)
 	}
 }

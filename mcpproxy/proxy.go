@@ -66,7 +66,37 @@ type Proxy struct {
 	initID  string
 	pending map[string]*call // tools/call requests by JSON-RPC id
 	ended   bool
+
+	// Over HTTP in Async mode an answer is handed to the client before it is recorded, so a
+	// client may end the session (DELETE) in between. finish waits for those recordings, so that
+	// session_end comes after every call the client was answered, recorded with its answer.
+	handedOn int           // answers handed on, not yet recorded
+	recorded chan struct{} // closed when handedOn falls back to zero
 }
+
+// handOn counts an answer handed to the client before its recording; recordedHandedOn, once it
+// is recorded.
+func (p *Proxy) handOn() {
+	p.mu.Lock()
+	if p.handedOn == 0 {
+		p.recorded = make(chan struct{})
+	}
+	p.handedOn++
+	p.mu.Unlock()
+}
+
+func (p *Proxy) recordedHandedOn() {
+	p.mu.Lock()
+	if p.handedOn--; p.handedOn == 0 {
+		close(p.recorded)
+	}
+	p.mu.Unlock()
+}
+
+// handedOnWait bounds finish's wait for answers handed on but not yet recorded, since a recording
+// can wait on a write to a client that has stopped reading. A call still waiting then is recorded
+// as unanswered, before session_end.
+const handedOnWait = 5 * time.Second
 
 type peerInfo struct {
 	Name    string `json:"name"`
@@ -582,6 +612,19 @@ func (p *Proxy) finish(ctx context.Context, why string) {
 	if p.ended {
 		p.mu.Unlock()
 		return
+	}
+	if p.handedOn > 0 {
+		recorded := p.recorded
+		p.mu.Unlock()
+		select {
+		case <-recorded:
+		case <-time.After(handedOnWait):
+		}
+		p.mu.Lock()
+		if p.ended {
+			p.mu.Unlock()
+			return
+		}
 	}
 	p.ended = true
 	pending := p.pending
